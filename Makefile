@@ -1,0 +1,36 @@
+# Two commands for a fresh machine: `make test` and `make serve`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install -q -c constraints.txt
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+STAMP := $(VENV)/.installed
+
+.PHONY: install test lint serve bench redis clean
+
+$(STAMP): pyproject.toml constraints.txt clients/python/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PIP) -e '.[dev,bench]' -e 'clients/python[torch]'
+	touch $@
+
+install: $(STAMP)
+
+redis:
+	@command -v redis-server >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server; }
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: $(STAMP) redis lint
+	$(PY) -m pytest -q
+
+serve: $(STAMP)
+	$(VENV)/bin/augsvc serve --host 127.0.0.1 --port 8000
+
+bench: $(STAMP)
+	$(VENV)/bin/augsvc bench engine
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

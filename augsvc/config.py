@@ -1,0 +1,37 @@
+"""Settings: the only way augsvc is configured (environment variables, prefix ``AUGSVC_``).
+
+Nothing builds a Settings at import time; ``create_app(settings)`` and the CLI do.
+Every field here is listed in the README's settings table.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AUGSVC_", extra="ignore")
+
+    redis_url: SecretStr | None = Field(
+        default=None,
+        description="Redis URL for recipes and datasets; unset = embedded in-memory store.",
+    )
+    redis_prefix: str = Field(default="augsvc", description="Key prefix in Redis.")
+    device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N")
+
+    api_keys: SecretStr | None = Field(
+        default=None,
+        description="Comma-separated `key:scope` pairs (scope read or admin); unset = open.",
+    )
+
+    max_request_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    max_images: int = Field(default=256, gt=0, description="Images per request.")
+    max_image_pixels: int = Field(
+        default=40_000_000, gt=0, description="Pixels per decoded image (decompression bombs)."
+    )
+    max_output_pixels: int = Field(
+        default=256 * 1024 * 1024, gt=0, description="Output pixels per request (N*H*W)."
+    )
+    plan_cache_size: int = Field(default=256, gt=0, description="Compiled plans per process.")
+    queue_depth: int = Field(default=8, gt=0, description="Engine jobs waiting before 503.")

@@ -1,0 +1,96 @@
+"""Colour maths: a run of colour ops fuses into one per-sample affine map.
+
+Brightness, saturation, hue (a rotation of chroma in YIQ space, as DALI's ``hue``)
+and grayscale are linear 3x3 maps of RGB. Contrast blends with the mean luma of
+the image as it is at that point, which is itself linear in the mean RGB ``m`` of
+the stage's input. So a whole run is ``y = A x + B m`` per sample: ``A`` and ``B``
+are composed here in float64 from the sampled factors, and the pixels are touched
+once (one batched matmul, one clamp at the end) instead of once per op.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R 601, as torchvision's rgb_to_grayscale
+_RGB_TO_YIQ = np.array(
+    [[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]]
+)
+_YIQ_TO_RGB = np.linalg.inv(_RGB_TO_YIQ)
+_ONES_LUMA = np.outer(np.ones(3), LUMA)  # x -> luma replicated over RGB
+
+
+def brightness(b: np.ndarray) -> np.ndarray:
+    return b[:, None, None] * np.eye(3)
+
+
+def saturation(s: np.ndarray) -> np.ndarray:
+    """s*x + (1-s)*luma(x), torchvision's adjust_saturation without the clamp."""
+    return s[:, None, None] * np.eye(3) + (1 - s)[:, None, None] * _ONES_LUMA
+
+
+def hue(shift_turns: np.ndarray) -> np.ndarray:
+    """Rotate (I, Q) by shift * 360 degrees; positive moves red towards green, as HSV."""
+    t = 2 * np.pi * shift_turns
+    r = np.broadcast_to(np.eye(3), (len(t), 3, 3)).copy()
+    r[:, 1, 1] = np.cos(t)
+    r[:, 1, 2] = np.sin(t)
+    r[:, 2, 1] = -np.sin(t)
+    r[:, 2, 2] = np.cos(t)
+    return _YIQ_TO_RGB @ r @ _RGB_TO_YIQ
+
+
+def grayscale(on: np.ndarray) -> np.ndarray:
+    return np.where(on[:, None, None], _ONES_LUMA, np.eye(3))
+
+
+class ColourMap:
+    """Accumulates ``y = A x + B m`` over a run of colour ops (all arrays float64)."""
+
+    def __init__(self, n: int) -> None:
+        self.a = np.broadcast_to(np.eye(3), (n, 3, 3)).copy()
+        self.b = np.zeros((n, 3, 3))
+
+    def linear(self, m: np.ndarray) -> None:
+        self.a = m @ self.a
+        self.b = m @ self.b
+
+    def contrast(self, c: np.ndarray) -> None:
+        """c*x + (1-c)*mean(luma(x)): the current mean RGB is (A + B) m."""
+        c3 = c[:, None, None]
+        self.b = c3 * self.b + (1 - c3) * (_ONES_LUMA @ (self.a + self.b))
+        self.a = c3 * self.a
+
+    @property
+    def uses_mean(self) -> bool:
+        return bool(np.any(self.b != 0))
+
+
+def apply_colour(
+    x: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None, hi: float
+) -> torch.Tensor:
+    """Apply ``y = A x + B m`` to float images (N,C,H,W) in [0, hi], C in {1, 3, 4}.
+
+    Grey images take the luma-projected scalar form of the map (brightness and
+    contrast act; saturation and hue have nothing to act on); alpha passes through.
+    """
+    n, c, h, w = x.shape
+    if c == 1:
+        luma = torch.as_tensor(LUMA, dtype=a.dtype, device=a.device)
+        gain = (luma @ a).sum(-1)  # luma · A · 1
+        y = x * gain.view(n, 1, 1, 1)
+        if b is not None:
+            offset = (luma @ b).sum(-1) * x.mean(dim=(1, 2, 3))
+            y = y + offset.view(n, 1, 1, 1)
+        return y.clamp_(0, hi)
+    rgb = x[:, :3].reshape(n, 3, h * w)
+    if b is not None:
+        offset = torch.bmm(b, rgb.mean(dim=2, keepdim=True))
+        y = torch.baddbmm(offset, a, rgb)
+    else:
+        y = torch.bmm(a, rgb)
+    y = y.clamp_(0, hi).view(n, 3, h, w)
+    if c == 4:
+        y = torch.cat([y, x[:, 3:]], dim=1)
+    return y

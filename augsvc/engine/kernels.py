@@ -1,0 +1,193 @@
+"""Pixel kernels: pure functions over image tensors (N,C,H,W), values in [0, 255].
+
+They execute parameters that were already drawn and composed; nothing here draws
+a random number. Kornia's functional API does the resampling and filtering.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from kornia.filters import gaussian_blur2d
+from kornia.geometry.conversions import normalize_homography
+from kornia.geometry.transform import warp_affine, warp_perspective
+
+from augsvc.engine import geometry
+
+SHRINK_LIMIT = 0.5  # warps that shrink more than 2x are pre-shrunk first
+
+
+def shrink_factor(matrix: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Per-sample integer box-filter factor that keeps each warp's shrink under 2x."""
+    n = len(matrix)
+    s = geometry.linear_scale(matrix, np.full(n, float(height)), np.full(n, float(width)))
+    k = np.floor(SHRINK_LIMIT / np.maximum(s, 1e-9)).astype(np.int64)
+    return np.clip(k, 1, max(1, min(height, width) // 2))
+
+
+def prescale(k: int) -> np.ndarray:
+    """Maps pixel coordinates of a k-times box-filtered image back to the original."""
+    return np.array([[k, 0, (k - 1) / 2], [0, k, (k - 1) / 2], [0, 0, 1]], dtype=np.float64)
+
+
+def warp(
+    src: torch.Tensor,
+    matrix: np.ndarray,
+    out_hw: tuple[int, int],
+    *,
+    mode: str,
+    padding_mode: str,
+    fill: tuple[int, ...],
+    antialias: bool,
+) -> torch.Tensor:
+    """Resample every sample of ``src`` (uint8 or float) through its forward matrix
+    straight to ``out_hw``: one resampling for a whole run of geometric ops.
+
+    With ``antialias``, samples whose matrix shrinks by more than 2x are first box
+    filtered by an integer factor (their matrix adjusted to match), so the single
+    warp does not alias and fewer pixels are converted to float.
+    """
+    n, c, h, w = src.shape
+    factors = shrink_factor(matrix, h, w) if antialias else np.ones(n, dtype=np.int64)
+    out = None
+    for k in np.unique(factors):
+        rows = np.flatnonzero(factors == k)
+        part = src if len(rows) == n else src[torch.as_tensor(rows, device=src.device)]
+        part = part.float()
+        m = matrix[rows]
+        if k > 1:
+            part = F.avg_pool2d(part, int(k))
+            m = m @ prescale(int(k))
+        warped = _warp_once(part, m, out_hw, mode=mode, padding_mode=padding_mode, fill=fill)
+        if len(rows) == n:
+            return warped
+        if out is None:
+            out = warped.new_empty((n, c, *out_hw))
+        out[torch.as_tensor(rows, device=src.device)] = warped
+    assert out is not None
+    return out
+
+
+def _warp_once(
+    src: torch.Tensor,
+    matrix: np.ndarray,
+    out_hw: tuple[int, int],
+    *,
+    mode: str,
+    padding_mode: str,
+    fill: tuple[int, ...],
+) -> torch.Tensor:
+    c = src.shape[1]
+    if padding_mode == "constant" and any(fill):
+        fill_value = channel_values(fill, c, src)
+        return _kornia_warp(src, matrix, out_hw, mode, "fill", fill_value)
+    padding_mode = "zeros" if padding_mode == "constant" else padding_mode
+    if not geometry.is_affine(matrix):
+        return _kornia_warp(src, matrix, out_hw, mode, padding_mode, None)
+    theta = sampling_theta(matrix, src.shape[-2:], out_hw).to(dtype=src.dtype, device=src.device)
+    grid = F.affine_grid(theta, [src.shape[0], c, *out_hw], align_corners=True)
+    return F.grid_sample(src, grid, mode=mode, padding_mode=padding_mode, align_corners=True)
+
+
+def sampling_theta(
+    matrix: np.ndarray, src_hw: tuple[int, int], out_hw: tuple[int, int]
+) -> torch.Tensor:
+    """The (N,2,3) output-to-source map in normalised coordinates that grid_sample wants.
+
+    Same maths as Kornia's ``warp_affine`` (``normalize_homography``, then the
+    inverse), done in float64; ``F.affine_grid`` then builds the grid in one batched
+    matmul, which on CPU is several times faster than Kornia's elementwise grid.
+    """
+    m = torch.as_tensor(matrix, dtype=torch.float64)
+    dst_from_src = normalize_homography(m, tuple(src_hw), tuple(out_hw))
+    return torch.linalg.inv(dst_from_src)[:, :2].float()
+
+
+def _kornia_warp(
+    src: torch.Tensor,
+    matrix: np.ndarray,
+    out_hw: tuple[int, int],
+    mode: str,
+    padding_mode: str,
+    fill_value: torch.Tensor | None,
+) -> torch.Tensor:
+    m = torch.as_tensor(matrix, dtype=torch.float32, device=src.device)
+    affine = geometry.is_affine(matrix)
+    fn = warp_affine if affine else warp_perspective
+    return fn(
+        src,
+        m[:, :2] if affine else m,
+        out_hw,
+        mode=mode,
+        padding_mode=padding_mode,
+        align_corners=True,
+        fill_value=fill_value,
+    )
+
+
+def channel_values(values: tuple[int, ...], c: int, like: torch.Tensor) -> torch.Tensor:
+    """Per-channel constants for ``c`` channels from 1, 3 or 4 given values: one value
+    broadcasts, RGB gains an opaque alpha, colour becomes luma for grey images."""
+    if len(values) == 1:
+        v = values * c
+    elif c == 1:
+        v = (round(0.299 * values[0] + 0.587 * values[1] + 0.114 * values[2]),)
+    else:
+        v = (*values[:3], values[3] if len(values) == 4 else 255)[:c]
+    return torch.tensor(v, dtype=like.dtype, device=like.device)
+
+
+def blur(x: torch.Tensor, applied: np.ndarray, sigma: np.ndarray, kernel_size: tuple[int, int]):
+    """Gaussian blur of the applied samples, each with its own sigma."""
+    rows = np.flatnonzero(applied)
+    if len(rows) == 0:
+        return x
+    idx = torch.as_tensor(rows, device=x.device)
+    s = torch.as_tensor(np.repeat(sigma[rows, None], 2, 1), dtype=x.dtype, device=x.device)
+    x = x.clone()
+    x[idx] = gaussian_blur2d(x[idx], kernel_size, s, border_type="reflect")
+    return x
+
+
+def erase(x: torch.Tensor, applied: np.ndarray, boxes: np.ndarray, value: tuple[int, ...]):
+    """Fill each applied sample's box (top, left, height, width) with ``value``."""
+    if not applied.any():
+        return x
+    n, c, h, w = x.shape
+    b = torch.as_tensor(np.where(applied[:, None], boxes, 0), dtype=torch.int64, device=x.device)
+    top, left, bh, bw = (b[:, i].view(n, 1, 1) for i in range(4))
+    rows = torch.arange(h, device=x.device).view(1, h, 1)
+    cols = torch.arange(w, device=x.device).view(1, 1, w)
+    mask = (rows >= top) & (rows < top + bh) & (cols >= left) & (cols < left + bw)
+    fill = channel_values(value, c, x)
+    return torch.where(mask[:, None], fill.view(1, c, 1, 1), x)
+
+
+def normalize(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
+    """(x / 255 - mean) / std, per channel (a single mean/std broadcasts)."""
+    c = x.shape[1]
+    m = torch.tensor(mean if len(mean) == c else mean[:1] * c, dtype=x.dtype, device=x.device)
+    s = torch.tensor(std if len(std) == c else std[:1] * c, dtype=x.dtype, device=x.device)
+    return (x / 255.0 - m.view(1, c, 1, 1)) / s.view(1, c, 1, 1)
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    return x.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def convert_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """uint8 (N,C,H,W) to ``channels``: grey is replicated, alpha dropped or made
+    opaque, colour reduced to ITU-R 601 luma."""
+    c = x.shape[1]
+    if c == channels:
+        return x
+    if channels == 1:
+        rgb = x[:, :3].float()
+        luma = 0.299 * rgb[:, 0] + 0.587 * rgb[:, 1] + 0.114 * rgb[:, 2]
+        return luma.round_().clamp_(0, 255).to(torch.uint8).unsqueeze(1)
+    rgb = x[:, :1].expand(-1, 3, -1, -1) if c in (1, 2) else x[:, :3]
+    if channels == 3:
+        return rgb.contiguous()
+    alpha = x[:, -1:] if c == 4 else torch.full_like(x[:, :1], 255)
+    return torch.cat([rgb, alpha], dim=1)

@@ -1,0 +1,179 @@
+"""The one error tree of augsvc.
+
+Every failure a caller can cause is a subclass of :class:`AugsvcError` carrying an
+HTTP status and a stable machine-readable ``code``. The engine, codec and store raise
+these without knowing about HTTP; the API renders any of them as RFC 9457
+``application/problem+json`` in one handler, and the SDK maps ``code`` back to the
+same tree. Routes never build HTTP errors by hand.
+
+    AugsvcError (500 internal)
+    ├── BadRequest (400 bad-request)
+    ├── Unauthorized (401 unauthorized)
+    ├── Forbidden (403 forbidden)
+    ├── NotFound (404 not-found)
+    │   ├── RecipeNotFound (404 recipe-not-found)
+    │   └── DatasetNotFound (404 dataset-not-found)
+    ├── NotAcceptable (406 not-acceptable)
+    ├── PreconditionFailed (412 precondition-failed)
+    ├── PayloadTooLarge (413 payload-too-large)
+    │   ├── TooManyImages (413 too-many-images)
+    │   └── ImageTooLarge (413 image-too-large)
+    ├── UnsupportedMediaType (415 unsupported-media-type)
+    ├── ValidationFailed (422 validation-failed)
+    │   ├── InvalidRecipe (422 invalid-recipe)
+    │   ├── InvalidReference (422 invalid-reference)
+    │   └── UndecodableImage (422 undecodable-image)
+    └── Unavailable (503 unavailable)
+        ├── StoreUnavailable (503 store-unavailable)
+        └── Overloaded (503 overloaded)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+PROBLEM_TYPE_PREFIX = "urn:augsvc:problem:"
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one input field; ``loc`` is a path such as ``("ops", 2, "degrees")``."""
+
+    loc: tuple[str | int, ...]
+    msg: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"loc": list(self.loc), "msg": self.msg}
+
+
+class AugsvcError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal"
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: list[FieldError] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = list(errors or [])
+        self.headers = dict(headers or {})
+
+    @property
+    def type(self) -> str:
+        return PROBLEM_TYPE_PREFIX + self.code
+
+    def problem(self, instance: str | None = None) -> dict[str, Any]:
+        """The RFC 9457 body for this error."""
+        body: dict[str, Any] = {
+            "type": self.type,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "code": self.code,
+        }
+        if instance:
+            body["instance"] = instance
+        if self.errors:
+            body["errors"] = [e.as_dict() for e in self.errors]
+        return body
+
+
+class BadRequest(AugsvcError):
+    status, code, title = 400, "bad-request", "Bad request"
+
+
+class Unauthorized(AugsvcError):
+    status, code, title = 401, "unauthorized", "Missing or unknown API key"
+
+    def __init__(self, detail: str, **kw: Any) -> None:
+        kw.setdefault("headers", {"WWW-Authenticate": 'Bearer realm="augsvc"'})
+        super().__init__(detail, **kw)
+
+
+class Forbidden(AugsvcError):
+    status, code, title = 403, "forbidden", "API key lacks the required scope"
+
+
+class NotFound(AugsvcError):
+    status, code, title = 404, "not-found", "Not found"
+
+
+class RecipeNotFound(NotFound):
+    code, title = "recipe-not-found", "Recipe not found"
+
+
+class DatasetNotFound(NotFound):
+    code, title = "dataset-not-found", "Dataset not found"
+
+
+class NotAcceptable(AugsvcError):
+    status, code, title = 406, "not-acceptable", "No acceptable response type"
+
+
+class PreconditionFailed(AugsvcError):
+    status, code, title = 412, "precondition-failed", "Precondition failed"
+
+
+class PayloadTooLarge(AugsvcError):
+    status, code, title = 413, "payload-too-large", "Request too large"
+
+
+class TooManyImages(PayloadTooLarge):
+    code, title = "too-many-images", "Too many images in one request"
+
+
+class ImageTooLarge(PayloadTooLarge):
+    code, title = "image-too-large", "Image has too many pixels"
+
+
+class UnsupportedMediaType(AugsvcError):
+    status, code, title = 415, "unsupported-media-type", "Unsupported media type"
+
+
+class ValidationFailed(AugsvcError):
+    status, code, title = 422, "validation-failed", "Invalid input"
+
+
+class InvalidRecipe(ValidationFailed):
+    code, title = "invalid-recipe", "Invalid recipe"
+
+
+class InvalidReference(ValidationFailed):
+    code, title = "invalid-reference", "Malformed recipe reference"
+
+
+class UndecodableImage(ValidationFailed):
+    code, title = "undecodable-image", "Image could not be decoded"
+
+
+class Unavailable(AugsvcError):
+    status, code, title = 503, "unavailable", "Service unavailable"
+
+
+class StoreUnavailable(Unavailable):
+    code, title = "store-unavailable", "Recipe store unavailable"
+
+
+class Overloaded(Unavailable):
+    code, title = "overloaded", "Server busy"
+
+    def __init__(self, detail: str, *, retry_after: int = 1, **kw: Any) -> None:
+        kw.setdefault("headers", {"Retry-After": str(retry_after)})
+        super().__init__(detail, **kw)
+
+
+def all_errors() -> list[type[AugsvcError]]:
+    """Every class in the tree, root first (used by docs and the SDK parity test)."""
+    seen: list[type[AugsvcError]] = []
+    stack: list[type[AugsvcError]] = [AugsvcError]
+    while stack:
+        cls = stack.pop(0)
+        seen.append(cls)
+        stack.extend(cls.__subclasses__())
+    return seen

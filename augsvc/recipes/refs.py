@@ -1,0 +1,44 @@
+"""Recipe references: ``name``, ``name@3`` or ``sha256:<64 hex>``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from augsvc.errors import InvalidReference
+
+NAME_PATTERN = r"[a-z0-9][a-z0-9._-]{0,63}"
+_NAME = re.compile(NAME_PATTERN)
+_REF = re.compile(rf"(?P<name>{NAME_PATTERN})(?:@(?P<version>[1-9][0-9]{{0,8}}))?")
+_DIGEST = re.compile(r"sha256:(?P<hex>[0-9a-f]{64})")
+
+
+@dataclass(frozen=True)
+class RecipeRef:
+    name: str | None = None
+    version: int | None = None
+    digest: str | None = None
+
+    def __str__(self) -> str:
+        if self.digest:
+            return self.digest
+        return f"{self.name}@{self.version}" if self.version else str(self.name)
+
+
+def check_name(name: str) -> str:
+    if not _NAME.fullmatch(name):
+        raise InvalidReference(
+            f"invalid recipe name {name[:80]!r}: use 1-64 of a-z 0-9 . _ - starting with a"
+            " letter or digit"
+        )
+    return name
+
+
+def parse_ref(text: str) -> RecipeRef:
+    if m := _DIGEST.fullmatch(text):
+        return RecipeRef(digest=f"sha256:{m['hex']}")
+    if m := _REF.fullmatch(text):
+        return RecipeRef(name=m["name"], version=int(m["version"]) if m["version"] else None)
+    raise InvalidReference(
+        f"malformed recipe reference {text[:80]!r}: expected name, name@version or sha256:<64 hex>"
+    )

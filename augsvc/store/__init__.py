@@ -1,0 +1,25 @@
+"""Where recipes live: Redis when ``AUGSVC_REDIS_URL`` is set, else in this process."""
+
+from __future__ import annotations
+
+from augsvc.config import Settings
+from augsvc.store.base import RecipeStore, StoredRecipe
+from augsvc.store.memory import MemoryRecipeStore
+from augsvc.store.redis import RedisRecipeStore
+
+__all__ = [
+    "MemoryRecipeStore",
+    "RecipeStore",
+    "RedisRecipeStore",
+    "StoredRecipe",
+    "open_recipe_store",
+]
+
+
+def open_recipe_store(settings: Settings) -> RecipeStore:
+    """The store the settings ask for. Nothing connects yet: call ``ping()`` to check."""
+    if settings.redis_url is not None:
+        return RedisRecipeStore.from_url(
+            settings.redis_url.get_secret_value(), settings.redis_prefix
+        )
+    return MemoryRecipeStore()
