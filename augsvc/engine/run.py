@@ -20,6 +20,7 @@ from augsvc.engine.plan import (
     WarpParams,
     sample_plan,
 )
+from augsvc.engine.rng import MAX_SEED
 from augsvc.errors import PayloadTooLarge, ValidationFailed
 
 Images = torch.Tensor | Sequence[torch.Tensor]
@@ -94,6 +95,8 @@ def augment(
     )
     if len(keys_arr) != n or (keys_arr < 0).any():
         raise ValidationFailed("keys must be one non-negative integer per image")
+    if not (isinstance(seed, int) and 0 <= seed <= MAX_SEED):
+        raise ValidationFailed(f"seed must be an integer in 0..{MAX_SEED}, got {seed!r}")
     device = torch.device(device) if isinstance(device, str) else device
     in_hw = np.array([img.shape[1:] for img in items], dtype=np.int64)
     sampled = sample_plan(plan, seed, keys_arr, in_hw)

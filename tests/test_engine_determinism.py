@@ -1,0 +1,125 @@
+"""Every sample is a pure function of (recipe, seed, sample key, image)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from augsvc.engine import augment, compile_plan
+from augsvc.recipes import parse_recipe
+from tests.photos import photo, photo_batch
+
+BENCH_CHAIN = {
+    "ops": [
+        {"op": "rotate", "degrees": 30},
+        {"op": "random_resized_crop", "size": [64, 80], "scale": [0.5, 1.0]},
+        {"op": "hflip"},
+        {"op": "color_jitter", "brightness": 0.4, "contrast": 0.4, "saturation": 0.4, "hue": 0.1},
+    ]
+}
+EVERY_OP = {
+    "ops": [
+        {"op": "pad", "padding": [4, 2, 6, 8]},
+        {"op": "affine", "degrees": 10, "translate": [0.1, 0.1], "scale": [0.8, 1.2], "shear": 5},
+        {"op": "perspective", "distortion_scale": 0.3, "p": 0.7},
+        {"op": "crop", "size": [100, 130], "position": "random"},
+        {"op": "vflip"},
+        {"op": "color_jitter", "brightness": 0.3, "contrast": 0.3, "saturation": 0.3, "hue": 0.05},
+        {"op": "grayscale", "p": 0.3},
+        {"op": "resize", "size": [48, 64]},
+        {"op": "gaussian_blur", "kernel_size": 5, "sigma": [0.1, 2.0]},
+        {"op": "random_erasing", "p": 0.5, "value": [255, 0, 0]},
+    ]
+}
+
+
+@pytest.fixture(params=["bench_chain", "every_op"])
+def plan(request):
+    return compile_plan(parse_recipe(BENCH_CHAIN if request.param == "bench_chain" else EVERY_OP))
+
+
+def test_same_inputs_give_identical_bytes(plan):
+    images = photo_batch(12)
+    a = augment(plan, images, seed=7).images
+    b = augment(plan, images.clone(), seed=7).images
+    assert a.dtype == torch.uint8
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("k", [1, 5, 11])
+def test_one_call_equals_two_calls_split_at_k(plan, k):
+    images = photo_batch(12)
+    whole = augment(plan, images, seed=3, offset=100).images
+    first = augment(plan, images[:k], seed=3, offset=100).images
+    rest = augment(plan, images[k:], seed=3, offset=100 + k).images
+    assert torch.equal(whole, torch.cat([first, rest]))
+
+
+def test_batch_composition_and_order_do_not_matter(plan):
+    """A sample keeps its bytes when its neighbours change, whatever their sizes."""
+    target = photo(120, 160)
+    alone = augment(plan, target[None], seed=5, keys=[42]).images[0]
+    crowd = [photo(90, 70), target, photo(200, 300), photo(120, 160).flip(-1)]
+    mixed = augment(plan, crowd, seed=5, keys=[7, 42, 8, 9])
+    assert mixed.uniform
+    assert torch.equal(mixed.images[1], alone)
+
+
+def test_different_seed_or_key_gives_different_output(plan):
+    images = photo_batch(8)
+    base = augment(plan, images, seed=1).images
+    other_seed = augment(plan, images, seed=2).images
+    other_keys = augment(plan, images, seed=1, offset=8).images
+    for other in (other_seed, other_keys):
+        differing = [not torch.equal(base[i], other[i]) for i in range(8)]
+        assert all(differing)
+
+
+def test_recipe_change_changes_every_draw():
+    images = photo_batch(6)
+    a = augment(compile_plan(parse_recipe(BENCH_CHAIN)), images, seed=1)
+    tweaked = {"ops": [dict(BENCH_CHAIN["ops"][0], degrees=31), *BENCH_CHAIN["ops"][1:]]}
+    b = augment(compile_plan(parse_recipe(tweaked)), images, seed=1)
+    assert not np.allclose(a.params["ops.1.top"], b.params["ops.1.top"])
+
+
+def test_params_are_returned_per_sample(plan):
+    images = photo_batch(5)
+    result = augment(plan, images, seed=9)
+    assert result.params["matrix"].shape == (5, 3, 3)
+    assert result.keys.tolist() == [0, 1, 2, 3, 4]
+    for name, values in result.params.items():
+        assert len(values) == 5, name
+
+
+def test_float32_and_normalised_outputs():
+    images = photo_batch(4)
+    f32 = parse_recipe({"ops": [{"op": "hflip", "p": 1.0}], "output": {"dtype": "float32"}})
+    out = augment(compile_plan(f32), images, seed=0).images
+    assert out.dtype == torch.float32
+    assert torch.allclose(out, images.flip(-1).float() / 255, atol=1e-5)  # grid float32
+    norm = parse_recipe({"ops": [{"op": "normalize", "mean": [0.5], "std": [0.25]}]})
+    out = augment(compile_plan(norm), images, seed=0).images
+    assert torch.allclose(out, (images.float() / 255 - 0.5) / 0.25, atol=1e-5)
+
+
+def test_mixed_channels_and_sizes_batch_together():
+    grey = photo(60, 80)[:1]
+    rgba = torch.cat([photo(100, 90), torch.full((1, 100, 90), 200, dtype=torch.uint8)])
+    rgb = photo(50, 50)
+    recipe = parse_recipe({"ops": [{"op": "hflip", "p": 1.0}], "output": {"size": [32, 32]}})
+    result = augment(compile_plan(recipe), [grey, rgba, rgb], seed=0)
+    assert result.images.shape == (3, 4, 32, 32)
+    assert torch.equal(result.images[0, 0], result.images[0, 1])  # grey replicated
+    assert (result.images[[0, 2], 3] == 255).all()  # opaque alpha added
+    assert (result.images[1, 3] == 200).all()  # alpha kept
+
+
+def test_different_output_sizes_come_back_as_a_list():
+    recipe = parse_recipe({"ops": [{"op": "vflip", "p": 1.0}]})
+    a, b = photo(40, 30), photo(20, 50)
+    result = augment(compile_plan(recipe), [a, b], seed=0)
+    assert not result.uniform
+    assert torch.equal(result.images[0], a.flip(-2))
+    assert torch.equal(result.images[1], b.flip(-2))
