@@ -179,3 +179,11 @@ def test_colour_ops_keep_shape_and_alpha(channels):
     assert out.shape == images.shape
     if channels == 4:
         assert (out[:, 3] == 77).all()
+
+
+def test_broadcast_grid_equals_torch_affine_grid():
+    from augsvc.engine.kernels import affine_grid
+
+    theta = torch.randn(5, 2, 3, generator=torch.Generator().manual_seed(0))
+    expected = F.affine_grid(theta, [5, 3, 17, 23], align_corners=True)
+    assert torch.allclose(affine_grid(theta, (17, 23)), expected, atol=1e-6)
