@@ -10,6 +10,7 @@ same tree. Routes never build HTTP errors by hand.
     ├── BadRequest (400 bad-request)
     ├── Unauthorized (401 unauthorized)
     ├── Forbidden (403 forbidden)
+    │   └── PathNotAllowed (403 path-not-allowed)
     ├── NotFound (404 not-found)
     │   ├── RecipeNotFound (404 recipe-not-found)
     │   └── DatasetNotFound (404 dataset-not-found)
@@ -98,6 +99,10 @@ class Unauthorized(AugsvcError):
 
 class Forbidden(AugsvcError):
     status, code, title = 403, "forbidden", "API key lacks the required scope"
+
+
+class PathNotAllowed(Forbidden):
+    code, title = "path-not-allowed", "Path outside the configured data roots"
 
 
 class NotFound(AugsvcError):

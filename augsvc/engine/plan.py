@@ -58,6 +58,25 @@ def compile_plan(recipe: Recipe) -> Plan:
     return Plan(recipe=recipe, digest=digest(recipe), stages=tuple(stages))
 
 
+def fixed_output_size(plan: Plan) -> tuple[int, int] | None:
+    """The (H, W) every sample ends at whatever its input size, or None when the output
+    size follows the input (streams and tensor responses need one size)."""
+    size: tuple[int, int] | None = None
+    for stage in plan.stages:
+        for _, op in stage.ops:
+            match op:
+                case o.RandomResizedCrop() | o.Crop():
+                    size = op.size
+                case o.Resize():
+                    size = op.size if isinstance(op.size, tuple) else None
+                case o.Pad():
+                    left, top, right, bottom = op.padding
+                    size = (
+                        None if size is None else (size[0] + top + bottom, size[1] + left + right)
+                    )
+    return size
+
+
 # --- sampled parameters -------------------------------------------------------------
 
 

@@ -1,0 +1,15 @@
+"""Server-side image sources for streaming: specs, path confinement, readers, epoch order."""
+
+from augsvc.datasets.order import epoch_order, rank_positions, sample_keys
+from augsvc.datasets.paths import confine
+from augsvc.datasets.sources import DatasetSpec, Source, open_source
+
+__all__ = [
+    "DatasetSpec",
+    "Source",
+    "confine",
+    "epoch_order",
+    "open_source",
+    "rank_positions",
+    "sample_keys",
+]

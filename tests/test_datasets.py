@@ -1,0 +1,113 @@
+"""Dataset sources, path confinement and the epoch order, without a server."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+
+import numpy as np
+import pytest
+
+from augsvc.datasets import DatasetSpec, confine, epoch_order, open_source, rank_positions
+from augsvc.datasets.order import sample_keys
+from augsvc.errors import PathNotAllowed, ValidationFailed
+from tests.imagegen import jpeg_bytes, png_bytes
+
+
+@pytest.fixture
+def root(tmp_path):
+    data = tmp_path / "data"
+    for label, cls in enumerate(["cat", "dog"]):
+        (data / "pets" / cls).mkdir(parents=True)
+        for i in range(3 + label):
+            (data / "pets" / cls / f"{i}.jpg").write_bytes(jpeg_bytes(16, 12, seed=i + 10 * label))
+    (data / "pets" / "dog" / "notes.txt").write_text("not an image")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "secret.png").write_bytes(png_bytes(8, 8))
+    return data
+
+
+def test_folder_source_gives_imagefolder_labels(root):
+    source = open_source(DatasetSpec(kind="folder", path="pets"), [root])
+    assert len(source) == 7
+    assert source.classes == ["cat", "dog"]
+    data, label, name = source.read(4)
+    assert (label, name) == (1, "1.jpg")
+    assert data == (root / "pets" / "dog" / "1.jpg").read_bytes()
+    assert [source.read(i)[1] for i in range(7)] == [0, 0, 0, 1, 1, 1, 1]
+
+
+def test_webdataset_shards_index_members_and_labels(root):
+    shards = root / "shards"
+    shards.mkdir()
+    expected = {}
+    for s in range(2):
+        with tarfile.open(shards / f"train-{s}.tar", "w") as tar:
+            for i in range(4):
+                key = f"s{s}_{i:03d}"
+                payload = png_bytes(10, 10, seed=s * 10 + i)
+                expected[key] = (payload, s * 4 + i)
+                for name, blob in (
+                    (f"{key}.png", payload),
+                    (f"{key}.cls", str(s * 4 + i).encode()),
+                ):
+                    info = tarfile.TarInfo(name)
+                    info.size = len(blob)
+                    tar.addfile(info, io.BytesIO(blob))
+    source = open_source(DatasetSpec(kind="webdataset", path="shards"), [root])
+    assert len(source) == 8
+    for i in range(8):
+        data, label, key = source.read(i)
+        assert (data, label) == expected[key]
+
+
+@pytest.mark.parametrize("path", ["../outside", "/etc", "pets/../../outside", "/"])
+def test_paths_outside_the_roots_are_refused(root, path):
+    with pytest.raises(PathNotAllowed):
+        open_source(DatasetSpec(kind="folder", path=path), [root])
+
+
+def test_symlinks_that_escape_are_refused(root, tmp_path):
+    os.symlink(tmp_path / "outside", root / "escape")
+    with pytest.raises(PathNotAllowed, match="outside"):
+        confine("escape", [root])
+    os.symlink(tmp_path / "outside" / "secret.png", root / "pets" / "cat" / "link.png")
+    with pytest.raises(PathNotAllowed, match=r"link\.png"):
+        open_source(DatasetSpec(kind="folder", path="pets"), [root])
+
+
+def test_missing_or_empty_sources(root):
+    with pytest.raises(ValidationFailed, match="does not exist"):
+        open_source(DatasetSpec(kind="folder", path="nope"), [root])
+    (root / "empty").mkdir()
+    with pytest.raises(ValidationFailed, match="no images"):
+        open_source(DatasetSpec(kind="folder", path="empty"), [root])
+    (root / "bad.tar").write_bytes(b"definitely not a tar" * 100)
+    with pytest.raises(ValidationFailed, match="tar"):
+        open_source(DatasetSpec(kind="webdataset", path="bad.tar"), [root])
+
+
+def test_epoch_order_is_a_permutation_fixed_by_seed_and_epoch():
+    a = epoch_order(1000, seed=1, epoch=0)
+    assert sorted(a.tolist()) == list(range(1000))
+    assert np.array_equal(a, epoch_order(1000, seed=1, epoch=0))
+    assert not np.array_equal(a, epoch_order(1000, seed=1, epoch=1))
+    assert not np.array_equal(a, epoch_order(1000, seed=2, epoch=0))
+
+
+@pytest.mark.parametrize("world_size", [1, 2, 3])
+def test_ranks_cover_every_position_exactly_once(world_size):
+    positions = np.concatenate([rank_positions(101, r, world_size, 0) for r in range(world_size)])
+    assert sorted(positions.tolist()) == list(range(101))
+
+
+def test_resume_with_another_world_size_sees_the_rest_exactly_once():
+    k = 37  # the job checkpointed after global position 37 with w=2
+    resumed = np.concatenate([rank_positions(101, r, 3, k) for r in range(3)])
+    assert sorted(resumed.tolist()) == list(range(k, 101))
+
+
+def test_sample_keys_differ_between_epochs():
+    pos = np.arange(5)
+    assert set(sample_keys(0, pos).tolist()).isdisjoint(sample_keys(1, pos).tolist())
