@@ -1,0 +1,35 @@
+"""``augsvc bench {engine,service,stream}``: throughput against peers on the same images."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from augsvc.bench.photos import BenchDependencyError, bench_photos
+
+__all__ = ["BenchDependencyError", "bench_photos", "run"]
+
+
+def _engine(args: argparse.Namespace) -> int:
+    from augsvc.bench.engine import run_engine_bench
+
+    result = run_engine_bench(batch=args.batch, repeats=args.repeats, device=args.device)
+    print(result.markdown())
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    target = args.target
+    if target != "engine":
+        print(f"augsvc bench {target}: not implemented yet", file=sys.stderr)
+        return 2
+    try:
+        return _engine(args)
+    except (BenchDependencyError, ValueError) as exc:
+        print(f"augsvc bench {target}: {exc}", file=sys.stderr)
+        return 1

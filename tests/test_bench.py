@@ -1,0 +1,93 @@
+"""Smoke tests for ``augsvc bench``: structure and outputs, never speed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("skimage", reason="bench photos need scikit-image (augsvc[bench])")
+
+from augsvc.bench import BenchDependencyError, bench_photos, run
+from augsvc.bench.engine import (
+    Contender,
+    Inputs,
+    Skipped,
+    run_engine_bench,
+)
+
+SMALL = (120, 160)
+
+
+def test_bench_photos_are_real_rgb_photos_cycled_to_n() -> None:
+    photos = bench_photos(10, size=SMALL)
+    assert len(photos) == 10
+    for photo in photos:
+        assert photo.shape == (*SMALL, 3)
+        assert photo.dtype == np.uint8
+        assert photo.std() > 10  # a photo, not a flat fill
+    assert not np.array_equal(photos[0], photos[1])
+    assert np.array_equal(photos[0], photos[8])  # 8 bundled photos, cycled
+    assert not np.shares_memory(photos[0], photos[8])
+
+
+def test_bench_photos_missing_scikit_image_says_how_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "skimage.data", None)
+    with pytest.raises(BenchDependencyError, match=r"pip install 'augsvc\[bench\]'"):
+        bench_photos(2)
+
+
+def _missing_peer(inputs: Inputs, device: torch.device, seed: int) -> Contender:
+    raise Skipped("not installed")
+
+
+def test_engine_bench_structure_and_outputs() -> None:
+    result = run_engine_bench(batch=4, repeats=1, warmup=1, device="cpu", size=SMALL)
+    by_name = {r.name: r for r in result.results}
+    assert list(by_name) == ["augsvc", "kornia", "torchvision", "albumentations"]
+    for r in result.results:
+        if r.status == "skipped":
+            assert r.reason
+            continue
+        assert r.status == "ok", r.reason
+        assert r.images_per_s is not None and r.images_per_s > 0
+        assert r.images_per_s_min is not None and r.images_per_s_max is not None
+        assert 0 < r.images_per_s_min <= r.images_per_s <= r.images_per_s_max
+        assert r.ratio_to_augsvc is not None and r.ratio_to_augsvc > 0
+        assert len(r.batch_seconds) == 1
+        out = result.outputs[r.name]
+        assert out.shape == (4, 3, 224, 224)
+        assert out.dtype == torch.uint8
+        assert out.float().std() > 10  # an image, not a flat or saturated fill
+    assert by_name["augsvc"].ratio_to_augsvc == 1.0
+
+    markdown = result.markdown()
+    assert "| contender | images/s (median) | min-max | ratio to augsvc |" in markdown
+    assert "torch " in markdown and "batch 4" in markdown
+    data = json.loads(json.dumps(result.to_dict()))
+    assert [r["name"] for r in data["results"]] == list(by_name)
+    assert data["environment"]["batch"] == 4
+
+
+def test_missing_peer_is_reported_as_skipped() -> None:
+    result = run_engine_bench(
+        batch=2, repeats=1, warmup=0, device="cpu", size=SMALL, peers=(_missing_peer,)
+    )
+    names = [(r.name, r.status) for r in result.results]
+    assert names == [("augsvc", "ok"), ("_missing_peer", "skipped")]
+    assert "skipped: not installed" in result.markdown()
+
+
+@pytest.mark.parametrize("target", ["service", "stream"])
+def test_other_targets_are_not_implemented_yet(
+    target: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = argparse.Namespace(target=target, batch=4, repeats=1, device="cpu", json=None)
+    assert run(args) == 2
+    assert "not implemented yet" in capsys.readouterr().err
