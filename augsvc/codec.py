@@ -427,7 +427,33 @@ def images_to_safetensors(
             value = value.clone()
         seen_storages.add(storage)
         prepared[key] = value
-    return safetensors.torch.save(prepared, metadata=dict(metadata) if metadata else None)
+    blob = safetensors.torch.save(prepared, metadata=dict(metadata) if metadata else None)
+    return _sorted_metadata(blob)
+
+
+def _sorted_metadata(blob: bytes) -> bytes:
+    """The same safetensors blob with its ``__metadata__`` keys in sorted order.
+
+    The safetensors writer (Rust) emits metadata in HashMap order, which is randomised
+    per process, so two replicas would answer the same request with different bytes.
+    Reordering keys keeps the header's length, hence every offset; anything unexpected
+    returns the blob unchanged.
+    """
+    header_len = int.from_bytes(blob[:8], "little")
+    raw = blob[8 : 8 + header_len]
+    try:
+        header = json.loads(raw)
+    except ValueError:
+        return blob
+    metadata = header.get("__metadata__")
+    if not isinstance(metadata, dict):
+        return blob
+    header["__metadata__"] = dict(sorted(metadata.items()))
+    ordered = {"__metadata__": header.pop("__metadata__"), **header}
+    encoded = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(encoded) > header_len:
+        return blob
+    return blob[:8] + encoded + b" " * (header_len - len(encoded)) + blob[8 + header_len :]
 
 
 def read_image_batch(data: bytes, *, max_images: int, max_pixels: int) -> torch.Tensor:

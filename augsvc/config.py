@@ -6,6 +6,8 @@ Every field here is listed in the README's settings table.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -25,7 +27,9 @@ class Settings(BaseSettings):
         description="Comma-separated `key:scope` pairs (scope read or admin); unset = open.",
     )
 
-    max_request_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    max_request_bytes: int = Field(
+        default=64 * 1024 * 1024, gt=0, description="Largest request body (413 beyond it)."
+    )
     max_images: int = Field(default=256, gt=0, description="Images per request.")
     max_image_pixels: int = Field(
         default=40_000_000, gt=0, description="Pixels per decoded image (decompression bombs)."
@@ -35,3 +39,36 @@ class Settings(BaseSettings):
     )
     plan_cache_size: int = Field(default=256, gt=0, description="Compiled plans per process.")
     queue_depth: int = Field(default=8, gt=0, description="Engine jobs waiting before 503.")
+    engine_threads: int = Field(
+        default=1,
+        gt=0,
+        description="Requests the engine works on at once (each also uses torch's own threads).",
+    )
+    preview_max: int = Field(
+        default=64, gt=0, le=256, description="Most augmentations one preview grid may show."
+    )
+    max_recipe_bytes: int = Field(
+        default=1024 * 1024, gt=0, description="Largest recipe document a PUT accepts."
+    )
+    data_roots: str = Field(
+        default="",
+        description="Comma-separated folders that registered datasets must lie under; "
+        "empty = dataset registration refused.",
+    )
+    max_streams: int = Field(
+        default=4, gt=0, description="Concurrent dataset streams per process (503 beyond)."
+    )
+    stream_prefetch: int = Field(
+        default=2,
+        gt=0,
+        le=16,
+        description="Batches a stream renders ahead of the socket (bounds its memory).",
+    )
+    decode_threads: int = Field(
+        default=2, gt=0, description="Threads decoding a stream's images in parallel."
+    )
+
+    @property
+    def data_root_paths(self) -> list[Path]:
+        """The resolved data roots (symlinks followed), for path confinement."""
+        return [Path(p.strip()).resolve() for p in self.data_roots.split(",") if p.strip()]

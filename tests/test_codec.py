@@ -612,3 +612,16 @@ def test_make_zip_stores_files_deterministically() -> None:
 def test_make_zip_rejects_duplicate_names() -> None:
     with pytest.raises(ValueError, match="duplicate"):
         codec.make_zip([("a.png", b"1"), ("a.png", b"2")])
+
+
+def test_safetensors_bytes_do_not_depend_on_metadata_order():
+    """Replicas must answer identical requests with identical bytes."""
+    import torch
+
+    tensors = {"images": torch.zeros(2, 3, 4, 4, dtype=torch.uint8), "keys": torch.arange(2)}
+    metadata = {f"k{i}": str(i) for i in range(12)}
+    reordered = dict(reversed(list(metadata.items())))
+    a = codec.images_to_safetensors(tensors, metadata)
+    assert a == codec.images_to_safetensors(tensors, reordered)
+    header = a[8 : 8 + int.from_bytes(a[:8], "little")]
+    assert header.index(b'"k0"') < header.index(b'"k1"') < header.index(b'"k9"')

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 from augsvc.config import Settings
 from augsvc.store.base import RecipeStore, StoredRecipe
+from augsvc.store.datasets import (
+    DatasetStore,
+    MemoryDatasetStore,
+    RedisDatasetStore,
+    StoredDataset,
+)
 from augsvc.store.memory import MemoryRecipeStore
 from augsvc.store.redis import RedisRecipeStore
 
 __all__ = [
+    "DatasetStore",
+    "MemoryDatasetStore",
     "MemoryRecipeStore",
     "RecipeStore",
+    "RedisDatasetStore",
     "RedisRecipeStore",
+    "StoredDataset",
     "StoredRecipe",
+    "open_dataset_store",
     "open_recipe_store",
 ]
 
@@ -23,3 +34,11 @@ def open_recipe_store(settings: Settings) -> RecipeStore:
             settings.redis_url.get_secret_value(), settings.redis_prefix
         )
     return MemoryRecipeStore()
+
+
+def open_dataset_store(settings: Settings, recipes: RecipeStore) -> DatasetStore:
+    """Datasets live beside the recipes: in the same Redis (sharing its connection pool)
+    or in this process."""
+    if isinstance(recipes, RedisRecipeStore):
+        return RedisDatasetStore(recipes.client, settings.redis_prefix)
+    return MemoryDatasetStore()

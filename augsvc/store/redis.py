@@ -134,6 +134,11 @@ class RedisRecipeStore:
 
     # -- keys -------------------------------------------------------------------------
 
+    @property
+    def client(self) -> Redis:
+        """The connection pool, shared with the dataset store."""
+        return self._redis
+
     def _names_key(self) -> str:
         return f"{self._prefix}:recipes"
 

@@ -1,0 +1,94 @@
+"""API keys with scopes: ``read`` (augment, preview, GET) and ``admin`` (writes; implies read).
+
+Keys come from ``settings.api_keys`` as ``key1:admin,key2:read``. A presented key is
+compared with *every* configured key using ``hmac.compare_digest`` and no early exit, so
+response time says nothing about which key, or how much of one, was guessed. Keys are
+never logged or echoed in errors.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from enum import IntEnum
+
+from augsvc.errors import Forbidden, Unauthorized
+
+
+class Scope(IntEnum):
+    """Ordered so that a higher scope implies every lower one."""
+
+    READ = 1
+    ADMIN = 2
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who made the request: the scope of the matching key (keys themselves stay secret)."""
+
+    scope: Scope
+    key_index: int  # position in the configured list, for audit logs without the key
+
+
+class KeyRing:
+    """The configured keys; empty = the service is open."""
+
+    def __init__(self, entries: list[tuple[bytes, Scope]]) -> None:
+        self._entries = entries
+
+    @classmethod
+    def parse(cls, spec: str | None) -> KeyRing:
+        """``"k1:admin,k2:read"`` -> KeyRing; a malformed entry stops the service starting."""
+        entries: list[tuple[bytes, Scope]] = []
+        for position, raw in enumerate((spec or "").split(",")):
+            item = raw.strip()
+            if not item:
+                continue
+            key, sep, scope = item.rpartition(":")
+            if not sep or not key or scope.strip().lower() not in ("read", "admin"):
+                # Only the position: the entry itself is a secret.
+                raise ValueError(
+                    f"AUGSVC_API_KEYS entry {position + 1} is not `key:read` or `key:admin`"
+                )
+            entries.append((key.encode(), Scope[scope.strip().upper()]))
+        return cls(entries)
+
+    @property
+    def open(self) -> bool:
+        return not self._entries
+
+    def authenticate(self, presented: str | None, required: Scope) -> Principal | None:
+        """The caller's principal, or None when the service is open.
+
+        Raises Unauthorized (no key / unknown key) or Forbidden (key lacks ``required``).
+        """
+        if self.open:
+            return None
+        if not presented:
+            raise Unauthorized(
+                "an API key is required: send `Authorization: Bearer <key>` or `X-API-Key: <key>`"
+            )
+        candidate = presented.encode()
+        match: Principal | None = None
+        for index, (key, scope) in enumerate(self._entries):
+            if hmac.compare_digest(key, candidate) and match is None:
+                match = Principal(scope=scope, key_index=index)
+        if match is None:
+            raise Unauthorized("unknown API key")
+        if match.scope < required:
+            raise Forbidden(
+                f"this API key has {match.scope.name.lower()} scope; "
+                f"this request needs {required.name.lower()}"
+            )
+        return match
+
+
+def presented_key(authorization: str | None, x_api_key: str | None) -> str | None:
+    """The key from ``Authorization: Bearer <key>`` or ``X-API-Key`` (Bearer wins)."""
+    if authorization:
+        kind, _, value = authorization.strip().partition(" ")
+        if kind.lower() == "bearer" and value.strip():
+            return value.strip()
+    if x_api_key and x_api_key.strip():
+        return x_api_key.strip()
+    return None

@@ -1,0 +1,129 @@
+"""One augment request's heavy work, as a plain function run on an engine thread:
+decode the uploaded images, run the plan, encode the response body.
+
+Nothing here is async or knows about HTTP beyond the media type it must produce; every
+failure is a typed error from augsvc.errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from augsvc.api.media import SAFETENSORS, ZIP
+from augsvc.api.uploads import Part
+from augsvc.codec import (
+    decode_image,
+    encode_jpeg,
+    encode_png,
+    images_to_safetensors,
+    make_zip,
+    read_image_batch,
+)
+from augsvc.engine import AugmentResult, Plan, augment
+from augsvc.errors import FieldError, ValidationFailed
+
+ImageFormat = Literal["png", "jpeg"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_images: int
+    max_image_pixels: int
+    max_output_pixels: int
+
+
+@dataclass(frozen=True)
+class AugmentJob:
+    """Everything one request needs, resolved on the event loop before the job runs."""
+
+    plan: Plan
+    seed: int
+    offset: int
+    device: torch.device
+    limits: Limits
+    response_type: str  # SAFETENSORS or ZIP
+    image_format: ImageFormat = "png"
+    return_params: bool = True
+    parts: list[Part] | None = None  # multipart uploads, in order
+    tensor_body: bytes | None = None  # an application/x-safetensors body
+
+
+@dataclass(frozen=True)
+class AugmentOutput:
+    body: bytes
+    count: int
+
+
+def decode_parts(parts: list[Part], max_pixels: int) -> list[torch.Tensor]:
+    if not parts:
+        raise ValidationFailed(
+            "no images in the multipart body: send one or more image file parts",
+            errors=[FieldError(("body",), "no image parts")],
+        )
+    return [decode_image(bytes(p.data), max_pixels=max_pixels, name=p.label) for p in parts]
+
+
+def run_augment(job: AugmentJob) -> AugmentOutput:
+    if job.tensor_body is not None:
+        images: torch.Tensor | list[torch.Tensor] = read_image_batch(
+            job.tensor_body,
+            max_images=job.limits.max_images,
+            max_pixels=job.limits.max_image_pixels,
+        )
+    else:
+        images = decode_parts(job.parts or [], job.limits.max_image_pixels)
+    result = augment(
+        job.plan,
+        images,
+        seed=job.seed,
+        offset=job.offset,
+        device=job.device,
+        max_output_pixels=job.limits.max_output_pixels,
+    )
+    count = len(result.keys)
+    if job.response_type == ZIP:
+        return AugmentOutput(encode_zip(result, job.image_format), count)
+    assert job.response_type == SAFETENSORS
+    return AugmentOutput(encode_safetensors(result, job), count)
+
+
+def encode_safetensors(result: AugmentResult, job: AugmentJob) -> bytes:
+    if not isinstance(result.images, torch.Tensor):
+        sizes = sorted({tuple(img.shape[1:]) for img in result.images})
+        raise ValidationFailed(
+            "the samples end at different sizes "
+            f"({', '.join(f'{h}x{w}' for h, w in sizes[:4])}...), which one safetensors "
+            "tensor cannot hold: add output.size or a crop/resize to the recipe, "
+            "or ask for Accept: application/zip",
+            errors=[FieldError(("recipe", "output", "size"), "needed for one output size")],
+        )
+    tensors: dict[str, torch.Tensor] = {
+        "images": result.images,
+        "keys": torch.from_numpy(np.ascontiguousarray(result.keys, dtype=np.int64)),
+    }
+    if job.return_params:
+        for name, values in sorted(result.params.items()):
+            array = values.astype(np.uint8) if values.dtype == np.bool_ else values
+            tensors[f"params.{name}"] = torch.from_numpy(np.ascontiguousarray(array))
+    metadata = {"seed": str(job.seed), "offset": str(job.offset), "digest": job.plan.digest}
+    return images_to_safetensors(tensors, metadata)
+
+
+def encode_zip(result: AugmentResult, image_format: ImageFormat) -> bytes:
+    images = (
+        list(result.images.unbind(0)) if isinstance(result.images, torch.Tensor) else result.images
+    )
+    if images and images[0].dtype != torch.uint8:
+        raise ValidationFailed(
+            "this recipe produces float32 images, which PNG/JPEG cannot hold: "
+            "ask for Accept: application/x-safetensors",
+            errors=[FieldError(("recipe", "output", "dtype"), "float32 output")],
+        )
+    encode = encode_png if image_format == "png" else encode_jpeg
+    suffix = "png" if image_format == "png" else "jpg"
+    files = [(f"{i:06d}.{suffix}", encode(img.cpu())) for i, img in enumerate(images)]
+    return make_zip(files)

@@ -1,0 +1,79 @@
+"""Media types: what a request body is, and which response type the client accepts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from augsvc.errors import NotAcceptable, UnsupportedMediaType
+
+SAFETENSORS = "application/x-safetensors"
+ZIP = "application/zip"
+MULTIPART = "multipart/form-data"
+JSON = "application/json"
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+
+
+def base_type(content_type: str | None) -> str:
+    """``"multipart/form-data; boundary=x"`` -> ``"multipart/form-data"`` (lowercase)."""
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def require_content_type(content_type: str | None, supported: Sequence[str]) -> str:
+    """The body's base type if supported, else 415 naming the supported ones."""
+    kind = base_type(content_type)
+    if kind not in supported:
+        shown = repr(kind) if kind else "none"
+        raise UnsupportedMediaType(
+            f"unsupported Content-Type {shown}: send one of {', '.join(supported)}"
+        )
+    return kind
+
+
+def _accept_entries(accept: str) -> list[tuple[str, float]]:
+    entries = []
+    for item in accept.split(","):
+        parts = [p.strip() for p in item.split(";")]
+        if not parts[0]:
+            continue
+        quality = 1.0
+        for param in parts[1:]:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        entries.append((parts[0].lower(), quality))
+    return entries
+
+
+def _quality(offer: str, entries: list[tuple[str, float]]) -> float:
+    """RFC 9110 12.5.1: the most specific matching range decides."""
+    major = offer.split("/", 1)[0]
+    best: tuple[int, float] = (-1, 0.0)
+    for media_range, quality in entries:
+        if media_range == offer:
+            specificity = 2
+        elif media_range == f"{major}/*":
+            specificity = 1
+        elif media_range == "*/*":
+            specificity = 0
+        else:
+            continue
+        if specificity > best[0]:
+            best = (specificity, quality)
+    return best[1]
+
+
+def negotiate(accept: str | None, offers: Sequence[str]) -> str:
+    """The offer the client likes best (ties: the server's order); 406 when none fits."""
+    if not accept or not accept.strip():
+        return offers[0]
+    entries = _accept_entries(accept)
+    scored = [(_quality(offer, entries), -i, offer) for i, offer in enumerate(offers)]
+    quality, _, offer = max(scored)
+    if quality <= 0:
+        raise NotAcceptable(
+            f"cannot answer with Accept {accept[:100]!r}: available types are {', '.join(offers)}"
+        )
+    return offer

@@ -1,0 +1,143 @@
+"""Datasets: register server-side image sources and stream augmented batches from them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from augsvc.api.deps import AdminAuth, DeviceDep, MetricsDep, ReadAuth, ResolverDep, SettingsDep
+from augsvc.api.streams import stream_frames
+from augsvc.datasets import DatasetSpec, Source, open_source
+from augsvc.errors import FieldError, ValidationFailed
+from augsvc.store import DatasetStore, StoredDataset
+from augsvc.streaming import StreamRequest
+
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+
+STREAM_MEDIA_TYPE = "application/x-augsvc-stream"
+SOURCE_CACHE_SIZE = 32
+
+
+class SourceCache:
+    """Indexed sources by (name, registration time): a source is listed once per
+    registration per process; re-registering (PUT) re-indexes on every replica."""
+
+    def __init__(self, size: int = SOURCE_CACHE_SIZE) -> None:
+        self._items: OrderedDict[tuple[str, float], Source] = OrderedDict()
+        self._size = size
+
+    async def get(self, stored: StoredDataset, settings: Any) -> Source:
+        key = (stored.name, stored.created_at)
+        if key in self._items:
+            self._items.move_to_end(key)
+            return self._items[key]
+        source = await open_spec(stored.spec, settings)
+        self._items[key] = source
+        while len(self._items) > self._size:
+            self._items.popitem(last=False)
+        return source
+
+
+async def open_spec(spec: dict[str, Any], settings: Any) -> Source:
+    """Index a source off the event loop (listing a big tree takes a while)."""
+    parsed = DatasetSpec.model_validate(spec)
+    return await asyncio.to_thread(open_source, parsed, settings.data_root_paths)
+
+
+def _store(request: Request) -> DatasetStore:
+    return request.app.state.datasets
+
+
+def _sources(request: Request) -> SourceCache:
+    return request.app.state.sources
+
+
+def _record(stored: StoredDataset, source: Source | None = None) -> dict[str, Any]:
+    record: dict[str, Any] = {"name": stored.name, **stored.spec, "created_at": stored.created_at}
+    if source is not None:
+        record["size"] = len(source)
+        record["classes"] = source.classes
+    return record
+
+
+@router.put("/{name}", status_code=201)
+async def put_dataset(
+    name: str, spec: DatasetSpec, request: Request, _: AdminAuth, settings: SettingsDep
+) -> Response:
+    """Register (or replace) a dataset. The path is checked and indexed first."""
+    source = await open_spec(spec.model_dump(), settings)
+    stored, created = await _store(request).put(name, spec.model_dump())
+    return JSONResponse(_record(stored, source), status_code=201 if created else 200)
+
+
+@router.get("")
+async def list_datasets(request: Request, _: ReadAuth) -> dict[str, Any]:
+    return {"datasets": [_record(d) for d in await _store(request).list()]}
+
+
+@router.get("/{name}")
+async def get_dataset(
+    name: str, request: Request, _: ReadAuth, settings: SettingsDep
+) -> dict[str, Any]:
+    stored = await _store(request).get(name)
+    return _record(stored, await _sources(request).get(stored, settings))
+
+
+@router.delete("/{name}", status_code=204)
+async def delete_dataset(name: str, request: Request, _: AdminAuth) -> Response:
+    await _store(request).delete(name)
+    return Response(status_code=204)
+
+
+@router.get("/{name}/stream", response_class=StreamingResponse)
+async def stream_dataset(
+    name: str,
+    request: Request,
+    _: ReadAuth,
+    settings: SettingsDep,
+    resolver: ResolverDep,
+    device: DeviceDep,
+    metrics: MetricsDep,
+    recipe: Annotated[str, Query(description="name, name@N or sha256:<hex>", max_length=200)],
+    seed: Annotated[int, Query(ge=0, le=2**64 - 1)],
+    epoch: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    batch_size: Annotated[int, Query(ge=1, le=1024)] = 64,
+    rank: Annotated[int, Query(ge=0)] = 0,
+    world_size: Annotated[int, Query(ge=1, le=65536)] = 1,
+    start: Annotated[int, Query(ge=0, description="global epoch position to resume at")] = 0,
+    drop_last: bool = False,
+) -> StreamingResponse:
+    """Frames of an 8-byte little-endian length + a safetensors blob (images, indices,
+    labels; metadata epoch, batch, rank, world_size, start, position, digest)."""
+    resolved = await resolver.resolve(recipe)
+    stored = await _store(request).get(name)
+    source = await _sources(request).get(stored, settings)
+    stream = StreamRequest(seed, epoch, batch_size, rank, world_size, start, drop_last)
+    if rank >= world_size:
+        raise ValidationFailed(
+            f"rank {rank} is not below world_size {world_size}",
+            errors=[FieldError(("query", "rank"), "must be < world_size")],
+        )
+    stream.check(resolved.plan, len(source))
+    pools = request.app.state.stream_pools
+    pools.claim()
+    body = stream_frames(
+        source,
+        resolved.plan,
+        stream,
+        device=device,
+        max_pixels=settings.max_image_pixels,
+        prefetch=settings.stream_prefetch,
+        pools=pools,
+        metrics=metrics,
+    )
+    headers = {
+        "X-Augsvc-Recipe-Digest": resolved.plan.digest,
+        "X-Augsvc-Dataset-Size": str(len(source)),
+        "Cache-Control": "no-store",
+    }
+    return StreamingResponse(body, media_type=STREAM_MEDIA_TYPE, headers=headers)

@@ -1,0 +1,43 @@
+"""Liveness, readiness and metrics: open to everyone (probes and scrapers carry no keys)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from fastapi import APIRouter
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
+
+from augsvc.api.deps import DeviceDep, ExecutorDep, MetricsDep, SettingsDep, StoreDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Liveness: the process answers. Never touches the store or the engine."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(
+    store: StoreDep, settings: SettingsDep, device: DeviceDep, executor: ExecutorDep
+) -> dict[str, Any]:
+    """Readiness: the store answers (StoreUnavailable -> 503 problem), plus device facts."""
+    await store.ping()
+    return {
+        "status": "ok",
+        "store": "ok",
+        "store_kind": "redis" if settings.redis_url is not None else "memory",
+        "device": str(device),
+        "cuda": torch.cuda.is_available(),
+        "engine_threads": executor.workers,
+        "queue_depth": executor.queue_depth,
+        "queue_waiting": executor.waiting,
+    }
+
+
+@router.get("/metrics")
+async def metrics(metrics: MetricsDep) -> Response:
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,67 @@
+"""``augsvc serve``: Settings from the environment, uvicorn in front of ``create_app``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+import uvicorn
+from pydantic import ValidationError
+
+from augsvc.config import Settings
+
+KEEP_ALIVE_S = 75  # longer than common load-balancer idle timeouts (60 s), so they close first
+GRACEFUL_SHUTDOWN_S = 30  # let in-flight batches finish on SIGTERM (Kubernetes gives 30 s)
+
+
+def serve(host: str, port: int, log_level: str = "info") -> int:
+    """Run until SIGINT/SIGTERM; 2 for bad settings. Port 0 picks a free port, and the
+    line printed at start names the real one (the test fixtures rely on it)."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"augsvc: invalid settings (AUGSVC_* environment):\n{exc}", file=sys.stderr)
+        return 2
+    from augsvc.api.app import create_app  # torch/kornia import here, after the settings check
+
+    try:
+        app = create_app(settings)
+    except ValueError as exc:
+        print(f"augsvc: {exc}", file=sys.stderr)
+        return 2
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level.lower(),
+        timeout_keep_alive=KEEP_ALIVE_S,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+        runner.run(_serve(server, host))
+    return 0 if server.started else 1
+
+
+async def _serve(server: uvicorn.Server, host: str) -> None:
+    announcer = asyncio.create_task(_announce(server, host))
+    try:
+        await server.serve()
+    finally:
+        announcer.cancel()
+
+
+async def _announce(server: uvicorn.Server, host: str) -> None:
+    """Print where to point a browser or curl, once the socket is really listening."""
+    while not server.started:
+        await asyncio.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1] if server.servers else server.config.port
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{port}"
+    print(f"augsvc listening on {url} — try: curl {url}/v1/ops  (API docs: {url}/docs)",
+          flush=True)  # fmt: skip

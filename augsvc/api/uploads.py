@@ -1,0 +1,113 @@
+"""multipart/form-data bodies split into parts, in order, from bytes already in memory.
+
+python-multipart is driven directly instead of through Starlette's form parser: the body
+was read under the byte limit already, the image count is enforced while parsing (the
+parser stops at the first part over the limit), and parts never touch temporary files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
+
+from augsvc.errors import BadRequest, TooManyImages
+
+RECIPE_PART = "recipe"
+
+
+@dataclass
+class Part:
+    name: str
+    filename: str | None = None
+    content_type: str | None = None
+    data: bytearray = field(default_factory=bytearray)
+
+    @property
+    def label(self) -> str:
+        """How errors refer to the part: its filename, else its field name."""
+        return self.filename or self.name
+
+
+@dataclass
+class Upload:
+    """The image parts in order, and the inline recipe part (raw bytes) if there was one."""
+
+    images: list[Part]
+    recipe: bytes | None
+
+
+def parse_multipart(body: bytes, content_type: str, *, max_images: int) -> Upload:
+    _, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise BadRequest("multipart/form-data body without a boundary in its Content-Type")
+    parts: list[Part] = []
+    header_name = bytearray()
+    header_value = bytearray()
+    headers: dict[bytes, bytes] = {}
+    images = 0
+
+    def on_part_begin() -> None:
+        headers.clear()
+
+    def on_header_field(data: bytes, start: int, end: int) -> None:
+        header_name.extend(data[start:end])
+
+    def on_header_value(data: bytes, start: int, end: int) -> None:
+        header_value.extend(data[start:end])
+
+    def on_header_end() -> None:
+        headers[bytes(header_name).lower()] = bytes(header_value)
+        header_name.clear()
+        header_value.clear()
+
+    def on_headers_finished() -> None:
+        nonlocal images
+        _, disposition = parse_options_header(headers.get(b"content-disposition", b""))
+        name = disposition.get(b"name", b"").decode("utf-8", "replace")
+        filename = disposition.get(b"filename")
+        part = Part(
+            name=name,
+            filename=filename.decode("utf-8", "replace") if filename is not None else None,
+            content_type=headers.get(b"content-type", b"").decode("latin-1") or None,
+        )
+        if name != RECIPE_PART:
+            images += 1
+            if images > max_images:
+                raise TooManyImages(
+                    f"more than {max_images} images in one request (the limit); "
+                    "split the batch into several requests"
+                )
+        parts.append(part)
+
+    def on_part_data(data: bytes, start: int, end: int) -> None:
+        parts[-1].data.extend(data[start:end])
+
+    parser = MultipartParser(
+        boundary,
+        callbacks={
+            "on_part_begin": on_part_begin,
+            "on_header_field": on_header_field,
+            "on_header_value": on_header_value,
+            "on_header_end": on_header_end,
+            "on_headers_finished": on_headers_finished,
+            "on_part_data": on_part_data,
+        },
+    )
+    try:
+        parser.write(body)
+        parser.finalize()
+    except (TooManyImages, BadRequest):
+        raise
+    except Exception as exc:
+        raise BadRequest(f"malformed multipart/form-data body: {exc}") from exc
+    if parser.state not in (MultipartState.END, MultipartState.BOUNDARY_PADDING):
+        raise BadRequest("truncated multipart/form-data body: it ends before the closing boundary")
+    recipes = [p for p in parts if p.name == RECIPE_PART]
+    if len(recipes) > 1:
+        raise BadRequest("more than one 'recipe' part")
+    return Upload(
+        images=[p for p in parts if p.name != RECIPE_PART],
+        recipe=bytes(recipes[0].data) if recipes else None,
+    )
