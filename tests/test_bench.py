@@ -91,3 +91,16 @@ def test_other_targets_are_not_implemented_yet(
     args = argparse.Namespace(target=target, batch=4, repeats=1, device="cpu", json=None)
     assert run(args) == 2
     assert "not implemented yet" in capsys.readouterr().err
+
+
+def test_service_and_stream_benches_run_end_to_end():
+    """Smoke test with tiny settings: real server, every path measured, no speed claims."""
+    from augsvc.bench.service import run_service_bench, run_stream_bench
+
+    service = run_service_bench(batch=4, repeats=1, warmup=0, device="cpu", size=(60, 80))
+    assert [r.images for r in service.rows] == [4, 4, 4, 8, 8]
+    assert all(len(r.seconds) == 1 and r.median > 0 for r in service.rows)
+    assert "ratio to in-process engine" in service.markdown()
+    stream = run_stream_bench(batch=4, repeats=1, warmup=0, device="cpu", size=(60, 80), files=8)
+    assert [r.images for r in stream.rows] == [8, 8]
+    assert stream.to_dict()["results"][1]["images_per_s"] > 0

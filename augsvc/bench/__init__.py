@@ -23,13 +23,22 @@ def _engine(args: argparse.Namespace) -> int:
     return 0
 
 
+def _end_to_end(args: argparse.Namespace) -> int:
+    from augsvc.bench.service import run_service_bench, run_stream_bench
+
+    bench = run_service_bench if args.target == "service" else run_stream_bench
+    result = bench(batch=args.batch, repeats=args.repeats, device=args.device)
+    print(result.markdown())
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        print(f"\nwrote {args.json}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     target = args.target
-    if target != "engine":
-        print(f"augsvc bench {target}: not implemented yet", file=sys.stderr)
-        return 2
     try:
-        return _engine(args)
+        return _engine(args) if target == "engine" else _end_to_end(args)
     except (BenchDependencyError, ValueError) as exc:
         print(f"augsvc bench {target}: {exc}", file=sys.stderr)
         return 1

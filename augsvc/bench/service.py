@@ -1,0 +1,256 @@
+"""``augsvc bench service`` and ``augsvc bench stream``: end-to-end throughput over
+loopback, next to the in-process engine on the same photos, cores and run.
+
+A real ``augsvc serve`` subprocess is started on 127.0.0.1 (same settings a user
+gets), so the figures include HTTP, (de)serialisation, decoding and the bounded
+engine queue. Medians over round-robin repeats, as the engine bench.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import torch
+from PIL import Image
+
+from augsvc.bench.engine import CHAIN, RECIPE, Inputs, augsvc_contender
+from augsvc.bench.photos import bench_photos
+from augsvc.codec import images_to_safetensors, read_frame
+
+_LISTENING = re.compile(r"augsvc listening on (http://\S+)")
+
+
+@contextmanager
+def local_server(env: dict[str, str], timeout_s: float = 90.0) -> Iterator[str]:
+    """A real ``augsvc serve`` on a free loopback port; yields its base URL."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AUGSVC_")}
+    environment.update(env, PYTHONUNBUFFERED="1")
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "augsvc.cli", "serve", "--port", "0", "--log-level", "warning"],
+            stdout=log, stderr=subprocess.STDOUT, env=environment, start_new_session=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + timeout_s
+            url = None
+            while url is None:
+                log.seek(0)
+                match = _LISTENING.search(log.read().decode(errors="replace"))
+                if match:
+                    url = match.group(1)
+                elif proc.poll() is not None or time.monotonic() > deadline:
+                    log.seek(0)
+                    raise RuntimeError(f"augsvc serve did not start:\n{log.read().decode()}")
+                else:
+                    time.sleep(0.05)
+            while httpx.get(f"{url}/healthz").status_code != 200:
+                time.sleep(0.05)
+            yield url
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+
+
+@dataclass
+class Row:
+    name: str
+    seconds: list[float] = field(default_factory=list)
+    images: int = 0
+
+    @property
+    def rates(self) -> list[float]:
+        return [self.images / s for s in self.seconds]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.rates)
+
+
+@dataclass
+class EndToEndResult:
+    target: str
+    environment: dict[str, Any]
+    rows: list[Row]
+
+    def markdown(self) -> str:
+        env = self.environment
+        lines = [
+            f"augsvc bench {self.target}: device {env['device']}; {env['cpu_cores']} CPU cores; "
+            f"batch {env['batch']}; {env['photos']} photos {env['input']} -> 224x224 uint8; "
+            f"{env['repeats']} timed rounds after warm-up, round-robin\nchain: {CHAIN}",
+            "",
+            "| path | images/s (median) | min-max | ratio to in-process engine |",
+            "|---|---:|---:|---:|",
+        ]
+        reference = self.rows[0].median
+        for row in self.rows:
+            rates = row.rates
+            lines.append(
+                f"| {row.name} | {row.median:.1f} | {min(rates):.1f}-{max(rates):.1f} | "
+                f"{row.median / reference:.2f} |"
+            )
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "environment": self.environment,
+            "results": [
+                {"path": r.name, "images_per_s": r.median, "batch_seconds": r.seconds}
+                for r in self.rows
+            ],
+        }
+
+
+def _jpeg(photo: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(photo).save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def _post(client: httpx.Client, offset: int, **kw: Any) -> int:
+    params = {"recipe": "bench", "seed": 0, "offset": offset, "return_params": "false"}
+    r = client.post("/v1/augment", params=params, **kw)
+    r.raise_for_status()
+    return len(r.content)
+
+
+def _timed(fn: Callable[[int], Any], index: int) -> float:
+    start = time.perf_counter()
+    fn(index)
+    return time.perf_counter() - start
+
+
+def _measure(rows: list[tuple[Row, Callable[[int], Any]]], repeats: int, warmup: int) -> None:
+    for i in range(warmup):
+        for _, fn in rows:
+            fn(i)
+    for r in range(repeats):
+        shift = r % len(rows)
+        for row, fn in rows[shift:] + rows[:shift]:
+            row.seconds.append(_timed(fn, warmup + r))
+
+
+def _environment(device: str, batch: int, repeats: int, photos: int, hw: tuple[int, int]):
+    return {
+        "device": device,
+        "cpu_cores": os.cpu_count(),
+        "batch": batch,
+        "repeats": repeats,
+        "photos": photos,
+        "input": f"{hw[1]}x{hw[0]}",
+        "torch": torch.__version__,
+    }
+
+
+def run_service_bench(
+    *, batch: int = 64, repeats: int = 7, warmup: int = 2, device: str = "auto",
+    size: tuple[int, int] = (375, 500),
+) -> EndToEndResult:  # fmt: skip
+    photos = bench_photos(batch, size)
+    inputs = Inputs.from_photos(photos)
+    from augsvc.engine import resolve_device
+
+    engine = augsvc_contender(inputs, resolve_device(device), 0)
+    upload = images_to_safetensors({"images": inputs.batch})
+    jpegs = [_jpeg(p) for p in photos]
+    files = [("images", (f"{i:03d}.jpg", data, "image/jpeg")) for i, data in enumerate(jpegs)]
+    tensor_headers = {
+        "Content-Type": "application/x-safetensors",
+        "Accept": "application/x-safetensors",
+    }
+    with (
+        local_server({"AUGSVC_DEVICE": device}) as url,
+        httpx.Client(base_url=url, timeout=300) as client,
+        ThreadPoolExecutor(2) as pool,
+    ):
+        client.put("/v1/recipes/bench", json=RECIPE).raise_for_status()
+
+        def tensors(i: int) -> int:
+            return _post(client, i * batch, content=upload, headers=tensor_headers)
+
+        def jpeg(i: int) -> int:
+            return _post(client, i * batch, files=files,
+                         headers={"Accept": "application/x-safetensors"})  # fmt: skip
+
+        def pipelined(fn: Callable[[int], int]) -> Callable[[int], None]:
+            """Two requests in flight (as the SDK's augment_iter), counted as one round."""
+            return lambda i: list(pool.map(fn, (2 * i, 2 * i + 1)))
+
+        rows = [
+            (Row("in-process engine (uint8 tensor in and out)", images=batch), engine.run),
+            (Row("service: safetensors in -> safetensors out", images=batch), tensors),
+            (Row("service: JPEG files in -> safetensors out", images=batch), jpeg),
+            (Row("service: safetensors in/out, 2 in flight", images=2 * batch),
+             pipelined(tensors)),
+            (Row("service: JPEG in -> safetensors, 2 in flight", images=2 * batch),
+             pipelined(jpeg)),
+        ]  # fmt: skip
+        _measure(rows, repeats, warmup)
+    env = _environment(str(engine.device), batch, repeats, len(photos), size)
+    return EndToEndResult("service", env, [row for row, _ in rows])
+
+
+def _stream_epoch(client: httpx.Client, batch: int, epoch: int) -> int:
+    params = {"recipe": "bench", "seed": 0, "epoch": epoch, "batch_size": batch}
+    count = 0
+    buf = bytearray()
+    with client.stream("GET", "/v1/datasets/bench/stream", params=params) as r:
+        r.raise_for_status()
+        for chunk in r.iter_raw():
+            buf += chunk
+            while (got := read_frame(buf)) is not None:
+                del buf[: got[1]]
+                count += 1
+    return count
+
+
+def run_stream_bench(
+    *, batch: int = 64, repeats: int = 5, warmup: int = 1, device: str = "auto",
+    size: tuple[int, int] = (375, 500), files: int = 256,
+) -> EndToEndResult:  # fmt: skip
+    """One epoch of a folder of JPEGs streamed, next to /v1/augment of the same JPEGs."""
+    photos = bench_photos(files, size)
+    jpegs = [_jpeg(p) for p in photos]
+    with tempfile.TemporaryDirectory() as root:
+        folder = Path(root) / "bench"
+        for i, data in enumerate(jpegs):
+            (folder / f"class{i % 4}").mkdir(parents=True, exist_ok=True)
+            (folder / f"class{i % 4}" / f"{i:04d}.jpg").write_bytes(data)
+        env = {"AUGSVC_DEVICE": device, "AUGSVC_DATA_ROOTS": root}
+        with local_server(env) as url, httpx.Client(base_url=url, timeout=300) as client:
+            client.put("/v1/recipes/bench", json=RECIPE).raise_for_status()
+            dataset = {"kind": "folder", "path": str(folder)}
+            client.put("/v1/datasets/bench", json=dataset).raise_for_status()
+
+            def augment_epoch(i: int) -> None:
+                for start in range(0, files, batch):
+                    chunk = jpegs[start : start + batch]
+                    up = [("images", (f"{j}.jpg", d, "image/jpeg")) for j, d in enumerate(chunk)]
+                    _post(client, start, files=up, headers={"Accept": "application/x-safetensors"})
+
+            rows = [
+                (Row("POST /v1/augment, JPEG in -> safetensors, sequential", images=files),
+                 augment_epoch),
+                (Row("GET /v1/datasets/{name}/stream (server-side JPEG folder)", images=files),
+                 lambda i: _stream_epoch(client, batch, i)),
+            ]  # fmt: skip
+            _measure(rows, repeats, warmup)
+    environment = _environment(device, batch, repeats, files, size)
+    return EndToEndResult("stream", environment, [row for row, _ in rows])
