@@ -45,7 +45,7 @@ def data_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(start_augsvc, data_root):
-    srv = start_augsvc(AUGSVC_DATA_ROOTS=str(data_root), AUGSVC_STREAM_PREFETCH="2")
+    srv = start_augsvc(AUGSVC_DATA_ROOTS=str(data_root.parent), AUGSVC_STREAM_PREFETCH="2")
     with srv.client() as c:
         assert c.put("/v1/recipes/stream-test", json=RECIPE).status_code == 201
         big = {"ops": [{"op": "resize", "size": [384, 384]}]}
@@ -230,3 +230,28 @@ def test_bad_stream_requests(server, params, status, words):
         r = c.get("/v1/datasets/train/stream", params=query)
     assert r.status_code == status, r.text
     assert words in r.text
+
+
+def test_a_corrupt_file_ends_the_stream_with_a_typed_error(server, data_root, tmp_path):
+    """Whole frames up to the bad batch, then an error frame the SDK raises as a typed error."""
+    from augsvc_client import Client
+    from augsvc_client.errors import UndecodableImage
+
+    bad = data_root.parent / "bad"
+    (bad / "a").mkdir(parents=True)
+    for i in range(6):
+        (bad / "a" / f"{i}.jpg").write_bytes(jpeg_bytes(20, 20, seed=i))
+    (bad / "a" / "3.jpg").write_bytes(jpeg_bytes(20, 20)[:40])  # truncated
+    with server.client() as c:
+        assert c.put("/v1/datasets/bad", json={"kind": "folder", "path": str(bad)}).is_success
+        query = {"recipe": "stream-test", "seed": 0, "batch_size": 2}
+        with c.stream("GET", "/v1/datasets/bad/stream", params=query) as r:
+            got = list(frames(r))
+    assert got[-1][1]["error"] == "undecodable-image"
+    assert "3.jpg" in got[-1][1]["detail"]
+    assert all("images" in tensors for tensors, _ in got[:-1])
+    with Client(server.url) as client, pytest.raises(UndecodableImage, match=r"3\.jpg"):
+        for _ in client.stream("bad", "stream-test", seed=0, batch_size=2):
+            pass
+    with server.client() as c:
+        assert c.get("/healthz").status_code == 200

@@ -1,0 +1,245 @@
+"""``Client``: the synchronous client (httpx.Client, threads for pipelining).
+
+Every method builds its request with :mod:`augsvc_client.request` and sends it through
+one retry loop (:mod:`augsvc_client.retry`); :class:`AsyncClient` is the same over
+httpx.AsyncClient.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from . import request
+from .batches import AugmentedBatch, StreamBatch
+from .errors import AugsvcError, TransportError
+from .pipeline import batch_bounds, choose_seed, load_batch, with_labels
+from .request import Call, error_for
+from .retry import RetryPolicy, RetryState
+from .streaming import StreamCursor
+from .wire import FrameBuffer, Output, decode_stream_frame
+
+DEFAULT_TIMEOUT = 60.0
+
+
+def auth_headers(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def transport_error(exc: httpx.TransportError) -> TransportError:
+    error = TransportError(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+    error.__cause__ = exc
+    return error
+
+
+class Client:
+    """A connection pool to one augsvc server.
+
+    ``timeout`` is per request (seconds or an ``httpx.Timeout``); ``retry`` bounds the
+    retries of idempotent calls; ``transport`` replaces httpx's (tests, custom TLS, ...).
+    Use it as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.retry = retry if retry is not None else RetryPolicy()
+        self._rng = rng
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers=auth_headers(api_key),
+            timeout=timeout,
+            transport=transport,
+        )
+
+    # --- plumbing ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _send(self, call: Call) -> Any:
+        state = RetryState(self.retry, call.idempotent, rng=self._rng)
+        while True:
+            try:
+                response = self._http.send(call.build(self._http))
+            except httpx.TransportError as exc:
+                error: AugsvcError = transport_error(exc)
+            else:
+                if response.status_code < 400:
+                    return call.decode(response)
+                error = error_for(response)
+            time.sleep(state.delay(error))
+
+    # --- recipes -----------------------------------------------------------------------
+
+    def put_recipe(
+        self, name: str, recipe: Mapping[str, Any] | str | Path, if_match: str | None = None
+    ) -> dict[str, Any]:
+        """Store ``recipe`` (a dict or a .json/.yaml file) under ``name``.
+
+        Returns ``{name, version, digest, recipe, created_at}``; the same content gives
+        the same version. ``if_match`` (a digest) refuses with PreconditionFailed when
+        the latest version is not that one.
+        """
+        return self._send(request.put_recipe(name, recipe, if_match))
+
+    def get_recipe(self, ref: str) -> dict[str, Any]:
+        """A stored recipe by ``name`` (latest), ``name@N`` or ``sha256:<hex>``."""
+        return self._send(request.get_recipe(ref))
+
+    def list_recipes(self) -> list[dict[str, Any]]:
+        """The latest version of every recipe (records as from :meth:`get_recipe`)."""
+        return self._send(request.list_recipes())
+
+    def recipe_versions(self, name: str) -> list[dict[str, Any]]:
+        """Every version of ``name``, oldest first."""
+        return self._send(request.recipe_versions(name))
+
+    def delete_recipe(self, name: str) -> None:
+        self._send(request.delete_recipe(name))
+
+    def ops(self) -> Any:
+        """The op catalogue with parameter schemas."""
+        return self._send(request.ops())
+
+    def preview(self, ref: str, seed: int = 0, n: int = 16) -> bytes:
+        """A PNG grid of ``n`` augmentations of the server's sample photo."""
+        return self._send(request.preview(ref, seed, n))
+
+    # --- datasets ----------------------------------------------------------------------
+
+    def put_dataset(self, name: str, kind: str, path: str) -> dict[str, Any]:
+        """Register a server-side image source (``kind`` folder or webdataset)."""
+        return self._send(request.put_dataset(name, kind, path))
+
+    def get_dataset(self, name: str) -> dict[str, Any]:
+        return self._send(request.get_dataset(name))
+
+    # --- augmentation ------------------------------------------------------------------
+
+    def augment(
+        self,
+        images: Any,
+        recipe: str | Mapping[str, Any],
+        seed: int | None = None,
+        offset: int = 0,
+        return_params: bool = False,
+        output: Output = "numpy",
+    ) -> AugmentedBatch:
+        """Augment ``images`` (paths, bytes, PIL, numpy, torch; see ``inputs``).
+
+        ``recipe`` is a stored reference or an inline dict. With an explicit ``seed``
+        the call is idempotent and retried on 429/503/connection errors; without one
+        the server picks a seed (``batch.seed``) and the call is not retried.
+        """
+        call = request.augment(
+            images, recipe, seed=seed, offset=offset, return_params=return_params, output=output
+        )
+        return self._send(call)
+
+    def augment_iter(
+        self,
+        dataset: Sequence[Any],
+        batch_size: int,
+        recipe: str | Mapping[str, Any],
+        seed: int | None = None,
+        prefetch: int = 4,
+        return_params: bool = False,
+        output: Output = "numpy",
+    ) -> Iterator[AugmentedBatch]:
+        """Augment a local dataset batch by batch, ``prefetch`` requests in flight.
+
+        Batches come in order; sample keys are dataset positions; labels of
+        ``(image, label)`` items are carried into ``batch.labels``. Without a seed, one
+        random seed is chosen for the whole pass (``batch.seed``).
+        """
+        if prefetch < 1:
+            raise ValueError("prefetch must be >= 1")
+        seed = choose_seed(seed)
+
+        def work(start: int, stop: int) -> AugmentedBatch:
+            images, labels = load_batch(dataset, start, stop)
+            batch = self.augment(images, recipe, seed, start, return_params, output)
+            return with_labels(batch, labels, output)
+
+        bounds = batch_bounds(len(dataset), batch_size)
+        pending: deque[Future[AugmentedBatch]] = deque()
+        with ThreadPoolExecutor(max_workers=prefetch, thread_name_prefix="augsvc") as pool:
+            try:
+                for start, stop in bounds:
+                    pending.append(pool.submit(work, start, stop))
+                    if len(pending) >= prefetch:
+                        yield pending.popleft().result()
+                while pending:
+                    yield pending.popleft().result()
+            finally:
+                for future in pending:
+                    future.cancel()
+
+    def stream(
+        self,
+        dataset: str,
+        recipe: str,
+        seed: int,
+        epoch: int = 0,
+        batch_size: int = 64,
+        rank: int = 0,
+        world_size: int = 1,
+        start: int = 0,
+        drop_last: bool = False,
+        output: Output = "numpy",
+    ) -> Iterator[StreamBatch]:
+        """Batches of a server-side dataset for this rank, resuming after a dropped
+        connection from the last complete frame (bounded by the retry policy, whose
+        count restarts whenever a frame arrives)."""
+        cursor = StreamCursor(
+            dataset, recipe, seed, epoch, batch_size, rank, world_size, start, drop_last
+        )
+        state = RetryState(self.retry, idempotent=True, rng=self._rng)
+        while True:
+            frames = FrameBuffer()
+            try:
+                response = self._http.send(cursor.call().build(self._http), stream=True)
+                try:
+                    if response.status_code >= 400:
+                        response.read()
+                        raise error_for(response)
+                    for chunk in response.iter_bytes():
+                        for blob in frames.feed(chunk):
+                            batch = decode_stream_frame(blob, output)
+                            cursor.advance(len(batch))
+                            state.reset()
+                            yield batch
+                finally:
+                    response.close()
+                if frames.pending == 0:
+                    return
+                error: AugsvcError = TransportError(
+                    f"stream ended inside a frame ({frames.pending} bytes held back)"
+                )
+            except httpx.TransportError as exc:
+                error = transport_error(exc)
+            except AugsvcError as exc:
+                error = exc
+            time.sleep(state.delay(error))

@@ -1,0 +1,270 @@
+"""The one request builder both clients share, and the decoding of every answer.
+
+Each endpoint is a function returning a :class:`Call`: what to send (method, path,
+params, headers, body), whether it is idempotent (so may be retried), and how to decode
+a successful response. ``Client`` and ``AsyncClient`` differ only in how they send a
+Call and sleep between attempts; everything else about the HTTP contract lives here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import numpy as np
+
+from .batches import AugmentedBatch
+from .errors import AugsvcError, from_problem
+from .inputs import prepare_images
+from .wire import Output, convert, read_safetensors
+
+SAFETENSORS = "application/x-safetensors"
+STREAM = "application/x-augsvc-stream"
+PROBLEM = "application/problem+json"
+
+Decoder = Callable[[httpx.Response], Any]
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    path: str
+    decode: Decoder
+    params: Mapping[str, str] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    content: bytes | None = None
+    files: list[Any] | None = None
+    data: Mapping[str, str] | None = None
+    idempotent: bool = True
+
+    def build(self, http: httpx.Client | httpx.AsyncClient) -> httpx.Request:
+        """The httpx request (built afresh per attempt: multipart streams are one-shot)."""
+        return http.build_request(
+            self.method,
+            self.path,
+            params=dict(self.params) if self.params else None,
+            headers=dict(self.headers),
+            content=self.content,
+            files=self.files,
+            data=dict(self.data) if self.data else None,
+        )
+
+
+# --- decoding -----------------------------------------------------------------------
+
+
+def error_for(response: httpx.Response) -> AugsvcError:
+    """The typed exception for an error response (body must have been read)."""
+    return from_problem(response.status_code, response.content, response.headers)
+
+
+def decode_json(response: httpx.Response) -> Any:
+    return response.json()
+
+
+def json_member(key: str) -> Decoder:
+    """Decode JSON and return one member (``{"recipes": [...]}`` -> the list)."""
+
+    def decode(response: httpx.Response) -> Any:
+        body = response.json()
+        return body[key] if isinstance(body, dict) and key in body else body
+
+    return decode
+
+
+def decode_bytes(response: httpx.Response) -> bytes:
+    return response.content
+
+
+def decode_nothing(response: httpx.Response) -> None:
+    return None
+
+
+def _header_int(response: httpx.Response, name: str, default: int = 0) -> int:
+    value = response.headers.get(name)
+    return int(value) if value is not None and value.strip().lstrip("-").isdigit() else default
+
+
+def batch_decoder(output: Output) -> Decoder:
+    def decode(response: httpx.Response) -> AugmentedBatch:
+        tensors, meta = read_safetensors(response.content)
+        params = {
+            name.removeprefix("params."): convert(value, output)
+            for name, value in tensors.items()
+            if name.startswith("params.")
+        }
+        seed = _header_int(response, "X-Augsvc-Seed", int(meta.get("seed", 0)))
+        return AugmentedBatch(
+            images=convert(tensors["images"], output),
+            keys=convert(tensors.get("keys", np.zeros(0, np.int64)), output),
+            params=params,
+            seed=seed,
+            digest=response.headers.get("X-Augsvc-Recipe-Digest", meta.get("digest", "")),
+        )
+
+    return decode
+
+
+# --- endpoints ----------------------------------------------------------------------
+
+
+def segment(value: str) -> str:
+    """One path segment; ``@`` and ``:`` stay readable (``name@3``, ``sha256:...``)."""
+    return quote(value, safe="@:")
+
+
+def load_recipe(recipe: Mapping[str, Any] | str | Path) -> dict[str, Any]:
+    """A recipe document from a dict, or a ``.json`` / ``.yaml`` / ``.yml`` file."""
+    if isinstance(recipe, Mapping):
+        return dict(recipe)
+    path = Path(recipe)
+    if not path.is_file():
+        raise FileNotFoundError(f"recipe file {str(path)!r} does not exist")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        document = yaml.safe_load(text)
+    else:
+        document = json.loads(text)
+    if not isinstance(document, dict):
+        raise ValueError(f"{path}: a recipe is a mapping (ops, output), got {type(document)}")
+    return document
+
+
+def _json_body(document: Any) -> bytes:
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def put_recipe(name: str, recipe: Mapping[str, Any] | str | Path, if_match: str | None) -> Call:
+    headers = {"Content-Type": "application/json"}
+    if if_match is not None:
+        headers["If-Match"] = if_match if if_match.startswith(('"', "W/", "*")) else f'"{if_match}"'
+    return Call(
+        "PUT",
+        f"/v1/recipes/{segment(name)}",
+        decode_json,
+        headers=headers,
+        content=_json_body(load_recipe(recipe)),
+    )
+
+
+def get_recipe(ref: str) -> Call:
+    return Call("GET", f"/v1/recipes/{segment(ref)}", decode_json)
+
+
+def list_recipes() -> Call:
+    return Call("GET", "/v1/recipes", json_member("recipes"))
+
+
+def recipe_versions(name: str) -> Call:
+    return Call("GET", f"/v1/recipes/{segment(name)}/versions", json_member("versions"))
+
+
+def delete_recipe(name: str) -> Call:
+    return Call("DELETE", f"/v1/recipes/{segment(name)}", decode_nothing)
+
+
+def ops() -> Call:
+    return Call("GET", "/v1/ops", json_member("ops"))
+
+
+def preview(ref: str, seed: int, n: int) -> Call:
+    return Call(
+        "GET",
+        f"/v1/recipes/{segment(ref)}/preview",
+        decode_bytes,
+        params={"seed": str(seed), "n": str(n)},
+        headers={"Accept": "image/png"},
+    )
+
+
+def put_dataset(name: str, kind: str, path: str) -> Call:
+    return Call(
+        "PUT",
+        f"/v1/datasets/{segment(name)}",
+        decode_json,
+        headers={"Content-Type": "application/json"},
+        content=_json_body({"kind": kind, "path": path}),
+    )
+
+
+def get_dataset(name: str) -> Call:
+    return Call("GET", f"/v1/datasets/{segment(name)}", decode_json)
+
+
+def augment(
+    images: Any,
+    recipe: str | Mapping[str, Any],
+    *,
+    seed: int | None,
+    offset: int,
+    return_params: bool,
+    output: Output,
+) -> Call:
+    """POST /v1/augment. Idempotent exactly when the seed is explicit."""
+    if output not in ("numpy", "torch"):
+        raise ValueError(f"output must be 'numpy' or 'torch', got {output!r}")
+    params = {"offset": str(offset), "return_params": "true" if return_params else "false"}
+    if seed is not None:
+        params["seed"] = str(seed)
+    data = None
+    if isinstance(recipe, str):
+        params["recipe"] = recipe
+    elif isinstance(recipe, Mapping):
+        # An inline recipe travels as a multipart part, so pixels go as PNG parts then.
+        data = {"recipe": json.dumps(dict(recipe), separators=(",", ":"))}
+    else:
+        raise TypeError("recipe must be a reference string or an inline recipe dict")
+    payload = prepare_images(images, allow_tensor=data is None)
+    headers = {"Accept": SAFETENSORS}
+    if payload.tensor is not None:
+        headers["Content-Type"] = SAFETENSORS
+    return Call(
+        "POST",
+        "/v1/augment",
+        batch_decoder(output),
+        params=params,
+        headers=headers,
+        content=payload.tensor,
+        files=payload.files,
+        data=data,
+        idempotent=seed is not None,
+    )
+
+
+def stream(
+    dataset: str,
+    *,
+    recipe: str,
+    seed: int,
+    epoch: int,
+    batch_size: int,
+    rank: int,
+    world_size: int,
+    start: int,
+    drop_last: bool,
+) -> Call:
+    """GET /v1/datasets/{name}/stream from global position ``start`` (decoded by frames)."""
+    params = {
+        "recipe": recipe,
+        "seed": str(seed),
+        "epoch": str(epoch),
+        "batch_size": str(batch_size),
+        "rank": str(rank),
+        "world_size": str(world_size),
+        "start": str(start),
+        "drop_last": "true" if drop_last else "false",
+    }
+    return Call(
+        "GET",
+        f"/v1/datasets/{segment(dataset)}/stream",
+        decode_nothing,
+        params=params,
+        headers={"Accept": STREAM},
+    )

@@ -1,0 +1,57 @@
+"""Where a dataset stream stands, so a dropped connection resumes without loss.
+
+The server orders an epoch by a permutation fixed by (seed, epoch); rank ``r`` of
+``world_size`` takes global positions ``start + r + j * world_size``. After ``m`` samples
+have arrived the rank resumes with ``start + m * world_size`` (same rank and world size)
+and sees exactly the samples it has not seen yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import request
+from .request import Call
+
+
+@dataclass
+class StreamCursor:
+    dataset: str
+    recipe: str
+    seed: int
+    epoch: int = 0
+    batch_size: int = 64
+    rank: int = 0
+    world_size: int = 1
+    start: int = 0
+    drop_last: bool = False
+    received: int = 0
+
+    def __post_init__(self) -> None:
+        if self.world_size < 1 or not 0 <= self.rank < self.world_size:
+            raise ValueError(f"need 0 <= rank < world_size, got {self.rank}, {self.world_size}")
+        if self.batch_size < 1 or self.start < 0:
+            raise ValueError("batch_size must be >= 1 and start >= 0")
+        if not isinstance(self.recipe, str):
+            raise TypeError("a stream's recipe is a stored reference (name, name@N, sha256:...)")
+
+    @property
+    def resume_start(self) -> int:
+        """The ``start`` that continues right after the last sample received."""
+        return self.start + self.received * self.world_size
+
+    def advance(self, samples: int) -> None:
+        self.received += samples
+
+    def call(self) -> Call:
+        return request.stream(
+            self.dataset,
+            recipe=self.recipe,
+            seed=self.seed,
+            epoch=self.epoch,
+            batch_size=self.batch_size,
+            rank=self.rank,
+            world_size=self.world_size,
+            start=self.resume_start,
+            drop_last=self.drop_last,
+        )

@@ -1,0 +1,102 @@
+"""The service's binary formats: safetensors blobs and ``application/x-augsvc-stream``.
+
+A stream body is a sequence of frames, each an 8-byte little-endian unsigned length
+followed by that many bytes of safetensors. :class:`FrameBuffer` is fed the body in
+whatever chunks the network delivers and hands back only whole frames, so a connection
+that drops mid-frame loses nothing that was handed out.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import numpy as np
+import safetensors.numpy
+
+from .batches import StreamBatch
+from .errors import BY_CODE, from_problem
+
+Output = Literal["numpy", "torch"]
+
+FRAME_HEADER = struct.Struct("<Q")
+#: A frame claiming more than this is garbage (or not a stream at all).
+MAX_FRAME_BYTES = 4 * 1024**3
+
+
+def read_safetensors(blob: bytes) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """(tensors as numpy arrays, string metadata) of a safetensors blob."""
+    if len(blob) < 8:
+        raise ValueError(f"not a safetensors blob: {len(blob)} bytes")
+    (header_len,) = FRAME_HEADER.unpack_from(blob)
+    if header_len > len(blob) - 8:
+        raise ValueError("not a safetensors blob: header length past the end")
+    header = json.loads(blob[8 : 8 + header_len])
+    metadata = header.get("__metadata__") or {}
+    return safetensors.numpy.load(blob), {str(k): str(v) for k, v in metadata.items()}
+
+
+def convert(value: Any, output: Output) -> Any:
+    """A numpy array as the requested output type (torch is imported only when asked)."""
+    if output == "numpy" or value is None:
+        return value
+    if output == "torch":
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(value))
+    raise ValueError(f"output must be 'numpy' or 'torch', got {output!r}")
+
+
+class FrameBuffer:
+    """Incremental frame splitter: ``feed(chunk)`` yields every frame completed so far."""
+
+    def __init__(self, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
+        self._buf = bytearray()
+        self._max = max_frame_bytes
+
+    @property
+    def pending(self) -> int:
+        """Bytes of an incomplete frame held back (non-zero at the end = truncated)."""
+        return len(self._buf)
+
+    def feed(self, chunk: bytes) -> Iterator[bytes]:
+        self._buf += chunk
+        while len(self._buf) >= FRAME_HEADER.size:
+            (length,) = FRAME_HEADER.unpack_from(self._buf)
+            if length > self._max:
+                raise ValueError(f"stream frame claims {length} bytes (limit {self._max})")
+            end = FRAME_HEADER.size + length
+            if len(self._buf) < end:
+                return
+            blob = bytes(self._buf[FRAME_HEADER.size : end])
+            del self._buf[:end]
+            yield blob
+
+
+def frame(blob: bytes) -> bytes:
+    """One stream frame around ``blob`` (the inverse of :class:`FrameBuffer`)."""
+    return FRAME_HEADER.pack(len(blob)) + blob
+
+
+def decode_stream_frame(blob: bytes, output: Output = "numpy") -> StreamBatch:
+    """One batch; raises the server's typed error when the frame says the stream failed
+    (the server ends a stream that hits e.g. a corrupt image with such a frame)."""
+    tensors, meta = read_safetensors(blob)
+    if "error" in meta:
+        code = meta["error"]
+        status = getattr(BY_CODE.get(code), "status", None) or 500
+        detail = f"stream ended early: {meta.get('detail', code)}"
+        raise from_problem(status, {"code": code, "detail": detail})
+    if "images" not in tensors or "indices" not in tensors:
+        raise ValueError(f"stream frame without images/indices (has {sorted(tensors)})")
+    return StreamBatch(
+        images=convert(tensors["images"], output),
+        indices=convert(tensors["indices"], output),
+        labels=convert(tensors.get("labels"), output),
+        position=int(meta.get("position", 0)),
+        epoch=int(meta.get("epoch", 0)),
+        batch=int(meta.get("batch", 0)),
+        digest=meta.get("digest", ""),
+    )

@@ -1,0 +1,143 @@
+"""The shared request builder: every input type becomes the efficient, equivalent body."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+import safetensors.numpy
+import torch
+from augsvc_client import request
+from augsvc_client.inputs import prepare_images, sniff
+from PIL import Image
+
+
+def pixels(n: int = 3, h: int = 6, w: int = 7, c: int = 3, seed: int = 0) -> np.ndarray:
+    """(n, c, h, w) uint8."""
+    return np.random.default_rng(seed).integers(0, 256, (n, c, h, w), dtype=np.uint8)
+
+
+def png(chw: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    hwc = chw.transpose(1, 2, 0)
+    Image.fromarray(hwc[..., 0] if hwc.shape[-1] == 1 else hwc).save(out, format="PNG")
+    return out.getvalue()
+
+
+def tensor_of(payload) -> np.ndarray:
+    assert payload.files is None
+    return safetensors.numpy.load(payload.tensor)["images"]
+
+
+def test_every_pixel_input_gives_the_same_safetensors_body():
+    batch = pixels()
+    forms = {
+        "numpy NCHW": batch,
+        "numpy NHWC": np.ascontiguousarray(batch.transpose(0, 2, 3, 1)),
+        "numpy HWC list": [np.ascontiguousarray(x.transpose(1, 2, 0)) for x in batch],
+        "numpy CHW list": list(batch),
+        "PIL list": [Image.fromarray(x.transpose(1, 2, 0)) for x in batch],
+        "torch NCHW": torch.from_numpy(batch),
+        "torch CHW list": [torch.from_numpy(x) for x in batch],
+    }
+    bodies = {name: prepare_images(form) for name, form in forms.items()}
+    for name, payload in bodies.items():
+        assert payload.count == 3, name
+        np.testing.assert_array_equal(tensor_of(payload), batch, err_msg=name)
+    assert len({p.tensor for p in bodies.values()}) == 1
+
+
+def test_grey_and_rgba_arrays_and_pil_modes():
+    grey = pixels(1, c=1)[0]
+    assert tensor_of(prepare_images([grey[0]])).shape == (1, 1, 6, 7)  # (H, W)
+    assert tensor_of(prepare_images([Image.fromarray(grey[0])])).shape == (1, 1, 6, 7)
+    rgba = pixels(1, c=4)[0]
+    assert tensor_of(prepare_images([Image.fromarray(rgba.transpose(1, 2, 0))])).shape[1] == 4
+    palette = Image.fromarray(pixels(1)[0].transpose(1, 2, 0)).convert("P")
+    assert tensor_of(prepare_images([palette])).shape == (1, 3, 6, 7)
+
+
+def test_files_go_untouched_as_multipart_parts(tmp_path):
+    batch = pixels(2)
+    encoded = [png(x) for x in batch]
+    path = tmp_path / "a.png"
+    path.write_bytes(encoded[0])
+    for form in ([path, encoded[1]], [str(path), encoded[1]]):
+        payload = prepare_images(form)
+        assert payload.tensor is None
+        assert [f[1][1] for f in payload.files] == encoded
+        assert [f[1][2] for f in payload.files] == ["image/png", "image/png"]
+        assert payload.files[0][1][0] == "a.png"
+    assert prepare_images(encoded[0]).count == 1  # a single bytes object is one image
+
+
+def test_mixed_or_ragged_pixels_are_sent_as_lossless_png():
+    a, b = pixels(1, h=6)[0], pixels(1, h=9)[0]
+    payload = prepare_images([a, b])
+    assert payload.tensor is None
+    decoded = [np.asarray(Image.open(io.BytesIO(f[1][1]))) for f in payload.files]
+    np.testing.assert_array_equal(decoded[0], a.transpose(1, 2, 0))
+    np.testing.assert_array_equal(decoded[1], b.transpose(1, 2, 0))
+    mixed = prepare_images([a, png(b)])
+    assert [f[1][2] for f in mixed.files] == ["image/png", "image/png"]
+
+
+def test_bad_inputs_are_refused_before_sending():
+    with pytest.raises(TypeError, match="uint8"):
+        prepare_images([np.zeros((4, 4, 3), np.float32)])
+    with pytest.raises(ValueError, match="channel axis"):
+        prepare_images([np.zeros((5, 6, 7), np.uint8)])
+    with pytest.raises(ValueError, match="no images"):
+        prepare_images([])
+    with pytest.raises(TypeError, match="unsupported"):
+        prepare_images([42])
+
+
+def test_sniff():
+    assert sniff(b"\x89PNG\r\n\x1a\n....") == ("image/png", ".png")
+    assert sniff(b"\xff\xd8\xff\xe0") == ("image/jpeg", ".jpg")
+    assert sniff(b"RIFF\0\0\0\0WEBPVP8 ") == ("image/webp", ".webp")
+    assert sniff(b"hello")[0] == "application/octet-stream"
+
+
+def test_augment_call_is_idempotent_exactly_with_a_seed():
+    batch = pixels(1)
+    seeded = request.augment(batch, "r@2", seed=1, offset=4, return_params=True, output="numpy")
+    assert seeded.idempotent
+    assert seeded.params == {"recipe": "r@2", "seed": "1", "offset": "4", "return_params": "true"}
+    assert seeded.headers["Content-Type"] == "application/x-safetensors"
+    assert seeded.headers["Accept"] == "application/x-safetensors"
+    unseeded = request.augment(batch, "r", seed=None, offset=0, return_params=False, output="numpy")
+    assert not unseeded.idempotent
+    assert "seed" not in unseeded.params
+
+
+def test_an_inline_recipe_forces_a_multipart_body():
+    recipe = {"ops": [{"op": "hflip"}]}
+    call = request.augment(pixels(2), recipe, seed=1, offset=0, return_params=False, output="numpy")
+    assert "recipe" not in call.params
+    assert json.loads(call.data["recipe"]) == recipe
+    assert call.content is None and len(call.files) == 2
+    assert "Content-Type" not in call.headers  # httpx sets the multipart boundary
+
+
+def test_recipes_load_from_dicts_json_and_yaml(tmp_path):
+    recipe = {"ops": [{"op": "rotate", "degrees": 10}], "output": {"size": [8, 8]}}
+    (tmp_path / "r.json").write_text(json.dumps(recipe))
+    (tmp_path / "r.yaml").write_text(
+        "ops:\n  - op: rotate\n    degrees: 10\noutput:\n  size: [8, 8]\n"
+    )
+    for source in (recipe, tmp_path / "r.json", str(tmp_path / "r.yaml")):
+        call = request.put_recipe("r", source, if_match="sha256:abc")
+        assert json.loads(call.content) == recipe
+        assert call.headers["If-Match"] == '"sha256:abc"'
+    with pytest.raises(FileNotFoundError):
+        request.load_recipe(tmp_path / "missing.yaml")
+
+
+def test_references_stay_readable_in_paths():
+    assert request.get_recipe("sha256:ab12").path == "/v1/recipes/sha256:ab12"
+    assert request.get_recipe("flip@3").path == "/v1/recipes/flip@3"
+    assert request.get_recipe("a/b").path == "/v1/recipes/a%2Fb"

@@ -1,0 +1,74 @@
+"""The stream client and the DataLoader adapter against the real stream endpoint
+(`augsvc serve` with a registered folder dataset), through a TCP proxy that cuts the
+connection mid-stream."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import numpy as np
+import pytest
+import torch
+from augsvc_client import Client, RetryPolicy, errors
+from augsvc_client.torch_data import AugsvcIterableDataset
+from torch.utils.data import DataLoader
+
+from tests.imagegen import png_bytes
+
+pytestmark = pytest.mark.slow
+
+N_IMAGES = 50
+RECIPE = {"ops": [{"op": "rotate", "degrees": 15}, {"op": "resize", "size": [24, 24]}]}
+FAST = RetryPolicy(attempts=3, base=0.01, cap=0.05)
+
+
+@pytest.fixture(scope="module")
+def served(start_augsvc, tmp_path_factory) -> str:
+    root: Path = tmp_path_factory.mktemp("sdk-data") / "train"
+    for i in range(N_IMAGES):
+        folder = root / f"class{i % 3}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{i:03d}.png").write_bytes(png_bytes(40, 30, seed=i))
+    url = start_augsvc(AUGSVC_DATA_ROOTS=str(root)).url
+    with Client(url) as client:
+        client.put_recipe("sdk-stream", RECIPE)
+        registered = client.put_dataset("train", "folder", str(root))
+        assert registered["size"] == N_IMAGES
+    return url
+
+
+def test_dataset_registration_and_unknown_dataset(served):
+    with Client(served, retry=FAST) as client:
+        assert client.get_dataset("train")["classes"] == ["class0", "class1", "class2"]
+        with pytest.raises(errors.DatasetNotFound):
+            client.get_dataset("nope")
+        with pytest.raises(errors.DatasetNotFound):
+            list(client.stream("nope", "sdk-stream", seed=1))
+
+
+def test_a_cut_stream_resumes_with_the_same_samples_and_bytes(served, tcp_proxy):
+    kwargs = {"seed": 3, "batch_size": 4, "rank": 1, "world_size": 2}
+    with Client(served) as client:
+        whole = list(client.stream("train", "sdk-stream", **kwargs))
+    parts = urlsplit(served)
+    proxy = tcp_proxy((parts.hostname, parts.port), cut_after=9_000)
+    with Client(proxy.url, retry=FAST) as client:
+        resumed = list(client.stream("train", "sdk-stream", **kwargs))
+    assert proxy.cuts == 1 and proxy.connections == 2
+    indices = [int(i) for b in whole for i in b.indices]
+    assert len(indices) == len(set(indices)) == N_IMAGES // 2
+    assert [int(i) for b in resumed for i in b.indices] == indices
+    np.testing.assert_array_equal(
+        np.concatenate([b.images for b in resumed]), np.concatenate([b.images for b in whole])
+    )
+    assert whole[0].position == 1  # rank 1's first global position
+
+
+def test_dataloader_with_two_workers_sees_every_sample_once(served):
+    dataset = AugsvcIterableDataset(served, "train", "sdk-stream", seed=5, batch_size=4)
+    batches = list(DataLoader(dataset, batch_size=None, num_workers=2))
+    indices = torch.cat([b["indices"] for b in batches]).tolist()
+    assert sorted(indices) == list(range(N_IMAGES))
+    assert all(b["images"].shape[1:] == (3, 24, 24) for b in batches)
+    assert all("labels" in b for b in batches)
