@@ -73,6 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.keys = keys
     app.state.device = device
     app.state.metrics = metrics
+    app.state.draining = lambda: False  # serve() points this at uvicorn's shutdown flag
     install_problem_handlers(app)
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # added last = outermost

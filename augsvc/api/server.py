@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import sys
+import threading
 
 import uvicorn
 from pydantic import ValidationError
@@ -43,6 +45,13 @@ def serve(host: str, port: int, log_level: str = "info") -> int:
         server_header=False,
     )
     server = uvicorn.Server(config)
+    app.state.draining = lambda: server.should_exit  # streams end at a frame boundary
+    if threading.current_thread() is threading.main_thread():
+        # uvicorn drains on SIGTERM, then re-raises the signal to the handler it found;
+        # with the default one the process would die by it (-15 / exit 143) after a
+        # clean shutdown. This handler just asks the server to stop, so a drained
+        # SIGTERM exits 0, and one arriving before uvicorn takes over still stops it.
+        signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
     with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
         runner.run(_serve(server, host))
     return 0 if server.started else 1

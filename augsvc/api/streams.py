@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
@@ -23,7 +23,7 @@ from augsvc.api.metrics import Metrics
 from augsvc.codec import frame, images_to_safetensors
 from augsvc.datasets import Source
 from augsvc.engine import Plan
-from augsvc.errors import AugsvcError, Overloaded
+from augsvc.errors import AugsvcError, Overloaded, Unavailable
 from augsvc.streaming import StreamRequest, order_for, render_frame
 
 log = logging.getLogger("augsvc.api.streams")
@@ -73,8 +73,14 @@ async def stream_frames(
     prefetch: int,
     pools: StreamPools,
     metrics: Metrics,
+    draining: Callable[[], bool] = lambda: False,
 ) -> AsyncIterator[bytes]:
-    """The response body. ``pools.claim()`` must have succeeded; this releases it."""
+    """The response body. ``pools.claim()`` must have succeeded; this releases it.
+
+    When the server starts shutting down (``draining()``), the stream ends at the next
+    frame boundary with a 503 ``unavailable`` frame, so the client resumes from its
+    last whole frame on another replica instead of losing a frame cut in half when
+    the grace period runs out."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[object] = asyncio.Queue(maxsize=prefetch)
     order = order_for(source, request)
@@ -84,6 +90,11 @@ async def stream_frames(
         final = None
         try:
             for index, positions in enumerate(batches):
+                if draining():
+                    raise Unavailable(
+                        "the server is shutting down; resume at global position "
+                        f"{int(positions[0])}"
+                    )
                 blob = await loop.run_in_executor(
                     pools.render,
                     lambda p=positions, i=index: render_frame(

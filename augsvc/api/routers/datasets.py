@@ -134,6 +134,7 @@ async def stream_dataset(
         prefetch=settings.stream_prefetch,
         pools=pools,
         metrics=metrics,
+        draining=request.app.state.draining,
     )
     headers = {
         "X-Augsvc-Recipe-Digest": resolved.plan.digest,
