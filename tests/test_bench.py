@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
@@ -12,7 +11,7 @@ import torch
 
 pytest.importorskip("skimage", reason="bench photos need scikit-image (augsvc[bench])")
 
-from augsvc.bench import BenchDependencyError, bench_photos, run
+from augsvc.bench import BenchDependencyError, bench_photos
 from augsvc.bench.engine import (
     Contender,
     Inputs,
@@ -82,15 +81,6 @@ def test_missing_peer_is_reported_as_skipped() -> None:
     names = [(r.name, r.status) for r in result.results]
     assert names == [("augsvc", "ok"), ("_missing_peer", "skipped")]
     assert "skipped: not installed" in result.markdown()
-
-
-@pytest.mark.parametrize("target", ["service", "stream"])
-def test_other_targets_are_not_implemented_yet(
-    target: str, capsys: pytest.CaptureFixture[str]
-) -> None:
-    args = argparse.Namespace(target=target, batch=4, repeats=1, device="cpu", json=None)
-    assert run(args) == 2
-    assert "not implemented yet" in capsys.readouterr().err
 
 
 def test_service_and_stream_benches_run_end_to_end():
