@@ -123,3 +123,25 @@ def test_different_output_sizes_come_back_as_a_list():
     assert not result.uniform
     assert torch.equal(result.images[0], a.flip(-2))
     assert torch.equal(result.images[1], b.flip(-2))
+
+
+def test_engine_works_in_a_forked_child_after_use_in_the_parent():
+    """DataLoader workers fork after the parent used the engine's CPU thread pool.
+
+    Like DataLoader's worker loop, the child runs torch single-threaded (libgomp cannot
+    run parallel regions in a child forked after the parent used them: any torch op
+    would hang); the engine must then work serially, not wait on the parent's pool."""
+    import multiprocessing
+
+    plan = compile_plan(parse_recipe(BENCH_CHAIN))
+    images = photo_batch(12)
+    expected = augment(plan, images, seed=3).images
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        got = pool.apply_async(_augment_in_child, (images, 3)).get(timeout=60)
+    assert torch.equal(got, expected)
+
+
+def _augment_in_child(images, seed):
+    torch.set_num_threads(1)
+    return augment(compile_plan(parse_recipe(BENCH_CHAIN)), images, seed=seed).images

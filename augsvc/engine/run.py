@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -150,20 +153,61 @@ def chunk_size(device: torch.device) -> int:
     return 1 << 30 if device.type == "cuda" else 4
 
 
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+_pool_lock = threading.Lock()
+
+
+def _forget_pool_after_fork() -> None:
+    """A forked child (a DataLoader worker) inherits the pool object but not its
+    threads; submitting to it would wait forever, so the child starts afresh."""
+    global _pool, _pool_size, _pool_lock
+    _pool, _pool_size, _pool_lock = None, 0, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
+def _single_threaded() -> None:
+    torch.set_num_threads(1)  # per thread under OpenMP: the caller's setting is untouched
+
+
+def cpu_workers() -> ThreadPoolExecutor:
+    """Threads that run CPU chunks side by side, each with single-threaded torch ops.
+
+    Intra-op threading over a chunk's small tensors costs about a third more CPU than
+    it saves, and under CPU contention OpenMP's spinning collapses throughput (7x
+    slower seen with one other busy process); chunks in parallel avoid both. The pool
+    has as many threads as torch would use, and follows ``torch.set_num_threads``.
+    """
+    global _pool, _pool_size
+    want = torch.get_num_threads()
+    with _pool_lock:
+        if _pool is None or _pool_size != want:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(want, "augsvc-cpu", initializer=_single_threaded)
+            _pool_size = want
+        return _pool
+
+
 def run_stages(plan: Plan, sampled: Sampled, x: torch.Tensor) -> torch.Tensor:
     """Execute every stage on one same-size group, a chunk of samples at a time.
 
-    Every stage is per-sample, so chunking never changes a result.
+    Every stage is per-sample, so chunking (and running chunks in parallel) never
+    changes a result.
     """
     step = chunk_size(x.device)
     n = x.shape[0]
     if n <= step:
         return _run_chunk(plan, sampled, x)
-    parts = [
-        _run_chunk(plan, sampled.take(np.arange(i, min(i + step, n))), x[i : i + step])
-        for i in range(0, n, step)
+    chunks = [
+        (sampled.take(np.arange(i, min(i + step, n))), x[i : i + step]) for i in range(0, n, step)
     ]
-    return torch.cat(parts)
+    if torch.get_num_threads() == 1:
+        return torch.cat([_run_chunk(plan, s, c) for s, c in chunks])
+    pool = cpu_workers()
+    return torch.cat(list(pool.map(lambda sc: _run_chunk(plan, *sc), chunks)))
 
 
 def _run_chunk(plan: Plan, sampled: Sampled, x: torch.Tensor) -> torch.Tensor:
