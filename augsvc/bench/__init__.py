@@ -12,22 +12,19 @@ from augsvc.bench.photos import BenchDependencyError, bench_photos
 __all__ = ["BenchDependencyError", "bench_photos", "run"]
 
 
-def _engine(args: argparse.Namespace) -> int:
-    from augsvc.bench.engine import run_engine_bench
+def _measure(args: argparse.Namespace):
+    if args.target == "engine":
+        from augsvc.bench.engine import run_engine_bench
 
-    result = run_engine_bench(batch=args.batch, repeats=args.repeats, device=args.device)
-    print(result.markdown())
-    if args.json:
-        Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
-        print(f"\nwrote {args.json}")
-    return 0
-
-
-def _end_to_end(args: argparse.Namespace) -> int:
+        return run_engine_bench(batch=args.batch, repeats=args.repeats, device=args.device)
     from augsvc.bench.service import run_service_bench, run_stream_bench
 
     bench = run_service_bench if args.target == "service" else run_stream_bench
-    result = bench(batch=args.batch, repeats=args.repeats, device=args.device)
+    return bench(batch=args.batch, repeats=args.repeats, device=args.device)
+
+
+def _report(args: argparse.Namespace) -> int:
+    result = _measure(args)
     print(result.markdown())
     if args.json:
         Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
@@ -38,7 +35,7 @@ def _end_to_end(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     target = args.target
     try:
-        return _engine(args) if target == "engine" else _end_to_end(args)
+        return _report(args)
     except (BenchDependencyError, ValueError) as exc:
         print(f"augsvc bench {target}: {exc}", file=sys.stderr)
         return 1

@@ -25,10 +25,12 @@ class RecipeRef:
         return f"{self.name}@{self.version}" if self.version else str(self.name)
 
 
-def check_name(name: str) -> str:
-    if not _NAME.fullmatch(name):
+def check_name(name: str, what: str = "recipe") -> str:
+    """Names of recipes and datasets: they appear in URLs and Redis keys."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        shown = repr(name) if len(repr(name)) <= 80 else repr(name)[:77] + "..."
         raise InvalidReference(
-            f"invalid recipe name {name[:80]!r}: use 1-64 of a-z 0-9 . _ - starting with a"
+            f"invalid {what} name {shown}: use 1-64 of a-z 0-9 . _ - starting with a"
             " letter or digit"
         )
     return name

@@ -18,7 +18,6 @@ from typing import Any, Protocol, runtime_checkable
 
 from augsvc.errors import InvalidReference
 
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 DIGEST_PATTERN = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
@@ -89,15 +88,6 @@ def _shown(value: object) -> str:
     """repr() capped, so a hostile megabyte-long name does not end up in a message."""
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def check_name(name: str) -> str:
-    """Reject names outside the documented pattern (they would also break key layouts)."""
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        raise InvalidReference(
-            f"invalid recipe name {_shown(name)}: expected {NAME_PATTERN.pattern}"
-        )
-    return name
 
 
 def check_digest(digest: str) -> str:

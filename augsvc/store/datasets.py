@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 from redis.asyncio import Redis
 
 from augsvc.errors import DatasetNotFound
-from augsvc.store.base import check_name
+from augsvc.recipes.refs import check_name
 from augsvc.store.redis import store_errors
 
 
@@ -61,14 +61,14 @@ class MemoryDatasetStore:
         self._lock = asyncio.Lock()
 
     async def put(self, name: str, spec: dict[str, Any]) -> tuple[StoredDataset, bool]:
-        check_name(name)
+        check_name(name, "dataset")
         async with self._lock:
             created = name not in self._items
             self._items[name] = _encode(spec, time.time())
             return _decode(name, self._items[name]), created
 
     async def get(self, name: str) -> StoredDataset:
-        check_name(name)
+        check_name(name, "dataset")
         raw = self._items.get(name)
         if raw is None:
             raise DatasetNotFound(f"no dataset named {name!r}")
@@ -78,7 +78,7 @@ class MemoryDatasetStore:
         return [_decode(n, self._items[n]) for n in sorted(self._items)]
 
     async def delete(self, name: str) -> None:
-        check_name(name)
+        check_name(name, "dataset")
         async with self._lock:
             if self._items.pop(name, None) is None:
                 raise DatasetNotFound(f"no dataset named {name!r}")
@@ -97,7 +97,7 @@ class RedisDatasetStore:
         return f"{self._prefix}:datasets"
 
     async def put(self, name: str, spec: dict[str, Any]) -> tuple[StoredDataset, bool]:
-        check_name(name)
+        check_name(name, "dataset")
         raw = _encode(spec, time.time())
         with store_errors("dataset store"):
             async with self._redis.pipeline(transaction=True) as pipe:
@@ -107,7 +107,7 @@ class RedisDatasetStore:
         return _decode(name, raw), bool(added)
 
     async def get(self, name: str) -> StoredDataset:
-        check_name(name)
+        check_name(name, "dataset")
         with store_errors("dataset store"):
             raw = await self._redis.get(self._key(name))
         if raw is None:
@@ -121,7 +121,7 @@ class RedisDatasetStore:
         return [_decode(n, raw) for n, raw in zip(names, values, strict=True) if raw is not None]
 
     async def delete(self, name: str) -> None:
-        check_name(name)
+        check_name(name, "dataset")
         with store_errors("dataset store"):
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.delete(self._key(name))

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from augsvc.errors import PreconditionFailed, RecipeNotFound
-from augsvc.store.base import StoredRecipe, check_digest, check_name, check_version
+from augsvc.recipes.refs import check_name
+from augsvc.store.base import StoredRecipe, check_digest, check_version
 
 
 @dataclass(frozen=True)

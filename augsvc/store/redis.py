@@ -30,7 +30,8 @@ from redis.exceptions import ReadOnlyError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from augsvc.errors import PreconditionFailed, RecipeNotFound, StoreUnavailable
-from augsvc.store.base import StoredRecipe, check_digest, check_name, check_version
+from augsvc.recipes.refs import check_name
+from augsvc.store.base import StoredRecipe, check_digest, check_version
 
 DEFAULT_TIMEOUT_S = 2.0
 DEFAULT_HEALTH_CHECK_INTERVAL_S = 10
