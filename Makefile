@@ -6,12 +6,12 @@ PIP := $(PY) -m pip install -q -c constraints.txt
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint serve bench redis clean
+.PHONY: install test lint serve bench redis clean example
 
 $(STAMP): pyproject.toml constraints.txt clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PIP) -e '.[dev,bench]' -e 'clients/python[torch]'
+	$(PIP) -e '.[dev,bench,example]' -e 'clients/python[torch]'
 	touch $@
 
 install: $(STAMP)
@@ -31,6 +31,9 @@ serve: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/augsvc bench engine
+
+example: $(STAMP)
+	$(PY) examples/train_cnn.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
