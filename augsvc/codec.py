@@ -23,7 +23,6 @@ from importlib import resources
 from typing import Protocol
 
 import numpy as np
-import safetensors.torch
 import torch
 from PIL import (
     BmpImagePlugin,
@@ -410,53 +409,59 @@ def _save(image: Image.Image, fmt: str, **options: int) -> bytes:
 _MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
 
 
+_SAFETENSORS_DTYPES = {
+    torch.bool: "BOOL",
+    torch.uint8: "U8",
+    torch.int8: "I8",
+    torch.int16: "I16",
+    torch.int32: "I32",
+    torch.int64: "I64",
+    torch.float16: "F16",
+    torch.bfloat16: "BF16",
+    torch.float32: "F32",
+    torch.float64: "F64",
+}
+
+
 def images_to_safetensors(
     tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None
 ) -> bytes:
     """Serialise tensors (moved to CPU, made contiguous) as a safetensors blob.
 
-    safetensors refuses tensors that share storage (e.g. two slices of one batch), so every
-    tensor after the first on a given storage is cloned.
+    Written here rather than by ``safetensors.torch.save`` for two reasons: the bytes
+    must not depend on the process (the Rust writer emits ``__metadata__`` in HashMap
+    order, randomised per process, so replicas would answer one request differently),
+    and a response is tens of MB, so it is assembled with a single copy. Tensors are
+    laid out as the reference writer does (widest dtype first, then by name), which
+    keeps every tensor aligned; the header is padded to 8 bytes.
     """
-    prepared: dict[str, torch.Tensor] = {}
-    seen_storages: set[int] = set()
-    for key, tensor in tensors.items():
+    prepared = []
+    for name, tensor in tensors.items():
         value = tensor.detach().to("cpu").contiguous()
-        storage = value.untyped_storage().data_ptr()
-        if storage in seen_storages:
-            value = value.clone()
-        seen_storages.add(storage)
-        prepared[key] = value
-    blob = safetensors.torch.save(prepared, metadata=dict(metadata) if metadata else None)
-    return _sorted_metadata(blob)
+        if value.dtype not in _SAFETENSORS_DTYPES:
+            raise ValueError(f"tensor {name!r}: dtype {value.dtype} has no safetensors name")
+        prepared.append((name, value))
+    prepared.sort(key=lambda item: (-item[1].element_size(), item[0]))
+    header: dict[str, object] = {}
+    buffers = []
+    offset = 0
+    for name, value in prepared:
+        size = value.numel() * value.element_size()
+        header[name] = {
+            "dtype": _SAFETENSORS_DTYPES[value.dtype],
+            "shape": list(value.shape),
+            "data_offsets": [offset, offset + size],
+        }
+        buffers.append(value.view(-1).view(torch.uint8).numpy() if size else b"")
+        offset += size
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in sorted(metadata.items())}
+    encoded = json.dumps(header, separators=(",", ":"), sort_keys=True).encode()
+    encoded += b" " * (-len(encoded) % 8)
+    return b"".join([struct.pack("<Q", len(encoded)), encoded, *buffers])
 
 
-def _sorted_metadata(blob: bytes) -> bytes:
-    """The same safetensors blob with its ``__metadata__`` keys in sorted order.
-
-    The safetensors writer (Rust) emits metadata in HashMap order, which is randomised
-    per process, so two replicas would answer the same request with different bytes.
-    Reordering keys keeps the header's length, hence every offset; anything unexpected
-    returns the blob unchanged.
-    """
-    header_len = int.from_bytes(blob[:8], "little")
-    raw = blob[8 : 8 + header_len]
-    try:
-        header = json.loads(raw)
-    except ValueError:
-        return blob
-    metadata = header.get("__metadata__")
-    if not isinstance(metadata, dict):
-        return blob
-    header["__metadata__"] = dict(sorted(metadata.items()))
-    ordered = {"__metadata__": header.pop("__metadata__"), **header}
-    encoded = json.dumps(ordered, separators=(",", ":"), ensure_ascii=False).encode()
-    if len(encoded) > header_len:
-        return blob
-    return blob[:8] + encoded + b" " * (header_len - len(encoded)) + blob[8 + header_len :]
-
-
-def read_image_batch(data: bytes, *, max_images: int, max_pixels: int) -> torch.Tensor:
+def read_image_batch(data: bytes | bytearray, *, max_images: int, max_pixels: int) -> torch.Tensor:
     """The uint8 ``images`` tensor (N, C, H, W) of an uploaded safetensors body.
 
     The header is parsed and every field checked against the body and the limits before a
@@ -474,8 +479,15 @@ def read_image_batch(data: bytes, *, max_images: int, max_pixels: int) -> torch.
         raise UndecodableImage("safetensors header entry for 'images' is not an object")
     shape = _batch_shape(entry, max_images=max_images, max_pixels=max_pixels)
     start, end = _batch_offsets(entry, shape, body_len=len(data) - body_start)
-    raw = bytearray(memoryview(data)[body_start + start : body_start + end])
-    return torch.frombuffer(raw, dtype=torch.uint8).view(shape)
+    if isinstance(data, bytearray):  # writable: view the pixels where they already are
+        flat = torch.frombuffer(
+            data, dtype=torch.uint8, count=end - start, offset=body_start + start
+        )
+    else:
+        flat = torch.frombuffer(
+            bytearray(memoryview(data)[body_start + start : body_start + end]), dtype=torch.uint8
+        )
+    return flat.view(shape)
 
 
 def _safetensors_header(data: bytes) -> tuple[dict[str, object], int]:

@@ -625,3 +625,40 @@ def test_safetensors_bytes_do_not_depend_on_metadata_order():
     assert a == codec.images_to_safetensors(tensors, reordered)
     header = a[8 : 8 + int.from_bytes(a[:8], "little")]
     assert header.index(b'"k0"') < header.index(b'"k1"') < header.index(b'"k9"')
+
+
+def test_safetensors_writer_round_trips_through_the_reference_reader():
+    import safetensors.torch
+    import torch
+
+    tensors = {
+        "images": torch.randint(0, 256, (3, 3, 5, 7), dtype=torch.uint8),
+        "keys": torch.arange(3),
+        "odd": torch.ones(5, dtype=torch.uint8),  # odd size before wider dtypes
+        "matrix": torch.randn(3, 3, 3, dtype=torch.float64),
+        "flags": torch.tensor([True, False, True]),
+        "half": torch.randn(4, dtype=torch.bfloat16),
+        "f32": torch.randn(2, 2),
+        "empty": torch.zeros(0, 4, dtype=torch.int32),
+        "strided": torch.arange(20).view(4, 5).t(),  # non-contiguous input
+    }
+    blob = codec.images_to_safetensors(tensors, {"seed": "7"})
+    back = safetensors.torch.load(blob)
+    assert set(back) == set(tensors)
+    for name, value in tensors.items():
+        assert back[name].dtype == value.dtype and torch.equal(back[name], value), name
+    assert int.from_bytes(blob[:8], "little") % 8 == 0
+
+
+def test_uploaded_batch_is_a_view_of_a_writable_body():
+    """The service reads bodies into a bytearray; the tensor must not copy 36 MB again."""
+    import torch
+
+    images = torch.randint(0, 256, (2, 3, 4, 5), dtype=torch.uint8)
+    body = bytearray(codec.images_to_safetensors({"images": images}))
+    batch = codec.read_image_batch(body, max_images=4, max_pixels=100)
+    assert torch.equal(batch, images)
+    body[-1] ^= 0xFF  # the last pixel lives in the body itself
+    assert batch.flatten()[-1] == images.flatten()[-1] ^ 0xFF
+    immutable = codec.read_image_batch(bytes(body), max_images=4, max_pixels=100)
+    assert torch.equal(immutable, batch)

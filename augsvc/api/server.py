@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import signal
 import sys
@@ -17,6 +18,25 @@ KEEP_ALIVE_S = 75  # longer than common load-balancer idle timeouts (60 s), so t
 GRACEFUL_SHUTDOWN_S = 30  # let in-flight batches finish on SIGTERM (Kubernetes gives 30 s)
 
 
+def retain_freed_memory() -> bool:
+    """Ask glibc to keep large freed blocks for reuse instead of unmapping them.
+
+    Request bodies and response buffers are tens of MB. By default glibc serves each
+    from fresh mmap pages and unmaps it on free, so every request pays the page
+    faults of first touch: 26 ms to fill a new 36 MB buffer here, against 4 ms when
+    the block is reused. The cost is that RSS stays at its high-water mark, which a
+    long-running service with bounded request sizes reaches quickly anyway.
+    No-op (False) where the C library is not glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(mallopt(m_mmap_threshold, 1 << 30) and mallopt(m_trim_threshold, 1 << 30))
+
+
 def serve(host: str, port: int, log_level: str = "info") -> int:
     """Run until SIGINT/SIGTERM; 2 for bad settings. Port 0 picks a free port, and the
     line printed at start names the real one (the test fixtures rely on it)."""
@@ -29,6 +49,8 @@ def serve(host: str, port: int, log_level: str = "info") -> int:
         print(f"augsvc: invalid settings (AUGSVC_* environment):\n{exc}", file=sys.stderr)
         return 2
     from augsvc.api.app import create_app  # torch/kornia import here, after the settings check
+
+    retain_freed_memory()
 
     try:
         app = create_app(settings)

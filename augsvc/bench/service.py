@@ -163,9 +163,12 @@ def run_service_bench(
     *, batch: int = 64, repeats: int = 7, warmup: int = 2, device: str = "auto",
     size: tuple[int, int] = (375, 500),
 ) -> EndToEndResult:  # fmt: skip
+    from augsvc.api.server import retain_freed_memory
+    from augsvc.engine import resolve_device
+
+    retain_freed_memory()  # as the server does: the client's responses are ~10 MB each
     photos = bench_photos(batch, size)
     inputs = Inputs.from_photos(photos)
-    from augsvc.engine import resolve_device
 
     engine = augsvc_contender(inputs, resolve_device(device), 0)
     upload = images_to_safetensors({"images": inputs.batch})
