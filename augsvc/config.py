@@ -64,9 +64,6 @@ class Settings(BaseSettings):
         le=16,
         description="Batches a stream renders ahead of the socket (bounds its memory).",
     )
-    decode_threads: int = Field(
-        default=2, gt=0, description="Threads decoding a stream's images in parallel."
-    )
 
     @property
     def data_root_paths(self) -> list[Path]:

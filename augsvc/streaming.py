@@ -8,7 +8,6 @@ thread one batch ahead of the socket, so decode and augmentation overlap sending
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +18,7 @@ from augsvc.datasets import Source, epoch_order, rank_positions, sample_keys
 from augsvc.datasets.order import MAX_EPOCH
 from augsvc.engine import Plan, augment
 from augsvc.engine.plan import fixed_output_size
+from augsvc.engine.run import cpu_workers
 from augsvc.errors import ValidationFailed
 
 MAX_BATCH = 1024
@@ -70,12 +70,14 @@ def render_frame(
     *,
     device: torch.device,
     max_pixels: int,
-    decoders: ThreadPoolExecutor,
 ) -> bytes:
     indices = order[positions]
     reads = [source.read(int(i)) for i in indices]
+    # decoders release the GIL; the engine's single-threaded CPU workers are idle here
     images = list(
-        decoders.map(lambda r: codec.decode_image(r[0], max_pixels=max_pixels, name=r[2]), reads)
+        cpu_workers().map(
+            lambda r: codec.decode_image(r[0], max_pixels=max_pixels, name=r[2]), reads
+        )
     )
     result = augment(
         plan, images, seed=request.seed, keys=sample_keys(request.epoch, positions), device=device

@@ -50,7 +50,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.executor = executor
         app.state.datasets = open_dataset_store(settings, store)
         app.state.sources = datasets.SourceCache()
-        app.state.stream_pools = StreamPools(settings.max_streams, settings.decode_threads)
+        app.state.stream_pools = StreamPools(settings.max_streams)
         log.info(
             "augsvc %s: store=%s device=%s engine_threads=%d queue_depth=%d",
             augsvc_version(), "redis" if settings.redis_url else "memory", device,

@@ -31,11 +31,10 @@ _DONE = object()
 
 
 class StreamPools:
-    """Threads shared by every stream of one app, and the cap on concurrent streams."""
+    """The threads that render streams (one per stream at most) and the cap on streams."""
 
-    def __init__(self, max_streams: int, decode_threads: int) -> None:
+    def __init__(self, max_streams: int) -> None:
         self.render = ThreadPoolExecutor(max_streams, thread_name_prefix="augsvc-stream")
-        self.decode = ThreadPoolExecutor(decode_threads, thread_name_prefix="augsvc-decode")
         self.max_streams = max_streams
         self._active = 0
         self._lock = threading.Lock()
@@ -55,7 +54,6 @@ class StreamPools:
 
     def shutdown(self) -> None:
         self.render.shutdown(wait=False, cancel_futures=True)
-        self.decode.shutdown(wait=False, cancel_futures=True)
 
 
 def error_frame(err: AugsvcError) -> bytes:
@@ -99,7 +97,7 @@ async def stream_frames(
                     pools.render,
                     lambda p=positions, i=index: render_frame(
                         source, plan, request, order, p, i,
-                        device=device, max_pixels=max_pixels, decoders=pools.decode,
+                        device=device, max_pixels=max_pixels,
                     ),
                 )  # fmt: skip
                 metrics.stream_frames.inc()
