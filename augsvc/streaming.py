@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from augsvc import codec
-from augsvc.datasets import Source, epoch_order, rank_positions, sample_keys
+from augsvc.datasets import Source, rank_positions, sample_keys
 from augsvc.datasets.order import MAX_EPOCH
 from augsvc.engine import Plan, augment
 from augsvc.engine.plan import fixed_output_size
@@ -95,7 +95,3 @@ def render_frame(
         "digest": plan.digest,
     }
     return codec.frame(codec.images_to_safetensors(tensors, metadata))
-
-
-def order_for(source: Source, request: StreamRequest) -> np.ndarray:
-    return epoch_order(len(source), request.seed, request.epoch)

@@ -21,10 +21,10 @@ import torch
 
 from augsvc.api.metrics import Metrics
 from augsvc.codec import frame, images_to_safetensors
-from augsvc.datasets import Source
+from augsvc.datasets import Source, epoch_order
 from augsvc.engine import Plan
 from augsvc.errors import AugsvcError, Overloaded, Unavailable
-from augsvc.streaming import StreamRequest, order_for, render_frame
+from augsvc.streaming import StreamRequest, render_frame
 
 log = logging.getLogger("augsvc.api.streams")
 _DONE = object()
@@ -81,7 +81,7 @@ async def stream_frames(
     the grace period runs out."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[object] = asyncio.Queue(maxsize=prefetch)
-    order = order_for(source, request)
+    order = epoch_order(len(source), request.seed, request.epoch)
     batches = request.batches(len(source))
 
     async def produce() -> None:

@@ -215,32 +215,32 @@ def sample_plan(plan: Plan, seed: int, keys: np.ndarray, in_hw: np.ndarray) -> S
     record: dict[str, np.ndarray] = {}
     stages: list[StageParams] = []
     for stage in plan.stages:
-        params = []
+        drawn: list[tuple[o.Op, Params]] = []
+        matrix = geometry.eye(n)
         for index, op in stage.ops:
-            d = Draws(states, index if isinstance(index, int) else -1)
-            p = op_params = sample_op(op, d, canvas)
-            params.append((op, p))
-            for name, value in op_params.items():
+            p = sample_op(op, Draws(states, index if isinstance(index, int) else -1), canvas)
+            for name, value in p.items():
                 record[f"ops.{index}.{name}"] = value
             if stage.kind == "geometric":
                 step, canvas = _geometric_step(op, p, canvas)
-                params[-1] = (op, p, step)
-        stages.append(_stage_params(stage, params, n))
-        if isinstance(stages[-1], WarpParams):
-            stages[-1].out_hw = np.stack(canvas, 1).astype(np.int64)
-            total = stages[-1].matrix @ total
+                matrix = step @ matrix
+            drawn.append((op, p))
+        if stage.kind == "geometric":
+            stages.append(WarpParams(matrix=matrix, out_hw=_hw(canvas)))
+            total = matrix @ total
+        else:
+            stages.append(_stage_params(stage.kind, drawn, n))
     record["matrix"] = total
-    out_hw = np.stack(canvas, 1).astype(np.int64)
-    return Sampled(keys=keys, stages=stages, out_hw=out_hw, record=record)
+    return Sampled(keys=keys, stages=stages, out_hw=_hw(canvas), record=record)
 
 
-def _stage_params(stage: Stage, params: list, n: int) -> StageParams:
-    if stage.kind == "geometric":
-        m = geometry.eye(n)
-        for _op, _p, step in params:
-            m = step @ m
-        return WarpParams(matrix=m, out_hw=np.zeros((n, 2), dtype=np.int64))
-    if stage.kind == "colour":
+def _hw(canvas: Canvas) -> np.ndarray:
+    return np.stack(canvas, 1).astype(np.int64)
+
+
+def _stage_params(kind: StageKind, params: list[tuple[o.Op, Params]], n: int) -> StageParams:
+    """Parameters of a non-geometric stage from its ops' draws."""
+    if kind == "colour":
         cmap = colour.ColourMap(n)
         for op, p in params:
             _colour_step(op, p, cmap)
@@ -253,4 +253,4 @@ def _stage_params(stage: Stage, params: list, n: int) -> StageParams:
         return EraseParams(p["applied"], boxes, op.value)
     if isinstance(op, o.Normalize):
         return NormalizeParams(op.mean, op.std)
-    raise TypeError(f"unexpected stage {stage.kind}")
+    raise TypeError(f"unexpected stage {kind}")

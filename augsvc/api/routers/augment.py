@@ -22,11 +22,11 @@ from augsvc.api.limits import read_body
 from augsvc.api.media import MULTIPART, SAFETENSORS, ZIP, negotiate, require_content_type
 from augsvc.api.plans import RecipeResolver, Resolved
 from augsvc.api.uploads import parse_multipart
+from augsvc.engine.rng import MAX_SEED
 from augsvc.errors import FieldError, InvalidRecipe, ValidationFailed
 
 router = APIRouter(prefix="/v1", tags=["augment"])
 
-MAX_SEED = 2**64 - 1
 MAX_OFFSET = 2**62  # sample keys are int64; leave room for offset + N
 
 

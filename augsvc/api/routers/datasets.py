@@ -12,7 +12,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from augsvc.api.deps import AdminAuth, DeviceDep, MetricsDep, ReadAuth, ResolverDep, SettingsDep
 from augsvc.api.streams import stream_frames
 from augsvc.datasets import DatasetSpec, Source, open_source
-from augsvc.errors import FieldError, ValidationFailed
+from augsvc.datasets.order import MAX_EPOCH
+from augsvc.engine.rng import MAX_SEED
 from augsvc.store import DatasetStore, StoredDataset
 from augsvc.streaming import StreamRequest
 
@@ -103,8 +104,8 @@ async def stream_dataset(
     device: DeviceDep,
     metrics: MetricsDep,
     recipe: Annotated[str, Query(description="name, name@N or sha256:<hex>", max_length=200)],
-    seed: Annotated[int, Query(ge=0, le=2**64 - 1)],
-    epoch: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    seed: Annotated[int, Query(ge=0, le=MAX_SEED)],
+    epoch: Annotated[int, Query(ge=0, le=MAX_EPOCH)] = 0,
     batch_size: Annotated[int, Query(ge=1, le=1024)] = 64,
     rank: Annotated[int, Query(ge=0)] = 0,
     world_size: Annotated[int, Query(ge=1, le=65536)] = 1,
@@ -117,11 +118,6 @@ async def stream_dataset(
     stored = await _store(request).get(name)
     source = await _sources(request).get(stored, settings)
     stream = StreamRequest(seed, epoch, batch_size, rank, world_size, start, drop_last)
-    if rank >= world_size:
-        raise ValidationFailed(
-            f"rank {rank} is not below world_size {world_size}",
-            errors=[FieldError(("query", "rank"), "must be < world_size")],
-        )
     stream.check(resolved.plan, len(source))
     pools = request.app.state.stream_pools
     pools.claim()

@@ -22,11 +22,12 @@ from augsvc.api.uploads import parse_multipart
 from augsvc.codec import decode_image, encode_png, sample_photo_bytes
 from augsvc.config import Settings
 from augsvc.engine import Plan, augment
+from augsvc.engine.rng import MAX_SEED
 from augsvc.errors import BadRequest, ValidationFailed
 
 router = APIRouter(prefix="/v1/recipes", tags=["preview"])
 
-Seed = Annotated[int, Query(ge=0, le=2**64 - 1)]
+Seed = Annotated[int, Query(ge=0, le=MAX_SEED)]
 Count = Annotated[int, Query(ge=1, le=256, description="images in the grid, 1..preview_max")]
 
 
