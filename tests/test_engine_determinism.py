@@ -145,3 +145,41 @@ def test_engine_works_in_a_forked_child_after_use_in_the_parent():
 def _augment_in_child(images, seed):
     torch.set_num_threads(1)
     return augment(compile_plan(parse_recipe(BENCH_CHAIN)), images, seed=seed).images
+
+
+def test_cpu_workers_of_one_thread_survive_another_threads_size():
+    """torch's thread count is per thread, so callers ask for different pool sizes at
+    once. A pool one thread is using must keep working when another asks for another
+    size (a stream render thread once lost its pool mid-frame this way)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from augsvc.engine.run import cpu_workers
+
+    def single_threaded_pool():
+        torch.set_num_threads(1)
+        return cpu_workers()
+
+    with ThreadPoolExecutor(1) as caller:
+        small = caller.submit(single_threaded_pool).result()
+    big = cpu_workers()
+    assert small is not big or torch.get_num_threads() == 1
+    assert list(small.map(lambda v: v * 2, range(5))) == [0, 2, 4, 6, 8]
+    assert list(big.map(lambda v: v + 1, range(3))) == [1, 2, 3]
+
+
+def test_streams_and_augments_in_parallel_threads_agree_with_serial():
+    """Many threads of mixed torch thread counts augmenting at once give the same
+    bytes as one call: the shared CPU pools never fail or mix up chunks."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    plan = compile_plan(parse_recipe(BENCH_CHAIN))
+    images = photo_batch(16)
+    expected = augment(plan, images, seed=9).images
+
+    def run(threads: int) -> torch.Tensor:
+        torch.set_num_threads(threads)
+        return augment(plan, images, seed=9).images
+
+    with ThreadPoolExecutor(4) as callers:
+        results = list(callers.map(run, [1, 2, 1, 2, 1, 2, 1, 2]))
+    assert all(torch.equal(r, expected) for r in results)

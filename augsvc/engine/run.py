@@ -153,19 +153,18 @@ def chunk_size(device: torch.device) -> int:
     return 1 << 30 if device.type == "cuda" else 4
 
 
-_pool: ThreadPoolExecutor | None = None
-_pool_size = 0
-_pool_lock = threading.Lock()
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
 
 
-def _forget_pool_after_fork() -> None:
-    """A forked child (a DataLoader worker) inherits the pool object but not its
-    threads; submitting to it would wait forever, so the child starts afresh."""
-    global _pool, _pool_size, _pool_lock
-    _pool, _pool_size, _pool_lock = None, 0, threading.Lock()
+def _forget_pools_after_fork() -> None:
+    """A forked child (a DataLoader worker) inherits the pool objects but not their
+    threads; submitting to one would wait forever, so the child starts afresh."""
+    global _pools, _pools_lock
+    _pools, _pools_lock = {}, threading.Lock()
 
 
-os.register_at_fork(after_in_child=_forget_pool_after_fork)
+os.register_at_fork(after_in_child=_forget_pools_after_fork)
 
 
 def _single_threaded() -> None:
@@ -178,17 +177,22 @@ def cpu_workers() -> ThreadPoolExecutor:
     Intra-op threading over a chunk's small tensors costs about a third more CPU than
     it saves, and under CPU contention OpenMP's spinning collapses throughput (7x
     slower seen with one other busy process); chunks in parallel avoid both. The pool
-    has as many threads as torch would use, and follows ``torch.set_num_threads``.
+    has as many threads as torch would use in the calling thread.
+
+    ``torch.get_num_threads`` is a per-thread value under OpenMP, so two callers can
+    ask for different sizes at once. Each size keeps its own pool and no pool is
+    ever shut down: replacing a pool that another thread is submitting to failed
+    that thread's work ("cannot schedule new futures after shutdown"). Threads start
+    lazily and idle ones cost nothing, and there are only ever a few sizes.
     """
-    global _pool, _pool_size
     want = torch.get_num_threads()
-    with _pool_lock:
-        if _pool is None or _pool_size != want:
-            if _pool is not None:
-                _pool.shutdown(wait=False)
-            _pool = ThreadPoolExecutor(want, "augsvc-cpu", initializer=_single_threaded)
-            _pool_size = want
-        return _pool
+    with _pools_lock:
+        pool = _pools.get(want)
+        if pool is None:
+            pool = _pools[want] = ThreadPoolExecutor(
+                want, "augsvc-cpu", initializer=_single_threaded
+            )
+        return pool
 
 
 def run_stages(plan: Plan, sampled: Sampled, x: torch.Tensor) -> torch.Tensor:
