@@ -88,7 +88,7 @@ def test_service_and_stream_benches_run_end_to_end():
     from augsvc.bench.service import run_service_bench, run_stream_bench
 
     service = run_service_bench(batch=4, repeats=1, warmup=0, device="cpu", size=(60, 80))
-    assert [r.images for r in service.rows] == [4, 4, 4, 8, 8]
+    assert [r.images for r in service.rows] == [4, 4, 4, 8, 8, 4]
     assert all(len(r.seconds) == 1 and r.median > 0 for r in service.rows)
     assert "ratio to in-process engine" in service.markdown()
     stream = run_stream_bench(batch=4, repeats=1, warmup=0, device="cpu", size=(60, 80), files=8)
