@@ -14,6 +14,7 @@ same tree. Routes never build HTTP errors by hand.
     ├── NotFound (404 not-found)
     │   ├── RecipeNotFound (404 recipe-not-found)
     │   └── DatasetNotFound (404 dataset-not-found)
+    ├── MethodNotAllowed (405 method-not-allowed)
     ├── NotAcceptable (406 not-acceptable)
     ├── PreconditionFailed (412 precondition-failed)
     ├── PayloadTooLarge (413 payload-too-large)
@@ -115,6 +116,12 @@ class RecipeNotFound(NotFound):
 
 class DatasetNotFound(NotFound):
     code, title = "dataset-not-found", "Dataset not found"
+
+
+class MethodNotAllowed(AugsvcError):
+    """The path exists but not with this method; ``Allow`` lists the ones it has."""
+
+    status, code, title = 405, "method-not-allowed", "Method not allowed"
 
 
 class NotAcceptable(AugsvcError):

@@ -303,6 +303,17 @@ def test_unknown_route_and_method(client):
     assert_problem(client.get("/v2/nothing"), 404, "not-found", "/v2/nothing")
     response = client.delete("/v1/augment")
     assert_problem(response, 405, "method-not-allowed", "DELETE")
+    assert response.headers["Allow"] == "POST"
+
+
+def test_405_lists_every_method_of_the_path_not_just_the_first_route(client):
+    """GET, PUT and DELETE of /v1/recipes/{ref} are separate routes; Starlette alone would
+    answer ``Allow: PUT`` (the first that matched the path) and send clients astray."""
+    response = client.patch("/v1/recipes/flip")
+    assert_problem(response, 405, "method-not-allowed", "PATCH")
+    assert response.headers["Allow"] == "GET, PUT, DELETE"
+    assert "allowed: GET, PUT, DELETE" in response.json()["detail"]
+    assert client.get("/healthz").status_code == 200
 
 
 def test_full_queue_answers_503_with_retry_after(server):

@@ -16,12 +16,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from augsvc.errors import (
     PROBLEM_TYPE_PREFIX,
     AugsvcError,
     FieldError,
+    MethodNotAllowed,
     NotFound,
     ValidationFailed,
 )
@@ -29,10 +31,6 @@ from augsvc.errors import (
 PROBLEM_JSON = "application/problem+json"
 
 log = logging.getLogger("augsvc.api")
-
-# Statuses Starlette raises by itself that have no class in the error tree. Defining
-# subclasses here would add them to errors.all_errors(), which the docs and SDK mirror.
-_HTTP_CODES = {405: ("method-not-allowed", "Method not allowed")}
 
 
 class ProblemResponse(Response):
@@ -76,21 +74,42 @@ async def _request_validation(request: Request, exc: Exception) -> Response:
     return problem_response(ValidationFailed(detail, errors=errors), request.url.path)
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(app: ASGIApp, scope: Scope) -> list[str]:
+    """Every method some route serves at this path, asked of the routes themselves.
+
+    Starlette's own 405 names only the first route that matched the path, so a path
+    with GET, PUT and DELETE on separate routes would advertise one of them."""
+    routes = getattr(app, "routes", [])
+    return [
+        method
+        for method in _METHODS
+        if any(route.matches({**scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
+
+
 async def _http_exception(request: Request, exc: Exception) -> Response:
-    """Starlette's own 404 (no such route) and 405 (wrong method), as problems."""
+    """Starlette's own 404 (no such route) and 405 (wrong method), as problems; any
+    other status it raises is rendered as a problem with its own status."""
     assert isinstance(exc, StarletteHTTPException)
     path = request.url.path
     if exc.status_code == 404:
         return problem_response(NotFound(f"no route {request.method} {path}"), path)
-    code, title = _HTTP_CODES.get(exc.status_code, (f"http-{exc.status_code}", "HTTP error"))
-    detail = (
-        f"{request.method} is not allowed on {path}" if exc.status_code == 405 else str(exc.detail)
-    )
+    if exc.status_code == 405:
+        allow = allowed_methods(request.app, request.scope) or [exc.headers.get("Allow", "")]
+        err = MethodNotAllowed(
+            f"{request.method} is not allowed on {path}; allowed: {', '.join(allow)}",
+            headers={"Allow": ", ".join(allow)},
+        )
+        return problem_response(err, path)
+    code = f"http-{exc.status_code}"
     body = {
         "type": PROBLEM_TYPE_PREFIX + code,
-        "title": title,
+        "title": "HTTP error",
         "status": exc.status_code,
-        "detail": detail,
+        "detail": str(exc.detail),
         "code": code,
         "instance": path,
     }

@@ -62,7 +62,8 @@ def test_unknown_status_and_non_json_bodies():
     assert got.status == 502
     assert "Bad gateway" in got.detail
     assert isinstance(errors.from_problem(429, b""), errors.RateLimited)
-    assert type(errors.from_problem(405, {"code": "method-not-allowed"})) is errors.AugsvcError
+    assert type(errors.from_problem(405, {"code": "method-not-allowed"})) is errors.MethodNotAllowed
+    assert type(errors.from_problem(418, {"code": "teapot"})) is errors.AugsvcError
 
 
 def test_a_code_whose_status_disagrees_falls_back_by_status():

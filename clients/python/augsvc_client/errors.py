@@ -15,6 +15,7 @@ all) and :class:`DeadlineExceeded` (the retry policy's total deadline ran out).
     ├── NotFound (404 not-found)
     │   ├── RecipeNotFound (404 recipe-not-found)
     │   └── DatasetNotFound (404 dataset-not-found)
+    ├── MethodNotAllowed (405 method-not-allowed)
     ├── NotAcceptable (406 not-acceptable)
     ├── PreconditionFailed (412 precondition-failed)
     ├── PayloadTooLarge (413 payload-too-large)
@@ -117,6 +118,10 @@ class RecipeNotFound(NotFound):
 
 class DatasetNotFound(NotFound):
     code = "dataset-not-found"
+
+
+class MethodNotAllowed(AugsvcError):
+    status, code = 405, "method-not-allowed"
 
 
 class NotAcceptable(AugsvcError):
