@@ -131,9 +131,11 @@ class StreamHandler(BaseHTTPRequestHandler):
         if parts[:2] != ["v1", "datasets"] or len(parts) != 4 or parts[3] != "stream":
             send_problem(self, 404, "not-found", f"no route {url.path}")
             return
-        if parts[2] != "synthetic":
+        if parts[2] not in ("synthetic", "forgetful"):
             send_problem(self, 404, "dataset-not-found", f"no dataset {parts[2]!r}")
             return
+        if parts[2] == "forgetful":  # a broken server: always restarts the epoch
+            params = {**params, "start": "0"}
         type(self).requests.append(params)
         self.send_response(200)
         self.send_header("Content-Type", "application/x-augsvc-stream")

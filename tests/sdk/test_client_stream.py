@@ -112,6 +112,8 @@ def test_a_connection_cut_mid_stream_resumes_without_loss_or_duplicates(
     received_before_cut = int(requests[1]["start"]) // world
     assert received_before_cut > 0 and received_before_cut % 7 == 0  # whole frames only
     assert {r["rank"] for r in requests} == {str(world - 1)}
+    # the reconnect names the digest the first frames carried, not the mutable name
+    assert [r["recipe"] for r in requests] == ["r", "sha256:test"]
 
 
 def test_the_async_stream_resumes_too(stream_server, tcp_proxy):
@@ -152,3 +154,27 @@ def test_a_stream_that_never_connects_gives_up_by_the_policy():
 def test_bad_shards_are_refused():
     with Client("http://127.0.0.1:9") as client, pytest.raises(ValueError):
         list(client.stream("synthetic", "r", seed=1, rank=2, world_size=2))
+
+
+def test_a_server_that_resumes_elsewhere_fails_loudly_instead_of_repeating(
+    stream_server, tcp_proxy
+):
+    """The cursor checks each frame's epoch and position, not just counts: the
+    'forgetful' dataset restarts at position 0 on reconnect, which would silently
+    repeat the samples before the cut."""
+    proxy = tcp_proxy(upstream(stream_server.url), cut_after=9_000)
+    seen: list[int] = []
+    out_of_step = pytest.raises(errors.StreamOutOfStep, match=r"expected epoch 0 position \d+")
+    with Client(proxy.url, retry=FAST) as client, out_of_step:
+        for batch in client.stream("forgetful", "r", seed=9, batch_size=7):
+            seen += [int(i) for i in batch.indices]
+    assert proxy.cuts == 1
+    assert 0 < len(seen) == len(set(seen))  # what was yielded before the error is clean
+    assert seen == expected_indices(9, 0, 0, 1)[: len(seen)]
+
+
+def test_a_first_frame_at_the_wrong_position_is_refused(stream_server):
+    out_of_step = pytest.raises(errors.StreamOutOfStep, match="position 14")
+    with Client(stream_server.url, retry=FAST) as client, out_of_step:
+        next(iter(client.stream("forgetful", "r", seed=1, batch_size=7, start=14)))
+    assert len(stream_server.state["requests"]) == 1  # never retried

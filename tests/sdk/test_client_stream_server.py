@@ -72,3 +72,29 @@ def test_dataloader_with_two_workers_sees_every_sample_once(served):
     assert sorted(indices) == list(range(N_IMAGES))
     assert all(b["images"].shape[1:] == (3, 24, 24) for b in batches)
     assert all("labels" in b for b in batches)
+
+
+def test_a_recipe_updated_mid_stream_does_not_change_the_resumed_epoch(served, tcp_proxy):
+    """The first frame pins the recipe digest: after the cut, the client resumes with
+    ``sha256:<digest>``, so a new version stored under the name in between does not
+    change how the rest of the epoch is augmented."""
+    kwargs = {"seed": 4, "batch_size": 4}
+    with Client(served) as client:
+        client.put_recipe("pinned", RECIPE)
+        whole = list(client.stream("train", "pinned", **kwargs))
+    parts = urlsplit(served)
+    proxy = tcp_proxy((parts.hostname, parts.port), cut_after=9_000)  # inside frame 2
+    with Client(proxy.url, retry=FAST) as client, Client(served) as admin:
+        batches = client.stream("train", "pinned", **kwargs)
+        resumed = [next(batches)]
+        newer = {"ops": [{"op": "vflip", "p": 1.0}, {"op": "resize", "size": [24, 24]}]}
+        assert admin.put_recipe("pinned", newer)["version"] == 2
+        resumed += list(batches)
+    assert proxy.cuts == 1 and proxy.connections == 2
+    assert {b.digest for b in resumed} == {whole[0].digest}
+    np.testing.assert_array_equal(
+        np.concatenate([b.images for b in resumed]), np.concatenate([b.images for b in whole])
+    )
+    with Client(served) as client:  # a new stream by name does get the new version
+        fresh = next(iter(client.stream("train", "pinned", **kwargs)))
+    assert fresh.digest != whole[0].digest

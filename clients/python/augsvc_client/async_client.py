@@ -191,7 +191,7 @@ class AsyncClient:
                     async for chunk in response.aiter_bytes():
                         for blob in frames.feed(chunk):
                             batch = decode_stream_frame(blob, output)
-                            cursor.advance(len(batch))
+                            cursor.accept(batch)
                             state.reset()
                             yield batch
                 finally:

@@ -228,7 +228,7 @@ class Client:
                     for chunk in response.iter_bytes():
                         for blob in frames.feed(chunk):
                             batch = decode_stream_frame(blob, output)
-                            cursor.advance(len(batch))
+                            cursor.accept(batch)
                             state.reset()
                             yield batch
                 finally:

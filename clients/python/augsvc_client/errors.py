@@ -4,8 +4,9 @@ The tree mirrors the server's (``augsvc.errors``) without importing it: every pr
 body carries a stable ``code``, and :func:`from_problem` picks the class for that code,
 falling back to the most general class for the HTTP status when the code is unknown
 (a newer server), and to :class:`AugsvcError` itself when the status is unknown too.
-Two classes exist only on the client side: :class:`TransportError` (no HTTP answer at
-all) and :class:`DeadlineExceeded` (the retry policy's total deadline ran out).
+Three classes exist only on the client side: :class:`TransportError` (no HTTP answer
+at all), :class:`DeadlineExceeded` (the retry policy's total deadline ran out) and
+:class:`StreamOutOfStep` (a stream frame that is not the one the cursor expects).
 
     AugsvcError (500 internal)
     ├── BadRequest (400 bad-request)
@@ -31,7 +32,9 @@ all) and :class:`DeadlineExceeded` (the retry policy's total deadline ran out).
     │   ├── StoreUnavailable (503 store-unavailable)
     │   └── Overloaded (503 overloaded)
     ├── TransportError (no status, transport)          client side: no HTTP answer
-    └── DeadlineExceeded (no status, deadline-exceeded) client side: retries ran out of time
+    ├── DeadlineExceeded (no status, deadline-exceeded) client side: retries ran out of time
+    └── StreamOutOfStep (no status, stream-out-of-step) client side: a resumed stream
+                                                       did not continue where it stopped
 
 Catch :class:`AugsvcError` for everything, a branch (``NotFound``, ``ValidationFailed``)
 for a family, or a leaf for one precise failure. Field errors (``exc.errors``) name the
@@ -199,6 +202,14 @@ class DeadlineExceeded(AugsvcError):
         self.last_error = last_error
 
 
+class StreamOutOfStep(AugsvcError):
+    """A stream frame is not the next one for this rank: another epoch or position, or
+    another recipe digest after a reconnect. Never retried: continuing would silently
+    skip, repeat or mix samples."""
+
+    status, code = None, "stream-out-of-step"
+
+
 def all_errors() -> list[type[AugsvcError]]:
     """Every class in the tree, root first."""
     seen: list[type[AugsvcError]] = []
@@ -264,9 +275,7 @@ def from_problem(
         problem = body
     code = problem.get("code")
     cls = BY_CODE.get(code) if isinstance(code, str) else None
-    if cls is None or cls.status not in (status, None):
-        cls = BY_STATUS.get(status, AugsvcError)
-    if cls in (TransportError, DeadlineExceeded):  # never from an HTTP answer
+    if cls is None or cls.status != status:  # client-side classes have no status
         cls = BY_STATUS.get(status, AugsvcError)
     detail = problem.get("detail") or problem.get("title") or f"HTTP {status}"
     return cls(

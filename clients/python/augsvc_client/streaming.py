@@ -4,6 +4,13 @@ The server orders an epoch by a permutation fixed by (seed, epoch); rank ``r`` o
 ``world_size`` takes global positions ``start + r + j * world_size``. After ``m`` samples
 have arrived the rank resumes with ``start + m * world_size`` (same rank and world size)
 and sees exactly the samples it has not seen yet.
+
+Counting alone trusts the server; every frame also says where it is (``epoch``,
+``position`` of its first sample, recipe ``digest``), and the cursor checks each against
+what it expects, so a server that resumed elsewhere fails loudly instead of silently
+skipping or repeating samples. The first frame pins the recipe digest: a reconnect asks
+for ``sha256:<digest>``, not the name, so a recipe updated mid-epoch cannot change the
+augmentation of the rest of the epoch.
 """
 
 from __future__ import annotations
@@ -11,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import request
+from .batches import StreamBatch
+from .errors import StreamOutOfStep
 from .request import Call
 
 
@@ -26,6 +35,7 @@ class StreamCursor:
     start: int = 0
     drop_last: bool = False
     received: int = 0
+    digest: str = ""  # pinned by the first frame
 
     def __post_init__(self) -> None:
         if self.world_size < 1 or not 0 <= self.rank < self.world_size:
@@ -40,13 +50,25 @@ class StreamCursor:
         """The ``start`` that continues right after the last sample received."""
         return self.start + self.received * self.world_size
 
-    def advance(self, samples: int) -> None:
-        self.received += samples
+    def accept(self, batch: StreamBatch) -> None:
+        """Count a frame after checking it is the next one for this rank."""
+        expected = self.resume_start + self.rank
+        if batch.epoch != self.epoch or batch.position != expected:
+            raise StreamOutOfStep(
+                f"expected epoch {self.epoch} position {expected} after {self.received} "
+                f"samples, got epoch {batch.epoch} position {batch.position}"
+            )
+        if self.digest and batch.digest != self.digest:
+            raise StreamOutOfStep(
+                f"the recipe changed mid-stream: {self.digest} became {batch.digest}"
+            )
+        self.digest = self.digest or batch.digest
+        self.received += len(batch)
 
     def call(self) -> Call:
         return request.stream(
             self.dataset,
-            recipe=self.recipe,
+            recipe=self.digest or self.recipe,
             seed=self.seed,
             epoch=self.epoch,
             batch_size=self.batch_size,
