@@ -16,6 +16,7 @@ import torch
 from PIL import Image, ImageOps
 
 from augsvc import codec
+from augsvc.codec import decode as decoding
 from augsvc.errors import (
     ImageTooLarge,
     TooManyImages,
@@ -38,7 +39,7 @@ def decode(data: bytes, name: str = "test.img", **kw: int) -> torch.Tensor:
 
 
 def decode_with_pillow_only(data: bytes) -> torch.Tensor:
-    return codec._decode(data, max_pixels=MAX_PIXELS, name="x", use_torchvision=False)
+    return decoding._decode(data, max_pixels=MAX_PIXELS, name="x", use_torchvision=False)
 
 
 def to_chw(image: Image.Image) -> torch.Tensor:
@@ -274,13 +275,13 @@ def test_float_grey_scaled_from_unit_range() -> None:
 )
 def test_in_memory_modes_map_to_documented_channels(mode: str, channels: int) -> None:
     image = Image.new(mode, (5, 3))
-    assert codec._image_to_tensor(image).shape == (channels, 3, 5)
+    assert decoding._image_to_tensor(image).shape == (channels, 3, 5)
 
 
 def test_wide_int_range_is_stretched() -> None:
     image = Image.fromarray(np.array([[-1000, 0, 1000]], dtype=np.int32))
     assert image.mode == "I"
-    assert codec._image_to_tensor(image)[0, 0].tolist() == [0, 128, 255]
+    assert decoding._image_to_tensor(image)[0, 0].tolist() == [0, 128, 255]
 
 
 def test_gif_decodes_first_frame() -> None:
