@@ -88,6 +88,26 @@ def test_missing_or_empty_sources(root):
         open_source(DatasetSpec(kind="webdataset", path="bad.tar"), [root])
 
 
+def test_a_name_too_long_is_a_validation_error_not_a_crash(root):
+    """OSErrors from the filesystem (found by schemathesis as a 500) name the path."""
+    with pytest.raises(ValidationFailed, match="cannot be read: File name too long"):
+        open_source(DatasetSpec(kind="folder", path="a" * 300), [root])
+
+
+def test_an_unreadable_folder_is_a_validation_error(root):
+    locked = root / "locked"
+    (locked / "class0").mkdir(parents=True)
+    (locked / "class0" / "x.png").write_bytes(b"")
+    locked.chmod(0)
+    try:
+        if os.access(locked, os.R_OK):  # root ignores permissions: nothing to show
+            pytest.skip("running as a user that can read mode-000 folders")
+        with pytest.raises(ValidationFailed, match="cannot be read: Permission denied"):
+            open_source(DatasetSpec(kind="folder", path="locked"), [root])
+    finally:
+        locked.chmod(0o755)
+
+
 def test_epoch_order_is_a_permutation_fixed_by_seed_and_epoch():
     a = epoch_order(1000, seed=1, epoch=0)
     assert sorted(a.tolist()) == list(range(1000))

@@ -94,15 +94,23 @@ class TarSource:
 def open_source(spec: DatasetSpec, roots: Sequence[Path]) -> FolderSource | TarSource:
     """Index the source; PathNotAllowed for escapes, ValidationFailed for unusable data."""
     path = confine(spec.path, roots)
-    if not path.exists():
-        raise ValidationFailed(f"dataset path {spec.path!r} does not exist")
-    source = (
-        _open_folder(spec, path, roots) if spec.kind == "folder" else _open_tar(spec, path, roots)
-    )
+    shown = spec.path if len(spec.path) <= 200 else spec.path[:197] + "..."
+    try:
+        if not path.exists():
+            raise ValidationFailed(f"dataset path {shown!r} does not exist")
+        source = (
+            _open_folder(spec, path, roots)
+            if spec.kind == "folder"
+            else _open_tar(spec, path, roots)
+        )
+    except OSError as exc:  # a name too long, a folder we may not read, an I/O error
+        raise ValidationFailed(
+            f"dataset path {shown!r} cannot be read: {exc.strerror or exc}"
+        ) from None
     if len(source) == 0:
-        raise ValidationFailed(f"dataset path {spec.path!r} holds no images")
+        raise ValidationFailed(f"dataset path {shown!r} holds no images")
     if len(source) >= MAX_SAMPLES:
-        raise ValidationFailed(f"dataset {spec.path!r} holds more than {MAX_SAMPLES - 1} images")
+        raise ValidationFailed(f"dataset {shown!r} holds more than {MAX_SAMPLES - 1} images")
     return source
 
 
