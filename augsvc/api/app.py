@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from augsvc.api.auth import KeyRing
 from augsvc.api.executor import EngineExecutor
 from augsvc.api.metrics import Metrics, MetricsMiddleware
+from augsvc.api.openapi import install_openapi
 from augsvc.api.plans import PlanCache, RecipeResolver
 from augsvc.api.problems import CatchAllMiddleware, install_problem_handlers
 from augsvc.api.routers import augment, datasets, health, ops, preview, recipes
@@ -75,6 +76,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.metrics = metrics
     app.state.draining = lambda: False  # serve() points this at uvicorn's shutdown flag
     install_problem_handlers(app)
+    install_openapi(app)
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # added last = outermost
     for module in (health, ops, recipes, preview, augment, datasets):

@@ -26,6 +26,7 @@ from augsvc.errors import (
     MethodNotAllowed,
     NotFound,
     ValidationFailed,
+    all_errors,
 )
 
 PROBLEM_JSON = "application/problem+json"
@@ -90,20 +91,28 @@ def allowed_methods(app: ASGIApp, scope: Scope) -> list[str]:
     ]
 
 
+def _tree_class(status: int) -> type[AugsvcError] | None:
+    """The most general class of the error tree for ``status`` (None when it has none)."""
+    return next((cls for cls in all_errors() if cls.status == status), None)
+
+
 async def _http_exception(request: Request, exc: Exception) -> Response:
-    """Starlette's own 404 (no such route) and 405 (wrong method), as problems; any
-    other status it raises is rendered as a problem with its own status."""
+    """What Starlette and FastAPI raise by themselves (no such route, wrong method, a
+    body that is not JSON, ...), rendered through the error tree like everything else."""
     assert isinstance(exc, StarletteHTTPException)
     path = request.url.path
     if exc.status_code == 404:
         return problem_response(NotFound(f"no route {request.method} {path}"), path)
     if exc.status_code == 405:
         allow = allowed_methods(request.app, request.scope) or [exc.headers.get("Allow", "")]
-        err = MethodNotAllowed(
+        err: AugsvcError = MethodNotAllowed(
             f"{request.method} is not allowed on {path}; allowed: {', '.join(allow)}",
             headers={"Allow": ", ".join(allow)},
         )
         return problem_response(err, path)
+    cls = _tree_class(exc.status_code)
+    if cls is not None:
+        return problem_response(cls(str(exc.detail), headers=exc.headers), path)
     code = f"http-{exc.status_code}"
     body = {
         "type": PROBLEM_TYPE_PREFIX + code,

@@ -20,10 +20,23 @@ from augsvc.api.deps import (
 )
 from augsvc.api.limits import read_body
 from augsvc.api.media import MULTIPART, SAFETENSORS, ZIP, negotiate, require_content_type
+from augsvc.api.openapi import LOOKUP, READ, problems
 from augsvc.api.plans import RecipeResolver, Resolved
 from augsvc.api.uploads import parse_multipart
 from augsvc.engine.rng import MAX_SEED
-from augsvc.errors import FieldError, InvalidRecipe, ValidationFailed
+from augsvc.errors import (
+    BadRequest,
+    FieldError,
+    ImageTooLarge,
+    InvalidRecipe,
+    NotAcceptable,
+    Overloaded,
+    PayloadTooLarge,
+    TooManyImages,
+    UndecodableImage,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 
 router = APIRouter(prefix="/v1", tags=["augment"])
 
@@ -54,7 +67,16 @@ def _one_recipe(got: str) -> ValidationFailed:
     )
 
 
-@router.post("/augment")
+@router.post(
+    "/augment",
+    response_class=Response,
+    responses={
+        200: {"content": {SAFETENSORS: {}, ZIP: {}}, "description": "the augmented batch"},
+        **problems(*READ, *LOOKUP, BadRequest, InvalidRecipe, NotAcceptable, PayloadTooLarge,
+                   TooManyImages, ImageTooLarge, UnsupportedMediaType, UndecodableImage,
+                   Overloaded),
+    },
+)  # fmt: skip
 async def augment_images(
     request: Request,
     _: ReadAuth,

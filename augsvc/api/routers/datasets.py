@@ -10,10 +10,20 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from augsvc.api.deps import AdminAuth, DeviceDep, MetricsDep, ReadAuth, ResolverDep, SettingsDep
+from augsvc.api.openapi import LOOKUP, READ, WRITE, problems
 from augsvc.api.streams import stream_frames
 from augsvc.datasets import DatasetSpec, Source, open_source
 from augsvc.datasets.order import MAX_EPOCH
 from augsvc.engine.rng import MAX_SEED
+from augsvc.errors import (
+    BadRequest,
+    DatasetNotFound,
+    InvalidReference,
+    Overloaded,
+    PathNotAllowed,
+    StoreUnavailable,
+    UndecodableImage,
+)
 from augsvc.store import DatasetStore, StoredDataset
 from augsvc.streaming import StreamRequest
 
@@ -65,7 +75,11 @@ def _record(stored: StoredDataset, source: Source | None = None) -> dict[str, An
     return record
 
 
-@router.put("/{name}", status_code=201)
+@router.put(
+    "/{name}",
+    status_code=201,
+    responses=problems(*WRITE, BadRequest, InvalidReference, PathNotAllowed),
+)
 async def put_dataset(
     name: str, spec: DatasetSpec, request: Request, _: AdminAuth, settings: SettingsDep
 ) -> Response:
@@ -75,12 +89,12 @@ async def put_dataset(
     return JSONResponse(_record(stored, source), status_code=201 if created else 200)
 
 
-@router.get("")
+@router.get("", responses=problems(*READ, StoreUnavailable))
 async def list_datasets(request: Request, _: ReadAuth) -> dict[str, Any]:
     return {"datasets": [_record(d) for d in await _store(request).list()]}
 
 
-@router.get("/{name}")
+@router.get("/{name}", responses=problems(*READ, DatasetNotFound, StoreUnavailable))
 async def get_dataset(
     name: str, request: Request, _: ReadAuth, settings: SettingsDep
 ) -> dict[str, Any]:
@@ -88,13 +102,21 @@ async def get_dataset(
     return _record(stored, await _sources(request).get(stored, settings))
 
 
-@router.delete("/{name}", status_code=204)
+@router.delete("/{name}", status_code=204, responses=problems(*WRITE, DatasetNotFound))
 async def delete_dataset(name: str, request: Request, _: AdminAuth) -> Response:
     await _store(request).delete(name)
     return Response(status_code=204)
 
 
-@router.get("/{name}/stream", response_class=StreamingResponse)
+@router.get(
+    "/{name}/stream",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {STREAM_MEDIA_TYPE: {}}, "description": "length-prefixed frames"},
+        **problems(*READ, *LOOKUP, DatasetNotFound, PathNotAllowed, UndecodableImage,
+                   Overloaded),
+    },
+)  # fmt: skip
 async def stream_dataset(
     name: str,
     request: Request,

@@ -10,6 +10,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
 from augsvc.api.deps import DeviceDep, ExecutorDep, MetricsDep, SettingsDep, StoreDep
+from augsvc.api.openapi import problems
+from augsvc.errors import StoreUnavailable
 
 router = APIRouter(tags=["health"])
 
@@ -20,7 +22,11 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+class PrometheusText(Response):
+    media_type = CONTENT_TYPE_LATEST
+
+
+@router.get("/readyz", responses=problems(StoreUnavailable))
 async def readyz(
     store: StoreDep, settings: SettingsDep, device: DeviceDep, executor: ExecutorDep
 ) -> dict[str, Any]:
@@ -38,6 +44,7 @@ async def readyz(
     }
 
 
-@router.get("/metrics")
-async def metrics(metrics: MetricsDep) -> Response:
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+@router.get("/metrics", response_class=PrometheusText)
+async def metrics(metrics: MetricsDep) -> PrometheusText:
+    """Prometheus text exposition of this process's registry."""
+    return PrometheusText(generate_latest(metrics.registry))

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from augsvc.api.deps import ReadAuth
+from augsvc.api.openapi import READ, problems
 from augsvc.recipes import catalogue
 
 router = APIRouter(prefix="/v1", tags=["ops"])
@@ -18,6 +19,6 @@ def _catalogue() -> list[dict[str, Any]]:
     return catalogue()  # building the JSON schemas is not free, and never changes
 
 
-@router.get("/ops")
+@router.get("/ops", responses=problems(*READ))
 async def list_ops(_: ReadAuth) -> dict[str, Any]:
     return {"ops": _catalogue()}

@@ -8,7 +8,7 @@ defaults to 0, so a preview URL always shows the same grid.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Any
 
 import torch
 from fastapi import APIRouter, Header, Query, Request
@@ -18,14 +18,27 @@ from augsvc.api.deps import DeviceDep, ExecutorDep, ReadAuth, ResolverDep, Setti
 from augsvc.api.grid import tile
 from augsvc.api.limits import read_body
 from augsvc.api.media import MULTIPART, base_type, require_content_type
+from augsvc.api.openapi import LOOKUP, READ, problems
 from augsvc.api.uploads import parse_multipart
 from augsvc.codec import decode_image, encode_png, sample_photo_bytes
 from augsvc.config import Settings
 from augsvc.engine import Plan, augment
 from augsvc.engine.rng import MAX_SEED
-from augsvc.errors import BadRequest, ValidationFailed
+from augsvc.errors import (
+    BadRequest,
+    ImageTooLarge,
+    Overloaded,
+    PayloadTooLarge,
+    UndecodableImage,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 
 router = APIRouter(prefix="/v1/recipes", tags=["preview"])
+
+PNG: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/png": {}}, "description": "a grid of n augmentations"}
+}
 
 Seed = Annotated[int, Query(ge=0, le=MAX_SEED)]
 Count = Annotated[int, Query(ge=1, le=256, description="images in the grid, 1..preview_max")]
@@ -57,7 +70,11 @@ def _png(body: bytes, seed: int, digest: str) -> Response:
     return Response(body, media_type="image/png", headers=headers)
 
 
-@router.get("/{ref}/preview", response_class=Response)
+@router.get(
+    "/{ref}/preview",
+    response_class=Response,
+    responses={**PNG, **problems(*READ, *LOOKUP, PayloadTooLarge, Overloaded)},
+)
 async def preview_sample(
     ref: str,
     _: ReadAuth,
@@ -77,7 +94,15 @@ async def preview_sample(
     return _png(await executor.run(job), seed, resolved.digest)
 
 
-@router.post("/{ref}/preview", response_class=Response)
+@router.post(
+    "/{ref}/preview",
+    response_class=Response,
+    responses={
+        **PNG,
+        **problems(*READ, *LOOKUP, BadRequest, PayloadTooLarge, ImageTooLarge,
+                   UnsupportedMediaType, UndecodableImage, Overloaded),
+    },
+)  # fmt: skip
 async def preview_upload(
     ref: str,
     request: Request,

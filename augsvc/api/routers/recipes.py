@@ -18,8 +18,17 @@ from starlette.responses import JSONResponse, Response
 from augsvc.api.deps import AdminAuth, ReadAuth, SettingsDep, StoreDep
 from augsvc.api.limits import read_body
 from augsvc.api.media import JSON, YAML_TYPES, require_content_type
+from augsvc.api.openapi import LOOKUP, READ, WRITE, problems
 from augsvc.api.plans import lookup
-from augsvc.errors import FieldError, InvalidRecipe
+from augsvc.errors import (
+    FieldError,
+    InvalidRecipe,
+    InvalidReference,
+    PayloadTooLarge,
+    PreconditionFailed,
+    StoreUnavailable,
+    UnsupportedMediaType,
+)
 from augsvc.recipes import canonical_document, check_name, digest, parse_recipe, parse_ref
 from augsvc.store import StoredRecipe
 
@@ -85,7 +94,12 @@ def _parse_document(body: bytes, kind: str) -> Any:
 NamePath = Annotated[str, Path(description="recipe name: 1-64 of a-z 0-9 . _ -")]
 
 
-@router.put("/{name}", status_code=201)
+@router.put(
+    "/{name}",
+    status_code=201,
+    responses=problems(*WRITE, InvalidReference, InvalidRecipe, PreconditionFailed,
+                       PayloadTooLarge, UnsupportedMediaType),
+)  # fmt: skip
 async def put_recipe(
     name: NamePath,
     request: Request,
@@ -112,19 +126,19 @@ async def put_recipe(
     return response
 
 
-@router.get("")
+@router.get("", responses=problems(*READ, StoreUnavailable))
 async def list_recipes(_: ReadAuth, store: StoreDep) -> dict[str, Any]:
     """The latest version of every recipe, by name."""
     return {"recipes": [record(s) for s in await store.list()]}
 
 
-@router.get("/{name}/versions")
+@router.get("/{name}/versions", responses=problems(*READ, *LOOKUP))
 async def list_versions(name: NamePath, _: ReadAuth, store: StoreDep) -> dict[str, Any]:
     check_name(name)
     return {"name": name, "versions": [record(s) for s in await store.versions(name)]}
 
 
-@router.get("/{name}/versions/{version}")
+@router.get("/{name}/versions/{version}", responses=problems(*READ, *LOOKUP))
 async def get_version(
     name: NamePath,
     version: Annotated[int, Path(ge=1, le=999_999_999)],
@@ -136,7 +150,7 @@ async def get_version(
     return _stored_response(await store.get(name, version), if_none_match=if_none_match)
 
 
-@router.get("/{ref}")
+@router.get("/{ref}", responses=problems(*READ, *LOOKUP))
 async def get_recipe(
     ref: Annotated[str, Path(description="name (latest), name@N or sha256:<hex>")],
     _: ReadAuth,
@@ -147,7 +161,7 @@ async def get_recipe(
     return _stored_response(stored, if_none_match=if_none_match)
 
 
-@router.delete("/{name}", status_code=204)
+@router.delete("/{name}", status_code=204, responses=problems(*WRITE, *LOOKUP))
 async def delete_recipe(name: NamePath, _: AdminAuth, store: StoreDep) -> Response:
     """Remove every version; their numbers are never reused (see augsvc/store/base.py)."""
     check_name(name)
