@@ -157,7 +157,7 @@ class InvalidRecipe(ValidationFailed):
 
 
 class InvalidReference(ValidationFailed):
-    code, title = "invalid-reference", "Malformed recipe reference"
+    code, title = "invalid-reference", "Malformed name or reference"
 
 
 class UndecodableImage(ValidationFailed):

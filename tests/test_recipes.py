@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -45,6 +47,28 @@ def test_shorthands_share_a_digest_with_their_long_form():
         ({"ops": [{"op": "hflip", "bogus": 1}]}, ["ops", 0, "bogus"], "not permitted"),
         ({"ops": [], "output": {"dtype": "int8"}}, ["output", "dtype"], "uint8"),
         ({"ops": "rotate"}, ["ops"], ""),
+        # not numbers where numbers belong (schemathesis found the first as a 500)
+        ({"ops": [{"op": "random_erasing", "ratio": [0, {}]}]}, ["ops", 0, "ratio"], "object"),
+        ({"ops": [{"op": "rotate", "degrees": [0, "5"]}]}, ["ops", 0, "degrees"], "a string"),
+        ({"ops": [{"op": "rotate", "degrees": [True, 5]}]}, ["ops", 0, "degrees"], "boolean"),
+        ({"ops": [{"op": "affine", "shear": [0, 1, 2, None]}]}, ["ops", 0, "shear"], "null"),
+        (
+            {"ops": [{"op": "gaussian_blur", "kernel_size": 3, "sigma": [[1], 2]}]},
+            ["ops", 0, "sigma"],
+            "a list",
+        ),
+        # NaN and Infinity: Python's JSON and YAML parsers accept them
+        ({"ops": [{"op": "rotate", "degrees": float("nan")}]}, ["ops", 0, "degrees"], "finite"),
+        (
+            {"ops": [{"op": "color_jitter", "brightness": [0, float("inf")]}]},
+            ["ops", 0, "brightness"],
+            "finite",
+        ),
+        (
+            {"ops": [{"op": "normalize", "mean": [float("nan")] * 3, "std": [1, 1, 1]}]},
+            ["ops", 0, "mean", 0],
+            "finite",
+        ),
     ],
 )
 def test_bad_recipes_name_the_field(document, loc, words):
@@ -54,6 +78,12 @@ def test_bad_recipes_name_the_field(document, loc, words):
     assert err.status == 422 and err.code == "invalid-recipe"
     assert err.errors[0].loc == tuple(loc)
     assert words in err.detail
+
+
+def test_nan_in_a_json_body_is_refused_not_applied():
+    """``json.loads`` turns the bare literal NaN into a float; it must not reach a matrix."""
+    with pytest.raises(InvalidRecipe, match="finite"):
+        parse_recipe(json.loads('{"ops": [{"op": "affine", "translate": [NaN, 0.1]}]}'))
 
 
 def test_non_object_recipe_is_refused():

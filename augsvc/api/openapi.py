@@ -10,9 +10,9 @@ response under ``application/problem+json``. Generated clients and schema-driven
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Path, Query
 from pydantic import BaseModel, Field
 
 from augsvc.api.problems import PROBLEM_JSON
@@ -25,6 +25,8 @@ from augsvc.errors import (
     Unauthorized,
     ValidationFailed,
 )
+from augsvc.recipes.refs import NAME_PATTERN, REF_PATTERN
+from augsvc.recipes.schema import Recipe
 
 
 class ProblemFieldError(BaseModel):
@@ -65,6 +67,66 @@ WRITE = (*READ, StoreUnavailable)
 LOOKUP = (InvalidReference, RecipeNotFound, StoreUnavailable)
 
 
+# Names and references are checked by the routes themselves (their errors say what a
+# valid one looks like); the patterns here only document them.
+_NAME_DOC = {"pattern": f"^{NAME_PATTERN}$"}
+_REF_DOC = {"pattern": f"^({REF_PATTERN})$"}
+_REF_HELP = "name (latest version), name@N or sha256:<64 hex>"
+
+NamePath = Annotated[
+    str, Path(description="1-64 of a-z 0-9 . _ -, first a letter or digit",
+              json_schema_extra=_NAME_DOC),
+]  # fmt: skip
+RefPath = Annotated[str, Path(description=_REF_HELP, json_schema_extra=_REF_DOC)]
+RefQuery = Annotated[str, Query(description=_REF_HELP, max_length=200, json_schema_extra=_REF_DOC)]
+
+_BINARY = {"type": "string", "format": "binary"}
+
+#: Extra success answers of PUT routes that create or replace.
+UNCHANGED: dict[int | str, dict[str, Any]] = {
+    200: {"description": "already stored with this content (recipes) or replaced (datasets)"}
+}
+#: The answer to a conditional GET whose ``If-None-Match`` matches.
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {"description": "If-None-Match matched: the cached copy is current"}
+}
+
+#: ``openapi_extra`` of routes that read a recipe document from the raw body.
+RECIPE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Recipe"}},
+            "application/yaml": {"schema": {"type": "string", "description": "the same, as YAML"}},
+        },
+    }
+}
+
+
+def images_body(safetensors: bool, raw_images: bool) -> dict[str, Any]:
+    """``openapi_extra`` of routes that read images from the raw body."""
+    content: dict[str, Any] = {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "images": {"type": "array", "items": _BINARY,
+                               "description": "JPEG, PNG, WebP, BMP, GIF or TIFF files"},
+                    "recipe": {"type": "string",
+                               "description": "an inline recipe as JSON (instead of ?recipe=)"},
+                },
+            }
+        }
+    }  # fmt: skip
+    if safetensors:
+        content["application/x-safetensors"] = {
+            "schema": {**_BINARY, "description": "a uint8 tensor `images` (N, C, H, W)"}
+        }
+    if raw_images:
+        content["image/*"] = {"schema": _BINARY}
+    return {"requestBody": {"required": True, "content": content}}
+
+
 def problem_media_type(schema: dict[str, Any]) -> dict[str, Any]:
     """File every 4xx/5xx response body under ``application/problem+json``."""
     for path in schema.get("paths", {}).values():
@@ -82,7 +144,12 @@ def install_openapi(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = problem_media_type(generate())
+            schema = problem_media_type(generate())
+            recipe = Recipe.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(recipe.pop("$defs", {}))
+            components["Recipe"] = recipe
+            app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

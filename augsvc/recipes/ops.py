@@ -9,6 +9,7 @@ Semantics follow torchvision's v2 transforms where one exists; where they differ
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -17,12 +18,29 @@ Probability = Annotated[float, Field(ge=0.0, le=1.0, description="Chance the op 
 Pair = tuple[float, float]
 
 
+_JSON_KINDS = {dict: "an object", list: "a list", tuple: "a list", str: "a string",
+               bool: "a boolean", type(None): "null"}  # fmt: skip
+
+
+def number(x: Any) -> float:
+    """A finite JSON number. Booleans, numeric strings and NaN/Infinity (which Python's
+    JSON and YAML parsers accept) are refused: one NaN would poison every matrix."""
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        raise ValueError(f"expected a number, got {_JSON_KINDS.get(type(x), type(x).__name__)}")
+    if not math.isfinite(x):
+        raise ValueError(f"expected a finite number, got {x}")
+    return float(x)
+
+
 def _pair(v: Any) -> Any:
-    """Accept [a, b] or (a, b) and return a tuple; leave scalars to the caller."""
+    """Accept [a, b] or (a, b) and return a tuple of finite floats; scalars are checked
+    and left to the caller."""
     if isinstance(v, list | tuple):
         if len(v) != 2:
             raise ValueError("expected a number or a [min, max] pair")
-        return (float(v[0]), float(v[1]))
+        return (number(v[0]), number(v[1]))
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        number(v)
     return v
 
 
@@ -61,6 +79,17 @@ def ordered(v: Pair, *, lo: float | None = None, hi: float | None = None) -> Pai
     return v
 
 
+def positive_range(v: Any, name: str, *, hi: float | None = None) -> Pair:
+    """A [min, max] pair with 0 < min <= max (<= hi when given)."""
+    v = _pair(v)
+    if not isinstance(v, tuple):
+        raise ValueError(f"{name} must be a [min, max] pair")
+    ordered(v, hi=hi)
+    if v[0] <= 0:
+        raise ValueError(f"{name} must be > 0")
+    return v
+
+
 def size_hw(v: Any) -> tuple[int, int]:
     """An int n means (n, n); a pair is (height, width). Both must be positive."""
     if isinstance(v, bool):
@@ -82,7 +111,7 @@ def size_hw(v: Any) -> tuple[int, int]:
 class Op(BaseModel):
     """Base of every op: a name tag and a probability."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     kind: ClassVar[Literal["geometric", "colour", "filter", "erase", "normalize"]]
     #: Ops that change the canvas size cannot be skipped per sample (the batch
@@ -152,19 +181,13 @@ class Affine(Op):
     @field_validator("scale", mode="before")
     @classmethod
     def _scale(cls, v: Any) -> Pair:
-        v = _pair(v)
-        if not isinstance(v, tuple):
-            raise ValueError("scale must be a [min, max] pair")
-        ordered(v)
-        if v[0] <= 0:
-            raise ValueError("scale must be > 0")
-        return v
+        return positive_range(v, "scale")
 
     @field_validator("shear", mode="before")
     @classmethod
     def _shear(cls, v: Any) -> tuple[float, float, float, float]:
         if isinstance(v, list | tuple) and len(v) == 4:
-            xa, xb, ya, yb = (float(x) for x in v)
+            xa, xb, ya, yb = (number(x) for x in v)
             ordered((xa, xb), lo=-89, hi=89)
             ordered((ya, yb), lo=-89, hi=89)
             return (xa, xb, ya, yb)
@@ -188,24 +211,12 @@ class RandomResizedCrop(Op):
     @field_validator("scale", mode="before")
     @classmethod
     def _scale(cls, v: Any) -> Pair:
-        v = _pair(v)
-        if not isinstance(v, tuple):
-            raise ValueError("scale must be a [min, max] pair")
-        ordered(v, hi=1.0)
-        if v[0] <= 0:
-            raise ValueError("scale must be > 0")
-        return v
+        return positive_range(v, "scale", hi=1.0)
 
     @field_validator("ratio", mode="before")
     @classmethod
     def _ratio(cls, v: Any) -> Pair:
-        v = _pair(v)
-        if not isinstance(v, tuple):
-            raise ValueError("ratio must be a [min, max] pair")
-        ordered(v)
-        if v[0] <= 0:
-            raise ValueError("ratio must be > 0")
-        return v
+        return positive_range(v, "ratio")
 
 
 class Crop(Op):
@@ -345,13 +356,9 @@ class GaussianBlur(Op):
     @field_validator("sigma", mode="before")
     @classmethod
     def _sigma(cls, v: Any) -> Pair:
-        v = _pair(v)
-        if isinstance(v, int | float):
-            v = (float(v), float(v))
-        ordered(v)
-        if v[0] <= 0:
-            raise ValueError("sigma must be > 0")
-        return v
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            v = (number(v), number(v))
+        return positive_range(v, "sigma")
 
 
 class RandomErasing(Op):
@@ -368,24 +375,12 @@ class RandomErasing(Op):
     @field_validator("scale", mode="before")
     @classmethod
     def _scale(cls, v: Any) -> Pair:
-        v = _pair(v)
-        if not isinstance(v, tuple):
-            raise ValueError("scale must be a [min, max] pair")
-        ordered(v, hi=1.0)
-        if v[0] <= 0:
-            raise ValueError("scale must be > 0")
-        return v
+        return positive_range(v, "scale", hi=1.0)
 
     @field_validator("ratio", mode="before")
     @classmethod
     def _ratio(cls, v: Any) -> Pair:
-        v = _pair(v)
-        if not isinstance(v, tuple):
-            raise ValueError("ratio must be a [min, max] pair")
-        ordered(v)
-        if v[0] <= 0:
-            raise ValueError("ratio must be > 0")
-        return v
+        return positive_range(v, "ratio")
 
     @field_validator("value", mode="before")
     @classmethod

@@ -11,6 +11,8 @@ NAME_PATTERN = r"[a-z0-9][a-z0-9._-]{0,63}"
 _NAME = re.compile(NAME_PATTERN)
 _REF = re.compile(rf"(?P<name>{NAME_PATTERN})(?:@(?P<version>[1-9][0-9]{{0,8}}))?")
 _DIGEST = re.compile(r"sha256:(?P<hex>[0-9a-f]{64})")
+#: Every accepted reference, as one regular expression (for the OpenAPI document).
+REF_PATTERN = rf"{NAME_PATTERN}(@[1-9][0-9]{{0,8}})?|sha256:[0-9a-f]{{64}}"
 
 
 @dataclass(frozen=True)

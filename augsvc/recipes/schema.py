@@ -20,7 +20,7 @@ MAX_OPS = 64
 class OutputOptions(BaseModel):
     """How the batch leaves the engine."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     size: tuple[int, int] | None = Field(
         default=None,
@@ -65,7 +65,7 @@ class OutputOptions(BaseModel):
 class Recipe(BaseModel):
     """An augmentation recipe: ``{"ops": [...], "output": {...}}``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     ops: tuple[AnyOp, ...] = Field(max_length=MAX_OPS)
     output: OutputOptions = OutputOptions()

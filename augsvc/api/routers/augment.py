@@ -20,7 +20,7 @@ from augsvc.api.deps import (
 )
 from augsvc.api.limits import read_body
 from augsvc.api.media import MULTIPART, SAFETENSORS, ZIP, negotiate, require_content_type
-from augsvc.api.openapi import LOOKUP, READ, problems
+from augsvc.api.openapi import LOOKUP, READ, images_body, problems
 from augsvc.api.plans import RecipeResolver, Resolved
 from augsvc.api.uploads import parse_multipart
 from augsvc.engine.rng import MAX_SEED
@@ -76,6 +76,7 @@ def _one_recipe(got: str) -> ValidationFailed:
                    TooManyImages, ImageTooLarge, UnsupportedMediaType, UndecodableImage,
                    Overloaded),
     },
+    openapi_extra=images_body(safetensors=True, raw_images=False),
 )  # fmt: skip
 async def augment_images(
     request: Request,

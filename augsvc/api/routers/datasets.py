@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from augsvc.api.deps import AdminAuth, DeviceDep, MetricsDep, ReadAuth, ResolverDep, SettingsDep
-from augsvc.api.openapi import LOOKUP, READ, WRITE, problems
+from augsvc.api.openapi import LOOKUP, READ, UNCHANGED, WRITE, NamePath, RefQuery, problems
 from augsvc.api.streams import stream_frames
 from augsvc.datasets import DatasetSpec, Source, open_source
 from augsvc.datasets.order import MAX_EPOCH
@@ -78,10 +78,10 @@ def _record(stored: StoredDataset, source: Source | None = None) -> dict[str, An
 @router.put(
     "/{name}",
     status_code=201,
-    responses=problems(*WRITE, BadRequest, InvalidReference, PathNotAllowed),
+    responses={**UNCHANGED, **problems(*WRITE, BadRequest, InvalidReference, PathNotAllowed)},
 )
 async def put_dataset(
-    name: str, spec: DatasetSpec, request: Request, _: AdminAuth, settings: SettingsDep
+    name: NamePath, spec: DatasetSpec, request: Request, _: AdminAuth, settings: SettingsDep
 ) -> Response:
     """Register (or replace) a dataset. The path is checked and indexed first."""
     source = await open_spec(spec.model_dump(), settings)
@@ -96,14 +96,14 @@ async def list_datasets(request: Request, _: ReadAuth) -> dict[str, Any]:
 
 @router.get("/{name}", responses=problems(*READ, DatasetNotFound, StoreUnavailable))
 async def get_dataset(
-    name: str, request: Request, _: ReadAuth, settings: SettingsDep
+    name: NamePath, request: Request, _: ReadAuth, settings: SettingsDep
 ) -> dict[str, Any]:
     stored = await _store(request).get(name)
     return _record(stored, await _sources(request).get(stored, settings))
 
 
 @router.delete("/{name}", status_code=204, responses=problems(*WRITE, DatasetNotFound))
-async def delete_dataset(name: str, request: Request, _: AdminAuth) -> Response:
+async def delete_dataset(name: NamePath, request: Request, _: AdminAuth) -> Response:
     await _store(request).delete(name)
     return Response(status_code=204)
 
@@ -118,14 +118,14 @@ async def delete_dataset(name: str, request: Request, _: AdminAuth) -> Response:
     },
 )  # fmt: skip
 async def stream_dataset(
-    name: str,
+    name: NamePath,
     request: Request,
     _: ReadAuth,
     settings: SettingsDep,
     resolver: ResolverDep,
     device: DeviceDep,
     metrics: MetricsDep,
-    recipe: Annotated[str, Query(description="name, name@N or sha256:<hex>", max_length=200)],
+    recipe: RefQuery,
     seed: Annotated[int, Query(ge=0, le=MAX_SEED)],
     epoch: Annotated[int, Query(ge=0, le=MAX_EPOCH)] = 0,
     batch_size: Annotated[int, Query(ge=1, le=1024)] = 64,

@@ -18,7 +18,7 @@ from augsvc.api.deps import DeviceDep, ExecutorDep, ReadAuth, ResolverDep, Setti
 from augsvc.api.grid import tile
 from augsvc.api.limits import read_body
 from augsvc.api.media import MULTIPART, base_type, require_content_type
-from augsvc.api.openapi import LOOKUP, READ, problems
+from augsvc.api.openapi import LOOKUP, READ, RefPath, images_body, problems
 from augsvc.api.uploads import parse_multipart
 from augsvc.codec import decode_image, encode_png, sample_photo_bytes
 from augsvc.config import Settings
@@ -76,7 +76,7 @@ def _png(body: bytes, seed: int, digest: str) -> Response:
     responses={**PNG, **problems(*READ, *LOOKUP, PayloadTooLarge, Overloaded)},
 )
 async def preview_sample(
-    ref: str,
+    ref: RefPath,
     _: ReadAuth,
     settings: SettingsDep,
     resolver: ResolverDep,
@@ -102,9 +102,10 @@ async def preview_sample(
         **problems(*READ, *LOOKUP, BadRequest, PayloadTooLarge, ImageTooLarge,
                    UnsupportedMediaType, UndecodableImage, Overloaded),
     },
+    openapi_extra=images_body(safetensors=False, raw_images=True),
 )  # fmt: skip
 async def preview_upload(
-    ref: str,
+    ref: RefPath,
     request: Request,
     _: ReadAuth,
     settings: SettingsDep,

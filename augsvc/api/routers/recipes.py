@@ -18,7 +18,17 @@ from starlette.responses import JSONResponse, Response
 from augsvc.api.deps import AdminAuth, ReadAuth, SettingsDep, StoreDep
 from augsvc.api.limits import read_body
 from augsvc.api.media import JSON, YAML_TYPES, require_content_type
-from augsvc.api.openapi import LOOKUP, READ, WRITE, problems
+from augsvc.api.openapi import (
+    LOOKUP,
+    NOT_MODIFIED,
+    READ,
+    RECIPE_BODY,
+    UNCHANGED,
+    WRITE,
+    NamePath,
+    RefPath,
+    problems,
+)
 from augsvc.api.plans import lookup
 from augsvc.errors import (
     FieldError,
@@ -91,14 +101,13 @@ def _parse_document(body: bytes, kind: str) -> Any:
         ) from None
 
 
-NamePath = Annotated[str, Path(description="recipe name: 1-64 of a-z 0-9 . _ -")]
-
-
 @router.put(
     "/{name}",
     status_code=201,
-    responses=problems(*WRITE, InvalidReference, InvalidRecipe, PreconditionFailed,
-                       PayloadTooLarge, UnsupportedMediaType),
+    responses={**UNCHANGED,
+               **problems(*WRITE, InvalidReference, InvalidRecipe, PreconditionFailed,
+                          PayloadTooLarge, UnsupportedMediaType)},
+    openapi_extra=RECIPE_BODY,
 )  # fmt: skip
 async def put_recipe(
     name: NamePath,
@@ -138,7 +147,7 @@ async def list_versions(name: NamePath, _: ReadAuth, store: StoreDep) -> dict[st
     return {"name": name, "versions": [record(s) for s in await store.versions(name)]}
 
 
-@router.get("/{name}/versions/{version}", responses=problems(*READ, *LOOKUP))
+@router.get("/{name}/versions/{version}", responses={**NOT_MODIFIED, **problems(*READ, *LOOKUP)})
 async def get_version(
     name: NamePath,
     version: Annotated[int, Path(ge=1, le=999_999_999)],
@@ -150,9 +159,9 @@ async def get_version(
     return _stored_response(await store.get(name, version), if_none_match=if_none_match)
 
 
-@router.get("/{ref}", responses=problems(*READ, *LOOKUP))
+@router.get("/{ref}", responses={**NOT_MODIFIED, **problems(*READ, *LOOKUP)})
 async def get_recipe(
-    ref: Annotated[str, Path(description="name (latest), name@N or sha256:<hex>")],
+    ref: RefPath,
     _: ReadAuth,
     store: StoreDep,
     if_none_match: Annotated[str | None, Header()] = None,
