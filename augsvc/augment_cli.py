@@ -8,23 +8,20 @@ for that image at that key, which makes this the quickest way to try a recipe.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from augsvc.errors import AugsvcError
+from augsvc.recipes.documents import read_document, syntax_of
 
 MAX_PIXELS = 200_000_000  # local files are trusted more than uploads, but not unboundedly
 
 
 def load_document(path: Path) -> Any:
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() in (".yaml", ".yml"):
-        return yaml.safe_load(text)
-    return json.loads(text)
+    """A recipe file (JSON, or YAML by suffix); InvalidRecipe naming the file when its
+    syntax is wrong."""
+    return read_document(path.read_bytes(), syntax_of(path.name), source=str(path))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -359,3 +359,27 @@ def test_cli_recipe_and_augment_match_the_service(server, client, stored, tmp_pa
     files = unzip(remote.content)
     assert (out / "000000.png").read_bytes() == files["000000.png"]
     assert (out / "000001.png").read_bytes() == files["000001.png"]
+
+
+def test_cli_reports_a_broken_recipe_file_without_a_traceback(tmp_path):
+    """A recipe file with a syntax error, non-UTF-8 bytes or a NaN gets one line naming
+    the file and the problem, exit status 1, and no traceback."""
+    cli = [sys.executable, "-m", "augsvc.cli"]
+    image = photos(tmp_path, 1)[0]
+    cases = {
+        "broken.yaml": (b"ops: [", "is not valid YAML"),
+        "binary.json": (b"\xff\xfe", "is not valid JSON"),
+        "nan.yaml": (b"ops:\n  - op: rotate\n    degrees: .nan\n", "finite"),
+        "nan.json": (b'{"ops": [{"op": "rotate", "degrees": NaN}]}', "finite"),
+    }
+    for name, (content, words) in cases.items():
+        recipe = tmp_path / name
+        recipe.write_bytes(content)
+        run = subprocess.run(
+            [*cli, "augment", "--recipe", str(recipe), "--out", str(tmp_path / "out"),
+             str(image)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert run.returncode == 1, (name, run.stderr)
+        assert words in run.stderr and "Traceback" not in run.stderr, (name, run.stderr)
+        assert not (tmp_path / "out").exists()

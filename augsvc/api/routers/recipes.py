@@ -7,11 +7,9 @@ write into a safe concurrent update (412 when someone else wrote in between), an
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import yaml
 from fastapi import APIRouter, Header, Path, Request
 from starlette.responses import JSONResponse, Response
 
@@ -31,7 +29,6 @@ from augsvc.api.openapi import (
 )
 from augsvc.api.plans import lookup
 from augsvc.errors import (
-    FieldError,
     InvalidRecipe,
     InvalidReference,
     PayloadTooLarge,
@@ -40,6 +37,7 @@ from augsvc.errors import (
     UnsupportedMediaType,
 )
 from augsvc.recipes import canonical_document, check_name, digest, parse_recipe, parse_ref
+from augsvc.recipes.documents import read_document
 from augsvc.store import StoredRecipe
 
 router = APIRouter(prefix="/v1/recipes", tags=["recipes"])
@@ -88,19 +86,6 @@ def _stored_response(
     return JSONResponse(record(stored), status_code=status, headers=headers)
 
 
-def _parse_document(body: bytes, kind: str) -> Any:
-    try:
-        if kind == JSON:
-            return json.loads(body)
-        return yaml.safe_load(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, yaml.YAMLError) as exc:
-        what = "JSON" if kind == JSON else "YAML"
-        reason = " ".join(str(exc).split())[:300]
-        raise InvalidRecipe(
-            f"the body is not valid {what}: {reason}", errors=[FieldError(("body",), reason)]
-        ) from None
-
-
 @router.put(
     "/{name}",
     status_code=201,
@@ -122,7 +107,7 @@ async def put_recipe(
     check_name(name)
     kind = require_content_type(content_type or JSON, [JSON, *YAML_TYPES])
     body = await read_body(request, settings.max_recipe_bytes, "recipe document")
-    recipe = parse_recipe(_parse_document(body, kind))
+    recipe = parse_recipe(read_document(body, "json" if kind == JSON else "yaml"))
     match = None
     if if_match is not None:
         tags = _entity_tags(if_match)
