@@ -11,6 +11,7 @@ import safetensors.numpy
 import torch
 from augsvc_client import request
 from augsvc_client.inputs import prepare_images, sniff
+from augsvc_client.wire import ImagesBody
 from PIL import Image
 
 
@@ -28,7 +29,7 @@ def png(chw: np.ndarray) -> bytes:
 
 def tensor_of(payload) -> np.ndarray:
     assert payload.files is None
-    return safetensors.numpy.load(payload.tensor)["images"]
+    return safetensors.numpy.load(bytes(payload.tensor))["images"]
 
 
 def test_every_pixel_input_gives_the_same_safetensors_body():
@@ -46,7 +47,26 @@ def test_every_pixel_input_gives_the_same_safetensors_body():
     for name, payload in bodies.items():
         assert payload.count == 3, name
         np.testing.assert_array_equal(tensor_of(payload), batch, err_msg=name)
-    assert len({p.tensor for p in bodies.values()}) == 1
+    assert len({bytes(p.tensor) for p in bodies.values()}) == 1
+
+
+def test_the_images_body_is_safetensors_sent_in_slices_of_the_callers_array():
+    """No copy of the pixels is made: the chunks after the header are views of the
+    (contiguous) array, at most ImagesBody.CHUNK bytes each, and together they are
+    exactly what the safetensors library writes for the same tensor."""
+    batch = np.random.default_rng(0).integers(0, 256, (5, 3, 300, 400), dtype=np.uint8)
+    body = ImagesBody(batch)
+    chunks = list(body.chunks())
+    assert len(body) == sum(len(c) for c in chunks)
+    assert all(isinstance(c, memoryview) and len(c) <= ImagesBody.CHUNK for c in chunks[1:])
+    assert np.shares_memory(np.asarray(chunks[1]), batch)  # a view, not a copy
+    assert (8 + int.from_bytes(chunks[0][:8], "little")) % 8 == 0  # data 8-byte aligned
+    loaded = safetensors.numpy.load(bytes(body))
+    assert list(loaded) == ["images"]
+    np.testing.assert_array_equal(loaded["images"], batch)
+    assert bytes(body) == bytes(body)  # chunks() starts afresh (a retry resends it all)
+    with pytest.raises(ValueError, match="uint8"):
+        ImagesBody(batch.astype(np.float32))
 
 
 def test_grey_and_rgba_arrays_and_pil_modes():

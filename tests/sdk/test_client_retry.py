@@ -9,6 +9,7 @@ import random
 import socket
 import time
 from http.server import BaseHTTPRequestHandler
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -130,13 +131,14 @@ def flaky_handler(failures: int, retry_after_s: str = "0"):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         count = 0
+        bodies: ClassVar[list[bytes]] = []
 
         def log_message(self, *args: object) -> None:
             pass
 
         def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            self.rfile.read(length)
+            type(self).bodies.append(self.rfile.read(length))
             type(self).count += 1
             if type(self).count <= failures:
                 send_problem(self, 503, "overloaded", "busy", {"Retry-After": retry_after_s})
@@ -171,7 +173,11 @@ def test_a_seeded_augment_is_retried_and_decoded(http_server):
     images = np.zeros((2, 1, 2, 2), np.uint8)
     with Client(server.url, retry=FAST) as client:
         batch = client.augment(images, "r", seed=7, offset=5)
-    assert server.httpd.RequestHandlerClass.count == 3
+    handler = server.httpd.RequestHandlerClass
+    assert handler.count == 3
+    # every attempt sent the whole safetensors body again (it is streamed in slices)
+    assert len(set(handler.bodies)) == 1
+    np.testing.assert_array_equal(safetensors.numpy.load(handler.bodies[0])["images"], images)
     assert batch.keys.tolist() == [5, 6]
     assert batch.seed == 7
     assert (batch.images == 9).all()

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import safetensors.numpy
+
+from .wire import ImagesBody
 
 CHANNELS = (1, 3, 4)
 
@@ -52,7 +53,7 @@ class ImagePayload:
     """An augment request body: exactly one of ``tensor`` (safetensors) or ``files``."""
 
     count: int
-    tensor: bytes | None = None
+    tensor: ImagesBody | None = None
     files: list[tuple[str, tuple[str, bytes, str]]] | None = None
 
 
@@ -171,9 +172,9 @@ def encode_png(chw: np.ndarray) -> bytes:
     return out.getvalue()
 
 
-def tensor_body(batch: np.ndarray) -> bytes:
+def tensor_body(batch: np.ndarray) -> ImagesBody:
     """A safetensors body holding ``images`` (N, C, H, W) uint8."""
-    return safetensors.numpy.save({"images": np.ascontiguousarray(batch)})
+    return ImagesBody(batch)
 
 
 def prepare_images(images: Any, *, allow_tensor: bool = True) -> ImagePayload:

@@ -21,7 +21,7 @@ import numpy as np
 from .batches import AugmentedBatch
 from .errors import AugsvcError, from_problem
 from .inputs import prepare_images
-from .wire import Output, convert, read_safetensors
+from .wire import ImagesBody, Output, convert, read_safetensors
 
 SAFETENSORS = "application/x-safetensors"
 STREAM = "application/x-augsvc-stream"
@@ -37,19 +37,25 @@ class Call:
     decode: Decoder
     params: Mapping[str, str] | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
-    content: bytes | None = None
+    content: bytes | ImagesBody | None = None
     files: list[Any] | None = None
     data: Mapping[str, str] | None = None
     idempotent: bool = True
 
     def build(self, http: httpx.Client | httpx.AsyncClient) -> httpx.Request:
-        """The httpx request (built afresh per attempt: multipart streams are one-shot)."""
+        """The httpx request (built afresh per attempt: multipart and chunked bodies are
+        one-shot streams)."""
+        headers = dict(self.headers)
+        content: Any = self.content
+        if isinstance(content, ImagesBody):
+            headers["Content-Length"] = str(len(content))  # not chunked: sized up front
+            content = content.achunks() if isinstance(http, httpx.AsyncClient) else content.chunks()
         return http.build_request(
             self.method,
             self.path,
             params=dict(self.params) if self.params else None,
-            headers=dict(self.headers),
-            content=self.content,
+            headers=headers,
+            content=content,
             files=self.files,
             data=dict(self.data) if self.data else None,
         )

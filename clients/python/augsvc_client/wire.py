@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Literal
 
 import numpy as np
@@ -24,6 +24,49 @@ Output = Literal["numpy", "torch"]
 FRAME_HEADER = struct.Struct("<Q")
 #: A frame claiming more than this is garbage (or not a stream at all).
 MAX_FRAME_BYTES = 4 * 1024**3
+
+
+class ImagesBody:
+    """A safetensors body holding one uint8 tensor ``images``, sent without copying.
+
+    The header is written here and the pixels go out as slices of the caller's
+    contiguous array, with an explicit Content-Length. Building the whole body first
+    (``safetensors.numpy.save``) copied 36 MB per batch of 64 500x375 images, and
+    httpcore's send loop re-slices a single large buffer after every partial send,
+    copying its remainder each time: together 20 ms of the trainer's CPU per batch.
+    """
+
+    CHUNK = 1 << 20
+
+    def __init__(self, batch: np.ndarray) -> None:
+        if batch.dtype != np.uint8 or batch.ndim != 4:
+            raise ValueError(
+                f"expected a uint8 (N, C, H, W) array, got {batch.dtype} {batch.shape}"
+            )
+        self.array = np.ascontiguousarray(batch)
+        entry = {"dtype": "U8", "shape": list(self.array.shape),
+                 "data_offsets": [0, self.array.nbytes]}  # fmt: skip
+        header = json.dumps({"images": entry}, separators=(",", ":")).encode()
+        header += b" " * (-len(header) % 8)  # safetensors aligns the data to 8 bytes
+        self.header = FRAME_HEADER.pack(len(header)) + header
+
+    def __len__(self) -> int:
+        return len(self.header) + self.array.nbytes
+
+    def chunks(self) -> Iterator[bytes | memoryview]:
+        """The body in pieces of at most :attr:`CHUNK` bytes; a fresh iterator per call
+        (each retry sends the body again)."""
+        yield self.header
+        data = memoryview(self.array.reshape(-1))
+        for start in range(0, len(data), self.CHUNK):
+            yield data[start : start + self.CHUNK]
+
+    async def achunks(self) -> AsyncIterator[bytes | memoryview]:
+        for chunk in self.chunks():
+            yield chunk
+
+    def __bytes__(self) -> bytes:
+        return b"".join(self.chunks())
 
 
 def read_safetensors(blob: bytes) -> tuple[dict[str, np.ndarray], dict[str, str]]:
