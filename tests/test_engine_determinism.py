@@ -167,7 +167,7 @@ def test_cpu_workers_of_one_thread_survive_another_threads_size():
     assert list(big.map(lambda v: v + 1, range(3))) == [1, 2, 3]
 
 
-def test_streams_and_augments_in_parallel_threads_agree_with_serial():
+def test_augments_on_threads_of_mixed_torch_thread_counts_agree_with_serial():
     """Many threads of mixed torch thread counts augmenting at once give the same
     bytes as one call: the shared CPU pools never fail or mix up chunks."""
     from concurrent.futures import ThreadPoolExecutor

@@ -79,6 +79,9 @@ NamePath = Annotated[
 ]  # fmt: skip
 RefPath = Annotated[str, Path(description=_REF_HELP, json_schema_extra=_REF_DOC)]
 RefQuery = Annotated[str, Query(description=_REF_HELP, max_length=200, json_schema_extra=_REF_DOC)]
+OptionalRefQuery = Annotated[
+    str | None, Query(description=_REF_HELP, max_length=200, json_schema_extra=_REF_DOC)
+]
 
 _BINARY = {"type": "string", "format": "binary"}
 

@@ -104,7 +104,9 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         return problem_response(NotFound(f"no route {request.method} {path}"), path)
     if exc.status_code == 405:
-        allow = allowed_methods(request.app, request.scope) or [exc.headers.get("Allow", "")]
+        allow = allowed_methods(request.app, request.scope) or [
+            (exc.headers or {}).get("Allow", "")
+        ]
         err: AugsvcError = MethodNotAllowed(
             f"{request.method} is not allowed on {path}; allowed: {', '.join(allow)}",
             headers={"Allow": ", ".join(allow)},

@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+from augsvc.recipes.documents import syntax_of
+
 TIMEOUT_S = 30.0
 
 
@@ -27,8 +29,7 @@ def _headers(api_key: str | None) -> dict[str, str]:
 def _load_document(path: str) -> tuple[bytes, str]:
     """The file's bytes and Content-Type: YAML by suffix (.yaml/.yml), else JSON."""
     data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
-    is_yaml = path.lower().endswith((".yaml", ".yml"))
-    return data, "application/yaml" if is_yaml else "application/json"
+    return data, "application/yaml" if syntax_of(path) == "yaml" else "application/json"
 
 
 def _request(client: httpx.Client, args: argparse.Namespace) -> httpx.Response:

@@ -20,7 +20,7 @@ from augsvc.api.deps import (
 )
 from augsvc.api.limits import read_body
 from augsvc.api.media import MULTIPART, SAFETENSORS, ZIP, negotiate, require_content_type
-from augsvc.api.openapi import LOOKUP, READ, images_body, problems
+from augsvc.api.openapi import LOOKUP, READ, OptionalRefQuery, images_body, problems
 from augsvc.api.plans import RecipeResolver, Resolved
 from augsvc.api.uploads import parse_multipart
 from augsvc.engine.rng import MAX_SEED
@@ -86,9 +86,7 @@ async def augment_images(
     executor: ExecutorDep,
     device: DeviceDep,
     metrics: MetricsDep,
-    recipe: Annotated[
-        str | None, Query(description="name, name@N or sha256:<hex>", max_length=200)
-    ] = None,
+    recipe: OptionalRefQuery = None,
     seed: Annotated[
         int | None, Query(ge=0, le=MAX_SEED, description="0..2**64-1; random when omitted")
     ] = None,

@@ -172,11 +172,6 @@ def encode_png(chw: np.ndarray) -> bytes:
     return out.getvalue()
 
 
-def tensor_body(batch: np.ndarray) -> ImagesBody:
-    """A safetensors body holding ``images`` (N, C, H, W) uint8."""
-    return ImagesBody(batch)
-
-
 def prepare_images(images: Any, *, allow_tensor: bool = True) -> ImagePayload:
     """The request body for ``images`` (see the module docstring for what is accepted).
 
@@ -187,7 +182,7 @@ def prepare_images(images: Any, *, allow_tensor: bool = True) -> ImagePayload:
         if len(items) == 0:
             raise ValueError("no images given")
         if allow_tensor:
-            return ImagePayload(count=len(items), tensor=tensor_body(items))
+            return ImagePayload(count=len(items), tensor=ImagesBody(items))
         prepared: list[Encoded | np.ndarray] = list(items)  # already (C, H, W) each
     elif not items:
         raise ValueError("no images given")
@@ -196,7 +191,7 @@ def prepare_images(images: Any, *, allow_tensor: bool = True) -> ImagePayload:
     pixels = [p for p in prepared if isinstance(p, np.ndarray)]
     uniform = len(pixels) == len(prepared) and len({p.shape for p in pixels}) == 1
     if allow_tensor and uniform:
-        return ImagePayload(count=len(pixels), tensor=tensor_body(np.stack(pixels)))
+        return ImagePayload(count=len(pixels), tensor=ImagesBody(np.stack(pixels)))
     files = []
     for i, p in enumerate(prepared):
         if isinstance(p, np.ndarray):
