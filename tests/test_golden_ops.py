@@ -1,0 +1,119 @@
+"""Golden bytes: a sample's pixels and drawn parameters for every op, pinned.
+
+The hashes were written by the engine as it was before the code moved to one module
+per op; any later change that alters a single byte of any op's output (or a draw's
+slot, or a record name) fails here. A deliberate change of an op's maths regenerates
+them with ``python -m tests.test_golden_ops`` and says why in its commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from augsvc.engine import augment, compile_plan
+from augsvc.recipes import parse_recipe
+from tests.photos import photo, photo_batch
+
+GOLDEN = Path(__file__).parent / "data" / "golden_ops.json"
+
+CASES: dict[str, dict[str, Any]] = {
+    "rotate": {"ops": [{"op": "rotate", "degrees": 40}]},
+    "affine": {
+        "ops": [
+            {"op": "affine", "degrees": 15, "translate": [0.1, 0.2], "scale": [0.7, 1.3],
+             "shear": [-8, 8, -4, 4]}
+        ]
+    },
+    "random_resized_crop": {"ops": [{"op": "random_resized_crop", "size": [64, 48]}]},
+    "crop_random": {"ops": [{"op": "crop", "size": [90, 200], "position": "random"}]},
+    "crop_center": {"ops": [{"op": "crop", "size": [50, 50]}]},
+    "resize_short": {"ops": [{"op": "resize", "size": 56}]},
+    "resize_hw": {"ops": [{"op": "resize", "size": [33, 71]}]},
+    "pad": {"ops": [{"op": "pad", "padding": [3, 1, 4, 2]}]},
+    "hflip": {"ops": [{"op": "hflip"}]},
+    "vflip": {"ops": [{"op": "vflip", "p": 0.7}]},
+    "perspective": {"ops": [{"op": "perspective", "distortion_scale": 0.6, "p": 0.8}]},
+    "color_jitter": {
+        "ops": [{"op": "color_jitter", "brightness": 0.5, "contrast": 0.5, "saturation": 0.5,
+                 "hue": 0.2}]
+    },
+    "grayscale": {"ops": [{"op": "grayscale", "p": 0.5}]},
+    "gaussian_blur": {"ops": [{"op": "gaussian_blur", "kernel_size": [5, 9], "sigma": [0.5, 3]}]},
+    "random_erasing": {"ops": [{"op": "random_erasing", "p": 0.9, "value": [10, 200, 30]}]},
+    "normalize": {"ops": [{"op": "rotate", "degrees": 5}, {"op": "normalize"}]},
+    "output_options": {
+        "ops": [{"op": "rotate", "degrees": 90}, {"op": "hflip"}],
+        "output": {"size": [40, 52], "interpolation": "bicubic", "padding_mode": "reflection"},
+    },
+    "fill_nearest": {
+        "ops": [{"op": "affine", "degrees": 30, "scale": [0.5, 0.9]}],
+        "output": {"fill": [200, 100, 50], "interpolation": "nearest"},
+    },
+    "every_op": {
+        "ops": [
+            {"op": "pad", "padding": [4, 2, 6, 8]},
+            {"op": "affine", "degrees": 10, "translate": [0.1, 0.1], "scale": [0.8, 1.2],
+             "shear": 5},
+            {"op": "perspective", "distortion_scale": 0.3, "p": 0.7},
+            {"op": "crop", "size": [100, 130], "position": "random"},
+            {"op": "vflip"},
+            {"op": "color_jitter", "brightness": 0.3, "contrast": 0.3, "saturation": 0.3,
+             "hue": 0.05},
+            {"op": "grayscale", "p": 0.3},
+            {"op": "resize", "size": [48, 64]},
+            {"op": "gaussian_blur", "kernel_size": 5, "sigma": [0.1, 2.0]},
+            {"op": "random_erasing", "p": 0.5, "value": [255, 0, 0]},
+        ]
+    },
+}  # fmt: skip
+
+
+def _inputs() -> dict[str, list[torch.Tensor]]:
+    """An RGB batch of several sizes (shrinking and enlarging warps), and grey and RGBA
+    images alone (each sample's channel count is its own)."""
+    rgb = [*photo_batch(4), photo(300, 400), photo(61, 47)]
+    grey = photo(80, 100)[:1].contiguous()
+    rgba = torch.cat([photo(70, 90), torch.full((1, 70, 90), 180, dtype=torch.uint8)])
+    return {"rgb": rgb, "grey": [grey], "rgba": [rgba]}
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:24]
+
+
+def fingerprint(recipe: dict[str, Any]) -> dict[str, str]:
+    """sha256 of every sample's pixels and of every drawn parameter array."""
+    plan = compile_plan(parse_recipe(recipe))
+    out: dict[str, str] = {}
+    for name, images in _inputs().items():
+        result = augment(plan, images, seed=20251201, offset=7)
+        samples = result.images if isinstance(result.images, list) else result.images.unbind(0)
+        for i, img in enumerate(samples):
+            out[f"{name}.{i}"] = _sha(img.contiguous().numpy().tobytes())
+        if name == "rgb":
+            for key, value in sorted(result.params.items()):
+                out[f"params.{key}"] = _sha(np.ascontiguousarray(value).tobytes())
+    return out
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_op_output_bytes_are_pinned(case: str) -> None:
+    expected = json.loads(GOLDEN.read_text())[case]
+    assert fingerprint(CASES[case]) == expected
+
+
+def write() -> None:
+    GOLDEN.write_text(
+        json.dumps({case: fingerprint(r) for case, r in sorted(CASES.items())}, indent=1) + "\n"
+    )
+
+
+if __name__ == "__main__":
+    write()
