@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from augsvc.ops.base import Op
 
-O = TypeVar("O", bound=type[Op])
+OpClass = TypeVar("OpClass", bound=type[Op])
 
 _ops: dict[str, type[Op]] = {}
 _lock = threading.RLock()
@@ -26,7 +26,7 @@ _builtin_loaded = False
 _generation = 0
 
 
-def register(cls: O) -> O:
+def register(cls: OpClass) -> OpClass:
     """Add an op class to the catalogue (a class decorator). Registering a second class
     under a name already taken is an error; the same class again is a no-op."""
     global _generation
