@@ -77,7 +77,7 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
 
 # SIGTERM: uvicorn stops accepting, lets in-flight requests and streams finish for up to
-# 30 s (augsvc.api.server.GRACEFUL_SHUTDOWN_S), then exits. Give it more than that:
+# 30 s (augsvc.cli.serve.GRACEFUL_SHUTDOWN_S), then exits. Give it more than that:
 # docker stop -t 45 / compose stop_grace_period 45s / Kubernetes terminationGracePeriodSeconds.
 # Exec form: augsvc is PID 1 and receives the signal itself.
 STOPSIGNAL SIGTERM

@@ -34,7 +34,7 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from augsvc.api.server import GRACEFUL_SHUTDOWN_S
+from augsvc.cli.serve import GRACEFUL_SHUTDOWN_S
 from augsvc.codec import read_frame
 from augsvc.datasets import epoch_order
 from tests.imagegen import jpeg_bytes

@@ -214,7 +214,7 @@ def run_service_bench(
     *, batch: int = 64, repeats: int = 7, warmup: int = 2, device: str = "auto",
     size: tuple[int, int] = (375, 500),
 ) -> EndToEndResult:  # fmt: skip
-    from augsvc.api.server import retain_freed_memory
+    from augsvc.cli.serve import retain_freed_memory
     from augsvc.engine import resolve_device
 
     retain_freed_memory()  # as the server does: the client's responses are ~10 MB each
@@ -291,7 +291,7 @@ def run_stream_bench(
     size: tuple[int, int] = (375, 500), files: int = 256,
 ) -> EndToEndResult:  # fmt: skip
     """One epoch of a folder of JPEGs streamed, next to /v1/augment of the same JPEGs."""
-    from augsvc.api.server import retain_freed_memory
+    from augsvc.cli.serve import retain_freed_memory
 
     photos = bench_photos(files, size)
     jpegs = [_jpeg(p) for p in photos]

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     except AugsvcError as err:
         print(f"augsvc augment: {err.detail}", file=sys.stderr)
         for field in err.errors:
-            print(f"  {'.'.join(str(p) for p in field.loc)}: {field.msg}", file=sys.stderr)
+            print(f"  {field.path}: {field.msg}", file=sys.stderr)
         return 1
     except (OSError, ValueError) as exc:  # missing file, bad JSON/YAML, bad device
         print(f"augsvc augment: {exc}", file=sys.stderr)

@@ -14,11 +14,9 @@ import numpy as np
 import torch
 
 from augsvc import codec
-from augsvc.datasets import Source, rank_positions, sample_keys
-from augsvc.datasets.order import MAX_EPOCH
-from augsvc.engine import Plan, augment
-from augsvc.engine.plan import fixed_output_size
-from augsvc.engine.run import cpu_workers
+from augsvc.datasets.order import MAX_EPOCH, rank_positions, sample_keys
+from augsvc.datasets.sources import Source
+from augsvc.engine import Plan, augment, cpu_workers, fixed_output_size
 from augsvc.errors import ValidationFailed
 
 MAX_BATCH = 1024

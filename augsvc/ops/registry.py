@@ -83,6 +83,10 @@ def generation() -> int:
 
 
 def import_op_modules(names: list[str]) -> None:
-    """Import modules whose ops register themselves (custom ops named in settings)."""
+    """Import modules whose ops register themselves (custom ops named in settings);
+    ValueError naming the module when one cannot be imported."""
     for name in names:
-        importlib.import_module(name)
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ValueError(f"op module {name!r} cannot be imported: {exc}") from exc

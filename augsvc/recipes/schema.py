@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from augsvc.errors import FieldError, InvalidRecipe, format_loc
+from augsvc.errors import FieldError, InvalidRecipe
 from augsvc.ops import Op, op_class, op_names
 from augsvc.ops.fields import pixel_values, size_hw
 
@@ -144,6 +144,6 @@ def parse_recipe(document: Any) -> Recipe:
     except ValidationError as exc:
         errors.extend(_field_errors(exc))
     if errors or recipe is None:
-        detail = "; ".join(f"{format_loc(e.loc)}: {e.msg}" for e in errors[:5])
+        detail = "; ".join(f"{e.path}: {e.msg}" for e in errors[:5])
         raise InvalidRecipe(detail, errors=errors)
     return recipe

@@ -7,14 +7,13 @@ failure is a typed error from augsvc.errors.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import torch
 
-from augsvc.api.media import SAFETENSORS, ZIP
-from augsvc.api.uploads import Part
 from augsvc.codec import (
     decode_image,
     encode_jpeg,
@@ -23,11 +22,21 @@ from augsvc.codec import (
     make_zip,
     read_image_batch,
 )
-from augsvc.engine import AugmentResult, Plan, augment
-from augsvc.engine.run import cpu_workers
+from augsvc.codec.media_types import SAFETENSORS, ZIP
+from augsvc.engine import AugmentResult, Plan, augment, cpu_workers
 from augsvc.errors import FieldError, ValidationFailed
 
 ImageFormat = Literal["png", "jpeg"]
+
+
+class EncodedImage(Protocol):
+    """An uploaded file: its bytes and how errors name it (a multipart part)."""
+
+    @property
+    def data(self) -> bytes | bytearray: ...
+
+    @property
+    def label(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -49,7 +58,7 @@ class AugmentJob:
     response_type: str  # SAFETENSORS or ZIP
     image_format: ImageFormat = "png"
     return_params: bool = True
-    parts: list[Part] | None = None  # multipart uploads, in order
+    parts: Sequence[EncodedImage] | None = None  # multipart uploads, in order
     tensor_body: bytes | None = None  # an application/x-safetensors body
 
 
@@ -59,7 +68,7 @@ class AugmentOutput:
     count: int
 
 
-def decode_parts(parts: list[Part], max_pixels: int) -> list[torch.Tensor]:
+def decode_parts(parts: Sequence[EncodedImage], max_pixels: int) -> list[torch.Tensor]:
     if not parts:
         raise ValidationFailed(
             "no images in the multipart body: send one or more image file parts",

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
-from augsvc.api.metrics import Metrics
 from augsvc.errors import Overloaded
+from augsvc.service.metrics import Metrics
 
 T = TypeVar("T")
 

@@ -11,47 +11,16 @@ running through a Redis outage.
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
 
 from augsvc.engine import Plan, compile_plan
 from augsvc.errors import StoreUnavailable
 from augsvc.recipes import Recipe, RecipeRef, digest, parse_recipe, parse_ref
+from augsvc.service.lru import LRU
 from augsvc.store import RecipeStore, StoredRecipe
 
-log = logging.getLogger("augsvc.api")
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class LRU(Generic[K, V]):
-    """A small thread-safe bounded mapping that forgets the least recently used entry."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._items: OrderedDict[K, V] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: K) -> V | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key: K, value: V) -> None:
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._items)
+log = logging.getLogger("augsvc.service")
 
 
 class PlanCache:
@@ -83,9 +52,6 @@ class PlanCache:
         plan = compile_plan(recipe)
         self._plans.put(plan.digest, plan)
         return plan
-
-    def __len__(self) -> int:
-        return len(self._plans)
 
 
 @dataclass(frozen=True)

@@ -19,14 +19,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from augsvc.api.metrics import Metrics
 from augsvc.codec import frame, images_to_safetensors
 from augsvc.datasets import Source, epoch_order
+from augsvc.datasets.stream import StreamRequest, render_frame
 from augsvc.engine import Plan
 from augsvc.errors import AugsvcError, Overloaded, Unavailable
-from augsvc.streaming import StreamRequest, render_frame
+from augsvc.service.metrics import Metrics
 
-log = logging.getLogger("augsvc.api.streams")
+log = logging.getLogger("augsvc.service.streams")
 _DONE = object()
 
 

@@ -45,7 +45,7 @@ def test_field_errors_and_headers_are_kept():
     assert isinstance(got, errors.ValidationFailed)
     assert got.errors == [errors.FieldError(("ops", 2, "degrees"), "too big")]
     assert got.headers == {"retry-after": "3"}
-    assert "ops.2.degrees: too big" in str(got)
+    assert "ops[2].degrees: too big" in str(got)  # the one field-path form, as the server
 
 
 def test_unknown_code_falls_back_by_status_keeping_the_code():

@@ -9,7 +9,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
-from augsvc.api.batches import AugmentJob, Limits, run_augment
 from augsvc.api.deps import (
     DeviceDep,
     ExecutorDep,
@@ -19,11 +18,11 @@ from augsvc.api.deps import (
     SettingsDep,
 )
 from augsvc.api.limits import read_body
-from augsvc.api.media import MULTIPART, SAFETENSORS, ZIP, negotiate, require_content_type
+from augsvc.api.media import negotiate, require_content_type
 from augsvc.api.openapi import LOOKUP, READ, OptionalRefQuery, images_body, problems
-from augsvc.api.plans import RecipeResolver, Resolved
 from augsvc.api.uploads import parse_multipart
-from augsvc.engine.rng import MAX_SEED
+from augsvc.codec.media_types import MULTIPART, SAFETENSORS, ZIP
+from augsvc.engine import MAX_SEED
 from augsvc.errors import (
     BadRequest,
     FieldError,
@@ -37,6 +36,8 @@ from augsvc.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from augsvc.service.augment import AugmentJob, Limits, run_augment
+from augsvc.service.resolver import RecipeResolver, Resolved
 
 router = APIRouter(prefix="/v1", tags=["augment"])
 

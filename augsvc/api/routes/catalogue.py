@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 from fastapi import APIRouter
@@ -14,11 +13,6 @@ from augsvc.recipes import catalogue
 router = APIRouter(prefix="/v1", tags=["ops"])
 
 
-@lru_cache(maxsize=1)
-def _catalogue() -> list[dict[str, Any]]:
-    return catalogue()  # building the JSON schemas is not free, and never changes
-
-
 @router.get("/ops", responses=problems(*READ))
 async def list_ops(_: ReadAuth) -> dict[str, Any]:
-    return {"ops": _catalogue()}
+    return {"ops": catalogue()}

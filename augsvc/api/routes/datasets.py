@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections import OrderedDict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from augsvc.api.deps import AdminAuth, DeviceDep, MetricsDep, ReadAuth, ResolverDep, SettingsDep
+from augsvc.api.deps import (
+    AdminAuth,
+    DatasetsDep,
+    DeviceDep,
+    MetricsDep,
+    ReadAuth,
+    ResolverDep,
+    SettingsDep,
+    SourcesDep,
+    StreamsDep,
+)
 from augsvc.api.openapi import LOOKUP, READ, UNCHANGED, WRITE, NamePath, RefQuery, problems
-from augsvc.api.streams import stream_frames
-from augsvc.datasets import DatasetSpec, Source, open_source
+from augsvc.codec.media_types import STREAM
+from augsvc.datasets import DatasetSpec, Source
 from augsvc.datasets.order import MAX_EPOCH
-from augsvc.engine.rng import MAX_SEED
+from augsvc.datasets.stream import StreamRequest
+from augsvc.engine import MAX_SEED
 from augsvc.errors import (
     BadRequest,
     DatasetNotFound,
@@ -24,47 +33,11 @@ from augsvc.errors import (
     StoreUnavailable,
     UndecodableImage,
 )
-from augsvc.store import DatasetStore, StoredDataset
-from augsvc.streaming import StreamRequest
+from augsvc.service.sources import open_spec
+from augsvc.service.stream_producer import stream_frames
+from augsvc.store import StoredDataset
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
-
-STREAM_MEDIA_TYPE = "application/x-augsvc-stream"
-SOURCE_CACHE_SIZE = 32
-
-
-class SourceCache:
-    """Indexed sources by (name, registration time): a source is listed once per
-    registration per process; re-registering (PUT) re-indexes on every replica."""
-
-    def __init__(self, size: int = SOURCE_CACHE_SIZE) -> None:
-        self._items: OrderedDict[tuple[str, float], Source] = OrderedDict()
-        self._size = size
-
-    async def get(self, stored: StoredDataset, settings: Any) -> Source:
-        key = (stored.name, stored.created_at)
-        if key in self._items:
-            self._items.move_to_end(key)
-            return self._items[key]
-        source = await open_spec(stored.spec, settings)
-        self._items[key] = source
-        while len(self._items) > self._size:
-            self._items.popitem(last=False)
-        return source
-
-
-async def open_spec(spec: dict[str, Any], settings: Any) -> Source:
-    """Index a source off the event loop (listing a big tree takes a while)."""
-    parsed = DatasetSpec.model_validate(spec)
-    return await asyncio.to_thread(open_source, parsed, settings.data_root_paths)
-
-
-def _store(request: Request) -> DatasetStore:
-    return request.app.state.datasets
-
-
-def _sources(request: Request) -> SourceCache:
-    return request.app.state.sources
 
 
 def _record(stored: StoredDataset, source: Source | None = None) -> dict[str, Any]:
@@ -81,30 +54,30 @@ def _record(stored: StoredDataset, source: Source | None = None) -> dict[str, An
     responses={**UNCHANGED, **problems(*WRITE, BadRequest, InvalidReference, PathNotAllowed)},
 )
 async def put_dataset(
-    name: NamePath, spec: DatasetSpec, request: Request, _: AdminAuth, settings: SettingsDep
+    name: NamePath, spec: DatasetSpec, _: AdminAuth, datasets: DatasetsDep, sources: SourcesDep
 ) -> Response:
     """Register (or replace) a dataset. The path is checked and indexed first."""
-    source = await open_spec(spec.model_dump(), settings)
-    stored, created = await _store(request).put(name, spec.model_dump())
+    source = await open_spec(spec.model_dump(), sources.roots)
+    stored, created = await datasets.put(name, spec.model_dump())
     return JSONResponse(_record(stored, source), status_code=201 if created else 200)
 
 
 @router.get("", responses=problems(*READ, StoreUnavailable))
-async def list_datasets(request: Request, _: ReadAuth) -> dict[str, Any]:
-    return {"datasets": [_record(d) for d in await _store(request).list()]}
+async def list_datasets(_: ReadAuth, datasets: DatasetsDep) -> dict[str, Any]:
+    return {"datasets": [_record(d) for d in await datasets.list()]}
 
 
 @router.get("/{name}", responses=problems(*READ, DatasetNotFound, StoreUnavailable))
 async def get_dataset(
-    name: NamePath, request: Request, _: ReadAuth, settings: SettingsDep
+    name: NamePath, _: ReadAuth, datasets: DatasetsDep, sources: SourcesDep
 ) -> dict[str, Any]:
-    stored = await _store(request).get(name)
-    return _record(stored, await _sources(request).get(stored, settings))
+    stored = await datasets.get(name)
+    return _record(stored, await sources.get(stored))
 
 
 @router.delete("/{name}", status_code=204, responses=problems(*WRITE, DatasetNotFound))
-async def delete_dataset(name: NamePath, request: Request, _: AdminAuth) -> Response:
-    await _store(request).delete(name)
+async def delete_dataset(name: NamePath, _: AdminAuth, datasets: DatasetsDep) -> Response:
+    await datasets.delete(name)
     return Response(status_code=204)
 
 
@@ -112,7 +85,7 @@ async def delete_dataset(name: NamePath, request: Request, _: AdminAuth) -> Resp
     "/{name}/stream",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {STREAM_MEDIA_TYPE: {}}, "description": "length-prefixed frames"},
+        200: {"content": {STREAM: {}}, "description": "length-prefixed frames"},
         **problems(*READ, *LOOKUP, DatasetNotFound, PathNotAllowed, UndecodableImage,
                    Overloaded),
     },
@@ -123,6 +96,9 @@ async def stream_dataset(
     _: ReadAuth,
     settings: SettingsDep,
     resolver: ResolverDep,
+    datasets: DatasetsDep,
+    sources: SourcesDep,
+    pools: StreamsDep,
     device: DeviceDep,
     metrics: MetricsDep,
     recipe: RefQuery,
@@ -137,11 +113,10 @@ async def stream_dataset(
     """Frames of an 8-byte little-endian length + a safetensors blob (images, indices,
     labels; metadata epoch, batch, rank, world_size, start, position, digest)."""
     resolved = await resolver.resolve(recipe)
-    stored = await _store(request).get(name)
-    source = await _sources(request).get(stored, settings)
+    stored = await datasets.get(name)
+    source = await sources.get(stored)
     stream = StreamRequest(seed, epoch, batch_size, rank, world_size, start, drop_last)
     stream.check(resolved.plan, len(source))
-    pools = request.app.state.stream_pools
     pools.claim()
     body = stream_frames(
         source,
@@ -159,4 +134,4 @@ async def stream_dataset(
         "X-Augsvc-Dataset-Size": str(len(source)),
         "Cache-Control": "no-store",
     }
-    return StreamingResponse(body, media_type=STREAM_MEDIA_TYPE, headers=headers)
+    return StreamingResponse(body, media_type=STREAM, headers=headers)

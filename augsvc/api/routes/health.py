@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
@@ -37,7 +36,7 @@ async def readyz(
         "store": "ok",
         "store_kind": "redis" if settings.redis_url is not None else "memory",
         "device": str(device),
-        "cuda": torch.cuda.is_available(),
+        "cuda": device.type == "cuda",
         "engine_threads": executor.workers,
         "queue_depth": executor.queue_depth,
         "queue_waiting": executor.waiting,

@@ -7,23 +7,20 @@ defaults to 0, so a preview URL always shows the same grid.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Annotated, Any
 
-import torch
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
 from augsvc.api.deps import DeviceDep, ExecutorDep, ReadAuth, ResolverDep, SettingsDep
-from augsvc.api.grid import tile
 from augsvc.api.limits import read_body
-from augsvc.api.media import MULTIPART, base_type, require_content_type
+from augsvc.api.media import base_type, require_content_type
 from augsvc.api.openapi import LOOKUP, READ, RefPath, images_body, problems
 from augsvc.api.uploads import parse_multipart
-from augsvc.codec import decode_image, encode_png, sample_photo_bytes
+from augsvc.codec import decode_image
+from augsvc.codec.media_types import MULTIPART
 from augsvc.config import Settings
-from augsvc.engine import Plan, augment
-from augsvc.engine.rng import MAX_SEED
+from augsvc.engine import MAX_SEED
 from augsvc.errors import (
     BadRequest,
     ImageTooLarge,
@@ -33,6 +30,7 @@ from augsvc.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from augsvc.service.preview import render, sample_photo
 
 router = APIRouter(prefix="/v1/recipes", tags=["preview"])
 
@@ -44,25 +42,9 @@ Seed = Annotated[int, Query(ge=0, le=MAX_SEED)]
 Count = Annotated[int, Query(ge=1, le=256, description="images in the grid, 1..preview_max")]
 
 
-@lru_cache(maxsize=1)
-def sample_photo() -> torch.Tensor:
-    return decode_image(sample_photo_bytes(), max_pixels=10**8, name="sample.jpg")
-
-
 def _check_count(n: int, settings: Settings) -> None:
     if n > settings.preview_max:
         raise ValidationFailed(f"n={n} is more than preview_max ({settings.preview_max})")
-
-
-def render(plan: Plan, image: torch.Tensor, seed: int, n: int, device: torch.device,
-           max_output_pixels: int) -> bytes:  # fmt: skip
-    """n samples of one image (keys 0..n-1) tiled as PNG; runs on an engine thread."""
-    batch = image.unsqueeze(0).expand(n, -1, -1, -1).contiguous()
-    result = augment(plan, batch, seed=seed, device=device, max_output_pixels=max_output_pixels)
-    images = (
-        list(result.images) if isinstance(result.images, list) else list(result.images.unbind(0))
-    )
-    return encode_png(tile(images), compress_level=6)
 
 
 def _png(body: bytes, seed: int, digest: str) -> Response:

@@ -1,4 +1,4 @@
-"""Recipes over REST: named, versioned, content-addressed (see DESIGN.md, Recipes).
+"""Recipes over REST: named, versioned, content-addressed.
 
 The ETag of a version is its digest, so ``If-Match: "<digest>"`` turns a read-modify-
 write into a safe concurrent update (412 when someone else wrote in between), and
@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 
 from augsvc.api.deps import AdminAuth, ReadAuth, SettingsDep, StoreDep
 from augsvc.api.limits import read_body
-from augsvc.api.media import JSON, YAML_TYPES, require_content_type
+from augsvc.api.media import require_content_type
 from augsvc.api.openapi import (
     LOOKUP,
     NOT_MODIFIED,
@@ -27,7 +27,7 @@ from augsvc.api.openapi import (
     RefPath,
     problems,
 )
-from augsvc.api.plans import lookup
+from augsvc.codec.media_types import JSON, YAML_TYPES
 from augsvc.errors import (
     InvalidRecipe,
     InvalidReference,
@@ -38,6 +38,7 @@ from augsvc.errors import (
 )
 from augsvc.recipes import canonical_document, check_name, digest, parse_recipe, parse_ref
 from augsvc.recipes.documents import read_document
+from augsvc.service.resolver import lookup
 from augsvc.store import StoredRecipe
 
 router = APIRouter(prefix="/v1/recipes", tags=["recipes"])

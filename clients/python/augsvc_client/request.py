@@ -19,6 +19,7 @@ import httpx
 import numpy as np
 
 from .batches import AugmentedBatch
+from .documents import load_recipe_file
 from .errors import AugsvcError, from_problem
 from .inputs import prepare_images
 from .wire import ImagesBody, Output, convert, read_safetensors
@@ -128,19 +129,7 @@ def load_recipe(recipe: Mapping[str, Any] | str | Path) -> dict[str, Any]:
     """A recipe document from a dict, or a ``.json`` / ``.yaml`` / ``.yml`` file."""
     if isinstance(recipe, Mapping):
         return dict(recipe)
-    path = Path(recipe)
-    if not path.is_file():
-        raise FileNotFoundError(f"recipe file {str(path)!r} does not exist")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
-
-        document = yaml.safe_load(text)
-    else:
-        document = json.loads(text)
-    if not isinstance(document, dict):
-        raise ValueError(f"{path}: a recipe is a mapping (ops, output), got {type(document)}")
-    return document
+    return load_recipe_file(recipe)
 
 
 def _json_body(document: Any) -> bytes:
