@@ -1,6 +1,6 @@
 """Shared fixtures: an asyncio runner, real redis-servers and real `augsvc serve` processes.
 
-Tests use real parts (see DESIGN.md, Conventions): no Redis mocks. Each test gets its own
+Tests use real parts (see docs/architecture.md, Testing): no Redis mocks. Each test gets its own
 key prefix instead of a FLUSHALL, so tests never depend on each other's leftovers.
 """
 

@@ -1,4 +1,4 @@
-"""Scale-out and graceful shutdown with real processes (issue 7, "Must show").
+"""Scale-out and graceful shutdown with real processes.
 
 One real redis-server and THREE real `augsvc serve` processes on 127.0.0.1 sharing a key
 prefix, as replicas behind a Kubernetes Service would. The replicas agree on recipes and

@@ -138,11 +138,11 @@ class LeanPoster:
     """POSTs a prepared body to /v1/augment and reads the answer into one reused buffer.
 
     Client and server share this machine's cores, so whatever the client spends is
-    taken from the server. httpx spends about 30 ms of CPU per 36 MB-in / 10 MB-out
-    batch here (chunked reads, joins, fresh buffers): a third of the engine's own
-    cost, which a trainer on another machine pays on its own cores. This client costs
-    what the kernel's socket copies cost (about 8 ms), so the rows it drives measure
-    the service. One connection per instance: not thread-safe, one per thread.
+    taken from the server. httpx spends several times more CPU per batch (chunked
+    reads, joins, fresh buffers; the README has the figures), which a trainer on
+    another machine pays on its own cores. This client costs what the kernel's socket
+    copies cost, so the rows it drives measure the service. One connection per
+    instance: not thread-safe, one per thread.
     """
 
     def __init__(self, url: str, body: bytes, content_type: str) -> None:

@@ -23,8 +23,8 @@ def retain_freed_memory() -> bool:
 
     Request bodies and response buffers are tens of MB. By default glibc serves each
     from fresh mmap pages and unmaps it on free, so every request pays the page
-    faults of first touch: 26 ms to fill a new 36 MB buffer here, against 4 ms when
-    the block is reused. The cost is that RSS stays at its high-water mark, which a
+    faults of first touch, several times the cost of refilling a reused block. The
+    cost is that RSS stays at its high-water mark, which a
     long-running service with bounded request sizes reaches quickly anyway.
     No-op (False) where the C library is not glibc.
     """

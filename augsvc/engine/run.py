@@ -31,10 +31,6 @@ class AugmentResult:
     keys: np.ndarray
     params: dict[str, np.ndarray]
 
-    @property
-    def uniform(self) -> bool:
-        return isinstance(self.images, torch.Tensor)
-
 
 def resolve_device(spec: str = "auto") -> torch.device:
     """auto -> CUDA when present, else CPU; cpu; cuda; cuda:N."""
@@ -139,8 +135,8 @@ def _to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 def chunk_size(device: torch.device) -> int:
     """Samples processed together. On CPU a few at a time keep each sample's float
-    copy in cache through warp, colour and conversion (about 2x faster than whole
-    batches); a GPU wants the whole group in one launch."""
+    copy in cache through warp, colour and conversion (whole batches spill out of it);
+    a GPU wants the whole group in one launch."""
     return 1 << 30 if device.type == "cuda" else 4
 
 

@@ -26,7 +26,6 @@ from .wire import ImagesBody, Output, convert, read_safetensors
 
 SAFETENSORS = "application/x-safetensors"
 STREAM = "application/x-augsvc-stream"
-PROBLEM = "application/problem+json"
 
 Decoder = Callable[[httpx.Response], Any]
 
