@@ -89,7 +89,7 @@ def decode_image(data: bytes, *, max_pixels: int, name: str = "image") -> torch.
 def _decode(data: bytes, *, max_pixels: int, name: str, use_torchvision: bool) -> torch.Tensor:
     """:func:`decode_image`, with the torchvision fast path switchable for the parity tests."""
     label = _label(name)
-    fmt = _sniff_format(data)
+    fmt = sniff_format(data)
     if fmt is None:
         reason = (
             "empty upload (0 bytes)"
@@ -116,7 +116,7 @@ def _label(name: str) -> str:
     return f"image {str(name)[:200]!r}"
 
 
-def _sniff_format(data: bytes) -> str | None:
+def sniff_format(data: bytes) -> str | None:
     """The format named by the magic bytes, or None; cheaper and stricter than asking Pillow."""
     head = bytes(data[:12])
     if head.startswith(b"\xff\xd8\xff"):

@@ -26,6 +26,7 @@ from .wire import ImagesBody, Output, convert, read_safetensors
 
 SAFETENSORS = "application/x-safetensors"
 STREAM = "application/x-augsvc-stream"
+JSON = "application/json"
 
 Decoder = Callable[[httpx.Response], Any]
 
@@ -136,7 +137,7 @@ def _json_body(document: Any) -> bytes:
 
 
 def put_recipe(name: str, recipe: Mapping[str, Any] | str | Path, if_match: str | None) -> Call:
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": JSON}
     if if_match is not None:
         headers["If-Match"] = if_match if if_match.startswith(('"', "W/", "*")) else f'"{if_match}"'
     return Call(
@@ -183,7 +184,7 @@ def put_dataset(name: str, kind: str, path: str) -> Call:
         "PUT",
         f"/v1/datasets/{segment(name)}",
         decode_json,
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": JSON},
         content=_json_body({"kind": kind, "path": path}),
     )
 

@@ -46,7 +46,8 @@ class ImagesBody:
         self.array = np.ascontiguousarray(batch)
         entry = {"dtype": "U8", "shape": list(self.array.shape),
                  "data_offsets": [0, self.array.nbytes]}  # fmt: skip
-        header = json.dumps({"images": entry}, separators=(",", ":")).encode()
+        # Sorted keys, as the server's writer: the same batch gives the same bytes.
+        header = json.dumps({"images": entry}, separators=(",", ":"), sort_keys=True).encode()
         header += b" " * (-len(header) % 8)  # safetensors aligns the data to 8 bytes
         self.header = FRAME_HEADER.pack(len(header)) + header
 

@@ -17,7 +17,7 @@ import safetensors.numpy
 from augsvc_client import AsyncClient, Client, RetryPolicy, errors
 from augsvc_client.retry import RetryState, backoff, is_retryable, retry_after
 
-from .conftest import send_problem
+from .helpers import send_problem
 
 # --- pure functions ----------------------------------------------------------------------
 

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-import torch
-from augsvc_client.torch_data import AugsvcIterableDataset, distributed_rank_world, worker_shard
-from torch.utils.data import DataLoader
+import pytest
 
-from .conftest import IMAGE_SHAPE, STREAM_SIZE, sample_label
+torch = pytest.importorskip("torch")
+
+from augsvc_client.torch_data import (  # noqa: E402  (after the skip: torch is an extra)
+    AugsvcIterableDataset,
+    distributed_rank_world,
+    worker_shard,
+)
+from torch.utils.data import DataLoader  # noqa: E402
+
+from .helpers import IMAGE_SHAPE, STREAM_SIZE, sample_label  # noqa: E402
 
 
 def test_worker_shards_tile_every_rank():

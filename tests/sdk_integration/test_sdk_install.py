@@ -19,6 +19,11 @@ DEPENDENCIES = (
     "httpx", "httpcore", "h11", "anyio", "sniffio", "certifi", "idna", "numpy", "numpy.libs",
     "safetensors", "yaml", "_yaml", "typing_extensions.py",
 )  # fmt: skip
+# What the SDK's own unit tests need besides: pytest, and Pillow for the `images` extra.
+TEST_DEPENDENCIES = (
+    "pytest", "_pytest", "pluggy", "iniconfig", "packaging", "py.py", "pygments", "PIL",
+    "pillow.libs",
+)  # fmt: skip
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -76,7 +81,7 @@ def test_the_wheel_installs_and_imports_in_a_fresh_venv_without_augsvc(tmp_path)
     deps = tmp_path / "deps"
     deps.mkdir()
     site = Path(sysconfig.get_paths()["purelib"])
-    for name in DEPENDENCIES:
+    for name in DEPENDENCIES + TEST_DEPENDENCIES:
         if (site / name).exists():
             (deps / name).symlink_to(site / name)
     assert not any(p.name.startswith(("augsvc", "torch")) for p in deps.iterdir())
@@ -105,3 +110,15 @@ def test_the_wheel_installs_and_imports_in_a_fresh_venv_without_augsvc(tmp_path)
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+    # The SDK's unit tests run there too: they need nothing of the server (torch tests skip).
+    tests = tmp_path / "sdk_tests"
+    shutil.copytree(SDK_ROOT / "sdk_tests", tests, ignore=shutil.ignore_patterns("__pycache__"))
+    run = subprocess.run(
+        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path),
+         str(tests)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    summary = run.stdout.strip().splitlines()[-1]
+    assert " passed" in summary and "failed" not in summary and "error" not in summary, summary

@@ -1,13 +1,6 @@
-"""Real loopback servers for SDK tests (no HTTP mocks).
-
-* ``http_server(handler_class)``: any ``BaseHTTPRequestHandler`` served on 127.0.0.1 by a
-  ``ThreadingHTTPServer`` in a thread (e.g. one that answers 503 twice, then 200).
-* ``stream_server``: a small HTTP/1.1 server that speaks the dataset-stream contract
-  (``application/x-augsvc-stream`` frames, chunked, sharded by rank/world_size/start) over
-  a synthetic dataset whose pixels and labels encode each sample's index.
-* ``tcp_proxy(upstream)``: forwards TCP to a server and can kill the first connection
-  after N bytes of response, to drop a stream mid-frame.
-"""
+"""Helpers of the SDK's unit tests: loopback servers that speak parts of the augsvc
+contract (problem bodies, the dataset stream over a synthetic dataset) and a TCP proxy
+that can cut a connection. Fixtures in conftest.py wrap them; no augsvc is involved."""
 
 from __future__ import annotations
 
@@ -21,10 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
-import pytest
 import safetensors.numpy
-
-# --- any handler on loopback -----------------------------------------------------------
 
 
 @dataclass
@@ -32,24 +22,6 @@ class RunningServer:
     url: str
     httpd: ThreadingHTTPServer
     state: dict = field(default_factory=dict)
-
-
-@pytest.fixture
-def http_server() -> Iterator[Callable[[type[BaseHTTPRequestHandler]], RunningServer]]:
-    started: list[ThreadingHTTPServer] = []
-
-    def start(handler: type[BaseHTTPRequestHandler]) -> RunningServer:
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        httpd.daemon_threads = True
-        threading.Thread(target=httpd.serve_forever, daemon=True).start()
-        started.append(httpd)
-        host, port = httpd.server_address[:2]
-        return RunningServer(f"http://{host}:{port}", httpd)
-
-    yield start
-    for httpd in started:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 def send_problem(handler: BaseHTTPRequestHandler, status: int, code: str, detail: str,
@@ -151,14 +123,6 @@ class StreamHandler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
-@pytest.fixture
-def stream_server(http_server) -> RunningServer:
-    handler = type("Handler", (StreamHandler,), {"requests": []})
-    server = http_server(handler)
-    server.state["requests"] = handler.requests
-    return server
-
-
 # --- a TCP proxy that can cut a connection ---------------------------------------------
 
 
@@ -218,39 +182,15 @@ class TcpProxy:
                 sock.close()
 
 
-@pytest.fixture
-def tcp_proxy() -> Iterator[Callable[..., TcpProxy]]:
-    proxies: list[TcpProxy] = []
+def proxies() -> Iterator[Callable[..., TcpProxy]]:
+    """``start(upstream, cut_after=N)`` for a fixture to yield; closes every proxy after."""
+    started: list[TcpProxy] = []
 
     def start(upstream: tuple[str, int], cut_after: int | None = None) -> TcpProxy:
         proxy = TcpProxy(upstream, cut_after)
-        proxies.append(proxy)
+        started.append(proxy)
         return proxy
 
     yield start
-    for proxy in proxies:
+    for proxy in started:
         proxy.close()
-
-
-# --- real `augsvc serve` processes (started by tests/conftest.py's start_augsvc) ------------
-
-ADMIN_KEY = "sdk-admin-key"
-READ_KEY = "sdk-read-key"
-
-
-@pytest.fixture(scope="session")
-def augsvc_url(start_augsvc) -> str:
-    """An open server with default limits."""
-    return start_augsvc().url
-
-
-@pytest.fixture(scope="session")
-def keyed_augsvc_url(start_augsvc) -> str:
-    """A server that needs keys: ADMIN_KEY (admin scope) and READ_KEY (read scope)."""
-    return start_augsvc(AUGSVC_API_KEYS=f"{ADMIN_KEY}:admin,{READ_KEY}:read").url
-
-
-@pytest.fixture(scope="session")
-def small_augsvc_url(start_augsvc) -> str:
-    """A server with tiny limits: 4 images and 64 KiB per request."""
-    return start_augsvc(AUGSVC_MAX_IMAGES="4", AUGSVC_MAX_REQUEST_BYTES=str(64 * 1024)).url

@@ -15,7 +15,7 @@ from augsvc_client import AsyncClient, Client, errors
 from augsvc_client.request import SAFETENSORS, Call, decode_nothing
 from PIL import Image
 
-from .conftest import ADMIN_KEY, READ_KEY
+from tests.sdk_integration.keys import ADMIN_KEY, READ_KEY
 
 pytestmark = pytest.mark.slow
 

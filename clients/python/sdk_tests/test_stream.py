@@ -17,7 +17,7 @@ import pytest
 from augsvc_client import AsyncClient, Client, RetryPolicy, errors
 from augsvc_client.wire import FrameBuffer, decode_stream_frame
 
-from .conftest import STREAM_SIZE, epoch_order, sample_image, sample_label, stream_frames
+from .helpers import STREAM_SIZE, epoch_order, sample_image, sample_label, stream_frames
 
 FAST = RetryPolicy(attempts=3, base=0.01, cap=0.05, deadline=10.0)
 
@@ -81,7 +81,7 @@ def test_ranks_partition_the_epoch(stream_server):
 
 
 def test_drop_last_and_torch_output(stream_server):
-    import torch
+    torch = pytest.importorskip("torch")
 
     with Client(stream_server.url) as client:
         batches = list(
