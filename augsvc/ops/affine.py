@@ -10,7 +10,15 @@ from pydantic import Field, field_validator
 from augsvc.engine import geometry
 from augsvc.engine.rng import Draws
 from augsvc.ops.base import Canvas, GeometricOp, Params, gated
-from augsvc.ops.fields import Pair, _pair, number, ordered, positive_range, symmetric_range
+from augsvc.ops.fields import (
+    Degrees,
+    Pair,
+    _pair,
+    number,
+    ordered,
+    positive_range,
+    symmetric_range,
+)
 from augsvc.ops.registry import register
 
 
@@ -23,7 +31,7 @@ class Affine(GeometricOp):
     """
 
     op: Literal["affine"] = "affine"
-    degrees: Pair = Field(default=(0.0, 0.0), description="Rotation range in degrees.")
+    degrees: Degrees = Field(default=(0.0, 0.0), description="Rotation range in degrees.")
     translate: Pair = Field(
         default=(0.0, 0.0),
         description="Max |shift| as fractions of width and height: [tx, ty], each in [0, 1].",
@@ -33,11 +41,6 @@ class Affine(GeometricOp):
         default=(0.0, 0.0, 0.0, 0.0),
         description="Shear in degrees: s for x in [-s, s]; [a, b] for x; [xa, xb, ya, yb].",
     )
-
-    @field_validator("degrees", mode="before")
-    @classmethod
-    def _degrees(cls, v: Any) -> Pair:
-        return ordered(symmetric_range(v, name="degrees"), lo=-360, hi=360)
 
     @field_validator("translate", mode="before")
     @classmethod

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0, description="Chance the op is applied.")]
 Pair = tuple[float, float]
@@ -120,3 +120,15 @@ def pixel_values(v: Any, name: str) -> tuple[int, ...]:
     if not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= 255 for x in v):
         raise ValueError(f"{name} entries must be integers in 0..255")
     return tuple(v)
+
+
+def _degrees(v: Any) -> Pair:
+    return ordered(symmetric_range(v, name="degrees"), lo=-360, hi=360)
+
+
+#: An angle range in degrees: d for [-d, d], or [min, max], within [-360, 360].
+Degrees = Annotated[Pair, BeforeValidator(_degrees)]
+#: A box's area as a fraction of the image, [min, max] in (0, 1] (torchvision's ``scale``).
+AreaFraction = Annotated[Pair, BeforeValidator(lambda v: positive_range(v, "scale", hi=1.0))]
+#: An aspect-ratio range [min, max] > 0 (torchvision's ``ratio``).
+AspectRatio = Annotated[Pair, BeforeValidator(lambda v: positive_range(v, "ratio"))]

@@ -12,7 +12,7 @@ from augsvc.engine import kernels
 from augsvc.engine.rng import Draws
 from augsvc.ops._boxes import random_box
 from augsvc.ops.base import Canvas, OpKind, Params, PixelOp
-from augsvc.ops.fields import Pair, Probability, pixel_values, positive_range
+from augsvc.ops.fields import AreaFraction, AspectRatio, Probability, pixel_values
 from augsvc.ops.registry import register
 
 
@@ -23,20 +23,10 @@ class RandomErasing(PixelOp):
 
     kind: ClassVar[OpKind] = "erase"
     op: Literal["random_erasing"] = "random_erasing"
-    scale: Pair = (0.02, 0.33)
-    ratio: Pair = (0.3, 3.3)
+    scale: AreaFraction = (0.02, 0.33)
+    ratio: AspectRatio = (0.3, 3.3)
     value: tuple[int, ...] = (0,)
     p: Probability = 0.5
-
-    @field_validator("scale", mode="before")
-    @classmethod
-    def _scale(cls, v: Any) -> Pair:
-        return positive_range(v, "scale", hi=1.0)
-
-    @field_validator("ratio", mode="before")
-    @classmethod
-    def _ratio(cls, v: Any) -> Pair:
-        return positive_range(v, "ratio")
 
     @field_validator("value", mode="before")
     @classmethod

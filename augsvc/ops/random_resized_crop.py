@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -11,7 +11,7 @@ from augsvc.engine import geometry
 from augsvc.engine.rng import Draws
 from augsvc.ops._boxes import random_box
 from augsvc.ops.base import Canvas, GeometricOp, Params, Size
-from augsvc.ops.fields import Pair, positive_range, size_hw
+from augsvc.ops.fields import AreaFraction, AspectRatio, size_hw
 from augsvc.ops.registry import register
 
 
@@ -23,20 +23,10 @@ class RandomResizedCrop(GeometricOp):
     changes_size = True
     op: Literal["random_resized_crop"] = "random_resized_crop"
     size: tuple[int, int] = Field(description="Output size: n or [height, width].")
-    scale: Pair = Field(default=(0.08, 1.0), description="Area fraction range, in (0, 1].")
-    ratio: Pair = Field(default=(3 / 4, 4 / 3), description="Aspect ratio (w/h) range, > 0.")
+    scale: AreaFraction = Field(default=(0.08, 1.0), description="Area fraction range, in (0, 1].")
+    ratio: AspectRatio = Field(default=(3 / 4, 4 / 3), description="Aspect ratio (w/h) range, > 0.")
 
     _size = field_validator("size", mode="before")(lambda cls, v: size_hw(v))
-
-    @field_validator("scale", mode="before")
-    @classmethod
-    def _scale(cls, v: Any) -> Pair:
-        return positive_range(v, "scale", hi=1.0)
-
-    @field_validator("ratio", mode="before")
-    @classmethod
-    def _ratio(cls, v: Any) -> Pair:
-        return positive_range(v, "ratio")
 
     def sample(self, draws: Draws, canvas: Canvas) -> Params:
         """slots 1-22: the box search (see ``random_box``)."""

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from augsvc.engine import geometry
 from augsvc.engine.rng import Draws
 from augsvc.ops.base import Canvas, GeometricOp, Params, gated
-from augsvc.ops.fields import Pair, ordered, symmetric_range
+from augsvc.ops.fields import Degrees
 from augsvc.ops.registry import register
 
 
@@ -22,12 +22,7 @@ class Rotate(GeometricOp):
     """
 
     op: Literal["rotate"] = "rotate"
-    degrees: Pair = Field(description="Number d for [-d, d], or [min, max] in degrees.")
-
-    @field_validator("degrees", mode="before")
-    @classmethod
-    def _degrees(cls, v: Any) -> Pair:
-        return ordered(symmetric_range(v, name="degrees"), lo=-360, hi=360)
+    degrees: Degrees = Field(description="Number d for [-d, d], or [min, max] in degrees.")
 
     def sample(self, draws: Draws, canvas: Canvas) -> Params:
         """slot 1: angle."""
