@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 from typing import Annotated, Literal
 
@@ -37,6 +36,7 @@ from augsvc.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from augsvc.recipes.documents import read_document
 
 router = APIRouter(prefix="/v1", tags=["augment"])
 
@@ -48,14 +48,14 @@ def new_seed() -> int:
     return secrets.randbits(63)
 
 
-def _inline_recipe(raw: bytes, resolver: RecipeResolver) -> Resolved:
-    try:
-        document = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise InvalidRecipe(
-            f"the 'recipe' part is not valid JSON: {exc}",
-            errors=[FieldError(("body", "recipe"), "invalid JSON")],
-        ) from None
+def _inline_recipe(raw: bytes, resolver: RecipeResolver, max_bytes: int) -> Resolved:
+    """The ``recipe`` part, read like a PUT body: the same size limit, the same parser."""
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(
+            f"the 'recipe' part ({len(raw)} bytes) is larger than the limit of {max_bytes} "
+            "bytes (AUGSVC_MAX_RECIPE_BYTES)"
+        )
+    document = read_document(raw, "json", source="the 'recipe' part", loc=("body", "recipe"))
     return resolver.inline(document)
 
 
@@ -108,7 +108,7 @@ async def augment_images(
         upload = parse_multipart(body, content_type or "", max_images=settings.max_images)
         parts = upload.images
         if upload.recipe is not None and resolved is None:
-            resolved = _inline_recipe(upload.recipe, resolver)
+            resolved = _inline_recipe(upload.recipe, resolver, settings.max_recipe_bytes)
         elif upload.recipe is not None:
             raise _one_recipe("both")
     if resolved is None:
