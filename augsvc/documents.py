@@ -132,6 +132,12 @@ def load_yaml(text: str, limit: int = MAX_NESTING) -> Any:
     loader = _BoundedSafeLoader(text, limit)
     try:
         return loader.get_single_data()
+    except yaml.YAMLError as exc:
+        # libyaml has a nesting limit of its own (1000 levels), which it can reach while
+        # scanning ahead, before the composer has counted to ours.
+        if "maximum nesting depth" in str(exc) and limit < 1000:
+            raise TooDeep(limit) from None
+        raise
     finally:
         loader.dispose()
 
