@@ -13,6 +13,7 @@ from augsvc.api.deps import (
     DeviceDep,
     ExecutorDep,
     MetricsDep,
+    PixelBudgetDep,
     ReadAuth,
     ResolverDep,
     SettingsDep,
@@ -86,6 +87,7 @@ async def augment_images(
     executor: ExecutorDep,
     device: DeviceDep,
     metrics: MetricsDep,
+    budget: PixelBudgetDep,
     recipe: OptionalRefQuery = None,
     seed: Annotated[
         int | None, Query(ge=0, le=MAX_SEED, description="0..2**64-1; random when omitted")
@@ -127,6 +129,7 @@ async def augment_images(
         offset=offset,
         device=device,
         limits=limits,
+        budget=budget,
         response_type=response_type,
         image_format=format,
         return_params=return_params,

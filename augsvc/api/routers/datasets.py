@@ -9,7 +9,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from augsvc.api.deps import AdminAuth, DeviceDep, MetricsDep, ReadAuth, ResolverDep, SettingsDep
+from augsvc.api.deps import (
+    AdminAuth,
+    DeviceDep,
+    MetricsDep,
+    PixelBudgetDep,
+    ReadAuth,
+    ResolverDep,
+    SettingsDep,
+)
 from augsvc.api.limits import read_body
 from augsvc.api.media import JSON, require_content_type
 from augsvc.api.openapi import (
@@ -153,6 +161,7 @@ async def stream_dataset(
     resolver: ResolverDep,
     device: DeviceDep,
     metrics: MetricsDep,
+    budget: PixelBudgetDep,
     recipe: RefQuery,
     seed: Annotated[int, Query(ge=0, le=MAX_SEED)],
     epoch: Annotated[int, Query(ge=0, le=MAX_EPOCH)] = 0,
@@ -177,6 +186,7 @@ async def stream_dataset(
         stream,
         device=device,
         max_pixels=settings.max_image_pixels,
+        budget=budget,
         prefetch=settings.stream_prefetch,
         pools=pools,
         metrics=metrics,
