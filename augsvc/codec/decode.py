@@ -91,7 +91,7 @@ def decode_image(data: bytes, *, max_pixels: int, name: str = "image") -> torch.
 class ImageHeader:
     """An upload whose header has been read and checked, and none of its pixels decoded.
 
-    Its size is what decoding will cost, known from a few hundred bytes, so a caller can
+    Its size is what decoding will cost, known from the header alone, so a caller can
     refuse or budget a batch of uploads before decoding any of them. :meth:`decode`
     continues from the parsed header (once)."""
 
