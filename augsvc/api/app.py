@@ -23,6 +23,7 @@ from augsvc.api.routers import augment, datasets, health, ops, preview, recipes
 from augsvc.api.streams import StreamPools
 from augsvc.config import Settings
 from augsvc.engine import resolve_device
+from augsvc.pixel_budget import PixelBudget
 from augsvc.store import open_dataset_store, open_recipe_store
 
 log = logging.getLogger("augsvc.api")
@@ -52,6 +53,12 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.datasets = open_dataset_store(settings, store)
         app.state.sources = datasets.SourceCache()
         app.state.stream_pools = StreamPools(settings.max_streams)
+        app.state.pixel_budget = PixelBudget(
+            settings.max_request_pixels,
+            settings.max_inflight_pixels,
+            on_change=metrics.pixels_held.set,
+            on_reject=metrics.pixels_rejected.inc,
+        )
         log.info(
             "augsvc %s: store=%s device=%s engine_threads=%d queue_depth=%d",
             augsvc_version(), "redis" if settings.redis_url else "memory", device,

@@ -16,6 +16,7 @@ from augsvc.api.executor import EngineExecutor
 from augsvc.api.metrics import Metrics
 from augsvc.api.plans import PlanCache, RecipeResolver
 from augsvc.config import Settings
+from augsvc.pixel_budget import PixelBudget
 from augsvc.store import RecipeStore
 
 
@@ -47,6 +48,10 @@ def get_device(request: Request) -> torch.device:
     return request.app.state.device
 
 
+def get_pixel_budget(request: Request) -> PixelBudget:
+    return request.app.state.pixel_budget
+
+
 def _authenticate(request: Request, authorization: str | None, x_api_key: str | None,
                   scope: Scope) -> Principal | None:  # fmt: skip
     keys: KeyRing = request.app.state.keys
@@ -76,5 +81,6 @@ ResolverDep = Annotated[RecipeResolver, Depends(get_resolver)]
 ExecutorDep = Annotated[EngineExecutor, Depends(get_executor)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 DeviceDep = Annotated[torch.device, Depends(get_device)]
+PixelBudgetDep = Annotated[PixelBudget, Depends(get_pixel_budget)]
 ReadAuth = Annotated[Principal | None, Depends(require_read)]
 AdminAuth = Annotated[Principal | None, Depends(require_admin)]

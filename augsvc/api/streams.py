@@ -24,6 +24,7 @@ from augsvc.codec import frame, images_to_safetensors
 from augsvc.datasets import Source, epoch_order
 from augsvc.engine import Plan
 from augsvc.errors import AugsvcError, Overloaded, Unavailable
+from augsvc.pixel_budget import PixelBudget
 from augsvc.streaming import StreamRequest, render_frame
 
 log = logging.getLogger("augsvc.api.streams")
@@ -68,6 +69,7 @@ async def stream_frames(
     *,
     device: torch.device,
     max_pixels: int,
+    budget: PixelBudget,
     prefetch: int,
     pools: StreamPools,
     metrics: Metrics,
@@ -97,7 +99,7 @@ async def stream_frames(
                     pools.render,
                     lambda p=positions, i=index: render_frame(
                         source, plan, request, order, p, i,
-                        device=device, max_pixels=max_pixels,
+                        device=device, max_pixels=max_pixels, budget=budget,
                     ),
                 )  # fmt: skip
                 metrics.stream_frames.inc()

@@ -6,14 +6,34 @@ import asyncio
 from collections import OrderedDict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from augsvc.api.deps import AdminAuth, DeviceDep, MetricsDep, ReadAuth, ResolverDep, SettingsDep
-from augsvc.api.openapi import LOOKUP, READ, UNCHANGED, WRITE, NamePath, RefQuery, problems
+from augsvc.api.deps import (
+    AdminAuth,
+    DeviceDep,
+    MetricsDep,
+    PixelBudgetDep,
+    ReadAuth,
+    ResolverDep,
+    SettingsDep,
+)
+from augsvc.api.limits import read_body
+from augsvc.api.media import JSON, require_content_type
+from augsvc.api.openapi import (
+    DATASET_BODY,
+    LOOKUP,
+    READ,
+    UNCHANGED,
+    WRITE,
+    NamePath,
+    RefQuery,
+    problems,
+)
 from augsvc.api.streams import stream_frames
-from augsvc.datasets import DatasetSpec, Source, open_source
+from augsvc.datasets import DatasetSpec, Source, open_source, parse_spec
 from augsvc.datasets.order import MAX_EPOCH
+from augsvc.documents import parse_document
 from augsvc.engine.rng import MAX_SEED
 from augsvc.errors import (
     BadRequest,
@@ -21,8 +41,10 @@ from augsvc.errors import (
     InvalidReference,
     Overloaded,
     PathNotAllowed,
+    PayloadTooLarge,
     StoreUnavailable,
     UndecodableImage,
+    UnsupportedMediaType,
 )
 from augsvc.store import DatasetStore, StoredDataset
 from augsvc.streaming import StreamRequest
@@ -31,6 +53,8 @@ router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 
 STREAM_MEDIA_TYPE = "application/x-augsvc-stream"
 SOURCE_CACHE_SIZE = 32
+#: Largest registration body: ``{"kind", "path"}`` with a path of at most 4096 characters.
+MAX_SPEC_BYTES = 64 * 1024
 
 
 class SourceCache:
@@ -78,12 +102,24 @@ def _record(stored: StoredDataset, source: Source | None = None) -> dict[str, An
 @router.put(
     "/{name}",
     status_code=201,
-    responses={**UNCHANGED, **problems(*WRITE, BadRequest, InvalidReference, PathNotAllowed)},
-)
+    responses={**UNCHANGED,
+               **problems(*WRITE, BadRequest, InvalidReference, PathNotAllowed, PayloadTooLarge,
+                          UnsupportedMediaType)},
+    openapi_extra=DATASET_BODY,
+)  # fmt: skip
 async def put_dataset(
-    name: NamePath, spec: DatasetSpec, request: Request, _: AdminAuth, settings: SettingsDep
+    name: NamePath,
+    request: Request,
+    _: AdminAuth,
+    settings: SettingsDep,
+    content_type: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Register (or replace) a dataset. The path is checked and indexed first."""
+    # Read here, under a byte limit and the nesting limit of every user document, not by
+    # FastAPI, which would buffer a body of any size and hand it to json.loads whole.
+    require_content_type(content_type or JSON, [JSON])
+    body = await read_body(request, MAX_SPEC_BYTES, "dataset registration")
+    spec = parse_spec(parse_document(body, "json", source="the dataset registration"))
     source = await open_spec(spec.model_dump(), settings)
     stored, created = await _store(request).put(name, spec.model_dump())
     return JSONResponse(_record(stored, source), status_code=201 if created else 200)
@@ -125,6 +161,7 @@ async def stream_dataset(
     resolver: ResolverDep,
     device: DeviceDep,
     metrics: MetricsDep,
+    budget: PixelBudgetDep,
     recipe: RefQuery,
     seed: Annotated[int, Query(ge=0, le=MAX_SEED)],
     epoch: Annotated[int, Query(ge=0, le=MAX_EPOCH)] = 0,
@@ -149,6 +186,7 @@ async def stream_dataset(
         stream,
         device=device,
         max_pixels=settings.max_image_pixels,
+        budget=budget,
         prefetch=settings.stream_prefetch,
         pools=pools,
         metrics=metrics,

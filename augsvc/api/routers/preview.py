@@ -14,13 +14,20 @@ import torch
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
-from augsvc.api.deps import DeviceDep, ExecutorDep, ReadAuth, ResolverDep, SettingsDep
+from augsvc.api.deps import (
+    DeviceDep,
+    ExecutorDep,
+    PixelBudgetDep,
+    ReadAuth,
+    ResolverDep,
+    SettingsDep,
+)
 from augsvc.api.grid import tile
 from augsvc.api.limits import read_body
 from augsvc.api.media import MULTIPART, base_type, require_content_type
 from augsvc.api.openapi import LOOKUP, READ, RefPath, images_body, problems
 from augsvc.api.uploads import parse_multipart
-from augsvc.codec import decode_image, encode_png, sample_photo_bytes
+from augsvc.codec import decode_image, encode_png, probe_image, sample_photo_bytes
 from augsvc.config import Settings
 from augsvc.engine import Plan, augment
 from augsvc.engine.rng import MAX_SEED
@@ -56,13 +63,21 @@ def _check_count(n: int, settings: Settings) -> None:
 
 def render(plan: Plan, image: torch.Tensor, seed: int, n: int, device: torch.device,
            max_output_pixels: int) -> bytes:  # fmt: skip
-    """n samples of one image (keys 0..n-1) tiled as PNG; runs on an engine thread."""
+    """n samples of one image (keys 0..n-1) tiled as PNG; runs on an engine thread while
+    the caller holds its cost (:func:`preview_cost`) of the pixel budget."""
     batch = image.unsqueeze(0).expand(n, -1, -1, -1).contiguous()
     result = augment(plan, batch, seed=seed, device=device, max_output_pixels=max_output_pixels)
     images = (
         list(result.images) if isinstance(result.images, list) else list(result.images.unbind(0))
     )
     return encode_png(tile(images), compress_level=6)
+
+
+def preview_cost(width: int, height: int, n: int, *, upload: bool) -> tuple[int, str]:
+    """The decoded pixels a preview holds (n copies, plus the decoded upload) and how
+    errors name it: a small image asked for many times costs as much as a big batch."""
+    copies = n + 1 if upload else n
+    return copies * width * height, f"the preview (n={n} of a {width}x{height} image)"
 
 
 def _png(body: bytes, seed: int, digest: str) -> Response:
@@ -82,6 +97,7 @@ async def preview_sample(
     resolver: ResolverDep,
     executor: ExecutorDep,
     device: DeviceDep,
+    budget: PixelBudgetDep,
     seed: Seed = 0,
     n: Count = 16,
 ) -> Response:
@@ -89,7 +105,9 @@ async def preview_sample(
     resolved = await resolver.resolve(ref)
 
     def job() -> bytes:
-        return render(resolved.plan, sample_photo(), seed, n, device, settings.max_output_pixels)
+        photo = sample_photo()
+        with budget.hold(*preview_cost(photo.shape[2], photo.shape[1], n, upload=False)):
+            return render(resolved.plan, photo, seed, n, device, settings.max_output_pixels)
 
     return _png(await executor.run(job), seed, resolved.digest)
 
@@ -112,6 +130,7 @@ async def preview_upload(
     resolver: ResolverDep,
     executor: ExecutorDep,
     device: DeviceDep,
+    budget: PixelBudgetDep,
     seed: Seed = 0,
     n: Count = 16,
     content_type: Annotated[str | None, Header()] = None,
@@ -130,7 +149,9 @@ async def preview_upload(
         body, name = bytes(parts[0].data), parts[0].label
 
     def job() -> bytes:
-        image = decode_image(body, max_pixels=settings.max_image_pixels, name=name)
-        return render(resolved.plan, image, seed, n, device, settings.max_output_pixels)
+        header = probe_image(body, max_pixels=settings.max_image_pixels, name=name)
+        with budget.hold(*preview_cost(header.width, header.height, n, upload=True)):
+            image = header.decode()
+            return render(resolved.plan, image, seed, n, device, settings.max_output_pixels)
 
     return _png(await executor.run(job), seed, resolved.digest)
