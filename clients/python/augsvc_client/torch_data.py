@@ -19,7 +19,7 @@ memory, created here in the parent: a worker reads it each time it starts a pass
 Length: ``len(ds)`` is the number of batches this rank yields per epoch. Each worker's
 shard ends in its own partial batch, so the count depends on the DataLoader's worker
 count; the dataset must be told it (``num_workers=``, the same number as the
-DataLoader's) and refuses to run in a DataLoader with another one.
+DataLoader's), and once told it refuses to run in a DataLoader with another one.
 """
 
 from __future__ import annotations
