@@ -100,7 +100,7 @@ def augment(
         raise ValidationFailed("keys must be one non-negative integer per image")
     if not (isinstance(seed, int) and 0 <= seed <= MAX_SEED):
         raise ValidationFailed(f"seed must be an integer in 0..{MAX_SEED}, got {seed!r}")
-    device = torch.device(device) if isinstance(device, str) else device
+    device = resolve_device(device) if isinstance(device, str) else device
     in_hw = np.array([img.shape[1:] for img in items], dtype=np.int64)
     sampled = sample_plan(plan, seed, keys_arr, in_hw)
     out_pixels = int(np.prod(sampled.out_hw, axis=1).sum())

@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import pickle
+from multiprocessing.reduction import ForkingPickler
+
+import pytest
 import torch
-from augsvc_client.torch_data import AugsvcIterableDataset, distributed_rank_world, worker_shard
+from augsvc_client.torch_data import (
+    AugsvcIterableDataset,
+    batches_per_epoch,
+    distributed_rank_world,
+    worker_shard,
+)
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch.utils.data import DataLoader
+
+from augsvc.streaming import StreamRequest
 
 from .conftest import IMAGE_SHAPE, STREAM_SIZE, sample_label
 
@@ -54,3 +67,38 @@ def test_set_epoch_changes_the_order(stream_server):
     second = collect(dataset, workers=0)[0]["indices"].tolist()
     assert sorted(first) == sorted(second) == list(range(STREAM_SIZE))
     assert first != second
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    size=st.integers(0, 300),
+    batch_size=st.integers(1, 40),
+    drop_last=st.booleans(),
+    world_size=st.integers(1, 5),
+    workers=st.integers(0, 4),
+    data=st.data(),
+)
+def test_len_is_the_number_of_batches_the_server_streams_to_a_rank(
+    size, batch_size, drop_last, world_size, workers, data
+):
+    """The server's own batching (augsvc.streaming) is the reference for len()."""
+    rank = data.draw(st.integers(0, world_size - 1))
+    streamed = 0
+    for worker in range(max(workers, 1)):
+        shard, shards = worker_shard(rank, world_size, worker, max(workers, 1))
+        request = StreamRequest(0, batch_size=batch_size, rank=shard, world_size=shards,
+                                drop_last=drop_last)  # fmt: skip
+        streamed += len(request.batches(size))
+    assert batches_per_epoch(size, batch_size, drop_last, rank, world_size, workers) == streamed
+
+
+def test_the_epoch_survives_the_pickling_that_spawned_workers_get():
+    """Under the spawn (or forkserver) start method a worker gets the dataset pickled by
+    multiprocessing's ForkingPickler: the epoch must stay shared with the parent."""
+    dataset = AugsvcIterableDataset("http://127.0.0.1:9", "synthetic", "r", seed=2, epoch=3)
+    copy = pickle.loads(ForkingPickler.dumps(dataset))
+    assert copy.epoch == 3
+    dataset.set_epoch(4)
+    assert copy.epoch == 4
+    with pytest.raises(ValueError, match="epoch must be >= 0"):
+        dataset.set_epoch(-1)
