@@ -188,15 +188,24 @@ def erase(x: torch.Tensor, applied: np.ndarray, boxes: np.ndarray, value: tuple[
 
 
 def normalize(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
-    """(x / 255 - mean) / std, per channel (a single mean/std broadcasts)."""
+    """(x / 255 - mean) / std, per channel (a single mean/std broadcasts).
+
+    ``x`` is clamped to [0, 255] first (a warp's interpolation can overshoot), so the
+    result lies within ((0 - mean) / std, (1 - mean) / std) exactly."""
     c = x.shape[1]
     m = torch.tensor(mean if len(mean) == c else mean[:1] * c, dtype=x.dtype, device=x.device)
     s = torch.tensor(std if len(std) == c else std[:1] * c, dtype=x.dtype, device=x.device)
-    return (x / 255.0 - m.view(1, c, 1, 1)) / s.view(1, c, 1, 1)
+    return (x.clamp(0, 255) / 255.0 - m.view(1, c, 1, 1)) / s.view(1, c, 1, 1)
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return x.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def to_unit(x: torch.Tensor) -> torch.Tensor:
+    """float32 in [0, 1]: clamped like uint8 output, since bilinear weights can sum to a
+    hair over 1 and bicubic overshoots edges (255 / 255 is exactly 1)."""
+    return x.float().clamp(0, 255) / 255.0
 
 
 def convert_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
