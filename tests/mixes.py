@@ -116,7 +116,7 @@ def _ops() -> st.SearchStrategy[dict[str, Any]]:
         st.builds(lambda p: {"op": "vflip", "p": p}, unit),
         st.builds(
             lambda d, p: {"op": "perspective", "distortion_scale": d, "p": p},
-            st.floats(0, 0.6),
+            st.floats(0, 1),
             unit,
         ),
         st.builds(
@@ -162,7 +162,8 @@ def _ops() -> st.SearchStrategy[dict[str, Any]]:
             unit,
         ),
     ]
-    return st.one_of(*geometric, *colour, *other)
+    # one kind at a time, so colour ops come up as often as geometric ones
+    return st.one_of(st.one_of(*geometric), st.one_of(*colour), st.one_of(*other))
 
 
 normalize_ops = st.one_of(
