@@ -19,7 +19,7 @@ from augsvc.datasets.order import MAX_EPOCH
 from augsvc.engine import Plan, augment
 from augsvc.engine.plan import fixed_output_size
 from augsvc.engine.run import cpu_workers
-from augsvc.errors import ValidationFailed
+from augsvc.errors import FieldError, ValidationFailed
 from augsvc.pixel_budget import PixelBudget
 
 MAX_BATCH = 1024
@@ -91,6 +91,14 @@ def render_frame(
         keys = sample_keys(request.epoch, positions)
         result = augment(plan, images, seed=request.seed, keys=keys, device=device)
         del images
+    if not isinstance(result.images, torch.Tensor):  # check() fixed the size: channels differ
+        counts = " and ".join(str(c) for c in sorted({img.shape[0] for img in result.images}))
+        raise ValidationFailed(
+            f"batch {batch_index} mixes images that end with {counts} channels, which one "
+            "frame cannot hold: set output.channels: 3 (or 1 or 4) in the recipe for a "
+            "dataset that mixes grey and colour images",
+            errors=[FieldError(("recipe", "output", "channels"), "needed for one channel count")],
+        )
     tensors = {"images": result.images, "indices": torch.from_numpy(indices)}
     if reads[0][1] is not None:
         tensors["labels"] = torch.tensor([r[1] for r in reads], dtype=torch.int64)

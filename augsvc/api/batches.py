@@ -117,16 +117,29 @@ def run_augment(job: AugmentJob) -> AugmentOutput:
     return AugmentOutput(encode_safetensors(result, job), count)
 
 
+def one_tensor_problem(images: list[torch.Tensor]) -> ValidationFailed:
+    """Why samples of different shapes cannot be one safetensors tensor, and what to set."""
+    reasons, fixes, errors = [], [], []
+    channels = sorted({img.shape[0] for img in images})
+    if len(channels) > 1:
+        reasons.append(f"channel counts ({', '.join(map(str, channels))})")
+        fixes.append("set output.channels: 3 (or 1 or 4)")
+        errors.append(FieldError(("recipe", "output", "channels"), "needed for one channel count"))
+    sizes = sorted({tuple(img.shape[1:]) for img in images})
+    if len(sizes) > 1:
+        reasons.append(f"sizes ({', '.join(f'{h}x{w}' for h, w in sizes[:4])}...)")
+        fixes.append("add output.size or a crop/resize to the recipe")
+        errors.append(FieldError(("recipe", "output", "size"), "needed for one output size"))
+    return ValidationFailed(
+        f"the samples end with different {' and '.join(reasons)}, which one safetensors "
+        f"tensor cannot hold: {', and '.join(fixes)}, or ask for Accept: application/zip",
+        errors=errors,
+    )
+
+
 def encode_safetensors(result: AugmentResult, job: AugmentJob) -> bytes:
     if not isinstance(result.images, torch.Tensor):
-        sizes = sorted({tuple(img.shape[1:]) for img in result.images})
-        raise ValidationFailed(
-            "the samples end at different sizes "
-            f"({', '.join(f'{h}x{w}' for h, w in sizes[:4])}...), which one safetensors "
-            "tensor cannot hold: add output.size or a crop/resize to the recipe, "
-            "or ask for Accept: application/zip",
-            errors=[FieldError(("recipe", "output", "size"), "needed for one output size")],
-        )
+        raise one_tensor_problem(result.images)
     tensors: dict[str, torch.Tensor] = {
         "images": result.images,
         "keys": torch.from_numpy(np.ascontiguousarray(result.keys, dtype=np.int64)),

@@ -183,8 +183,11 @@ def _geometric_step(op: o.Op, p: Params, canvas: Canvas) -> tuple[np.ndarray, Ca
         case o.VFlip():
             return geometry.vflip(h, p["applied"]), canvas
         case o.Perspective():
-            start = geometry.corners(h, w)
-            return geometry.homography(start, start + p["shift"]), canvas
+            m = geometry.eye(n)
+            solvable = (h >= 2) & (w >= 2)  # a line's corners coincide: no homography
+            start = geometry.corners(h[solvable], w[solvable])
+            m[solvable] = geometry.homography(start, start + p["shift"][solvable])
+            return m, canvas
     raise TypeError(f"not a geometric op: {op!r}")
 
 

@@ -118,7 +118,8 @@ def sample_flip(op: o.HFlip | o.VFlip, d: Draws, canvas: Canvas) -> Params:
 def sample_perspective(op: o.Perspective, d: Draws, canvas: Canvas) -> Params:
     """slots 1-8: inward shift of each corner (x, y) as a fraction of the bound."""
     h, w = canvas
-    on = _applied(op, d)
+    # a one-pixel line or a single pixel has no quadrilateral to distort: left alone
+    on = _applied(op, d) & (h >= 2) & (w >= 2)
     bx, by = op.distortion_scale * (w // 2), op.distortion_scale * (h // 2)
     inward = np.array([[1, 1], [-1, 1], [-1, -1], [1, -1]], dtype=np.float64)
     shift = np.stack([d.uniform(1 + k) for k in range(8)], 1).reshape(-1, 4, 2)
