@@ -37,6 +37,18 @@ class Settings(BaseSettings):
     max_output_pixels: int = Field(
         default=256 * 1024 * 1024, gt=0, description="Output pixels per request (N*H*W)."
     )
+    max_request_pixels: int = Field(
+        default=2**27,
+        gt=0,
+        description="Decoded input pixels per request, preview or stream batch, summed over "
+        "its images and checked from their headers before decoding (413 beyond).",
+    )
+    max_inflight_pixels: int = Field(
+        default=2**29,
+        gt=0,
+        description="Decoded input pixels the process holds at once over every request, "
+        "preview and stream batch (503 + Retry-After beyond; 413 for one larger than all).",
+    )
     plan_cache_size: int = Field(default=256, gt=0, description="Compiled plans per process.")
     queue_depth: int = Field(default=8, gt=0, description="Engine jobs waiting before 503.")
     engine_threads: int = Field(

@@ -70,6 +70,20 @@ def redis_prefix() -> str:
     return f"test-{uuid.uuid4().hex[:12]}"
 
 
+# --- images -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def black_png_36mp(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """A 6000x6000 all-black RGB PNG at compress_level 9: about 100 KB that decodes to
+    108 MB. Encoded once per session (it takes a while) and kept in a temporary file."""
+    from PIL import Image
+
+    path = tmp_path_factory.mktemp("bombs") / "black-6000x6000.png"
+    Image.new("RGB", (6000, 6000)).save(path, "PNG", compress_level=9)
+    return path.read_bytes()
+
+
 # --- augsvc serve --------------------------------------------------------------------------
 
 _LIVE_SERVERS: list[AugsvcServer] = []

@@ -19,7 +19,9 @@ from PIL import Image
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
+from augsvc.documents import MAX_NESTING
 from tests.imagegen import jpeg_bytes
+from tests.nasty_documents import deep_json, deep_yaml_block, yaml_alias_bomb
 
 RECIPE = {
     "ops": [
@@ -362,8 +364,9 @@ def test_cli_recipe_and_augment_match_the_service(server, client, stored, tmp_pa
 
 
 def test_cli_reports_a_broken_recipe_file_without_a_traceback(tmp_path):
-    """A recipe file with a syntax error, non-UTF-8 bytes or a NaN gets one line naming
-    the file and the problem, exit status 1, and no traceback."""
+    """A recipe file with a syntax error, non-UTF-8 bytes, a NaN, nesting past the limit
+    or YAML aliases gets one line naming the file and the problem, exit status 1, and no
+    traceback."""
     cli = [sys.executable, "-m", "augsvc.cli"]
     image = photos(tmp_path, 1)[0]
     cases = {
@@ -371,6 +374,9 @@ def test_cli_reports_a_broken_recipe_file_without_a_traceback(tmp_path):
         "binary.json": (b"\xff\xfe", "is not valid JSON"),
         "nan.yaml": (b"ops:\n  - op: rotate\n    degrees: .nan\n", "finite"),
         "nan.json": (b'{"ops": [{"op": "rotate", "degrees": NaN}]}', "finite"),
+        "deep.json": (deep_json(100_000), f"deeper than {MAX_NESTING} levels"),
+        "deep.yaml": (deep_yaml_block(1000), f"deeper than {MAX_NESTING} levels"),
+        "bomb.yaml": (yaml_alias_bomb(), "anchors and aliases"),
     }
     for name, (content, words) in cases.items():
         recipe = tmp_path / name
@@ -383,3 +389,19 @@ def test_cli_reports_a_broken_recipe_file_without_a_traceback(tmp_path):
         assert run.returncode == 1, (name, run.stderr)
         assert words in run.stderr and "Traceback" not in run.stderr, (name, run.stderr)
         assert not (tmp_path / "out").exists()
+
+
+def test_cli_recipe_put_of_a_nested_or_aliased_file_prints_the_servers_reason(server, tmp_path):
+    """``augsvc recipe put`` sends the file as it is; the server's 422 comes back as a line."""
+    cli = [sys.executable, "-m", "augsvc.cli", "recipe", "--url", server.url, "put", "nasty"]
+    cases = {
+        "deep.json": (deep_json(1000), f"deeper than {MAX_NESTING} levels"),
+        "bomb.yaml": (yaml_alias_bomb(), "anchors and aliases"),
+    }
+    for name, (content, words) in cases.items():
+        recipe = tmp_path / name
+        recipe.write_bytes(content)
+        run = subprocess.run([*cli, str(recipe)], capture_output=True, text=True, timeout=60)
+        assert run.returncode == 1, (name, run.stderr)
+        assert "invalid-recipe" in run.stderr and words in run.stderr, (name, run.stderr)
+        assert "Traceback" not in run.stderr

@@ -4,6 +4,7 @@ naming what was wrong, and the server keeps serving after every one of them."""
 from __future__ import annotations
 
 import json
+import struct
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -11,11 +12,15 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from augsvc.api.routes.datasets import MAX_SPEC_BYTES
+from augsvc.documents import MAX_NESTING
 from tests.imagegen import jpeg_bytes, png_bytes, png_with_declared_size, tensor_safetensors
+from tests.nasty_documents import NASTY
 
 MAX_IMAGES = 4
 MAX_REQUEST_BYTES = 1_000_000
 MAX_OUTPUT_PIXELS = 100_000
+MAX_RECIPE_BYTES = 600_000
 RECIPE = {"ops": [{"op": "hflip"}], "output": {"size": [24, 32]}}
 PROBLEM = "application/problem+json"
 
@@ -26,6 +31,7 @@ def server(start_augsvc):
         AUGSVC_MAX_IMAGES=str(MAX_IMAGES),
         AUGSVC_MAX_REQUEST_BYTES=str(MAX_REQUEST_BYTES),
         AUGSVC_MAX_OUTPUT_PIXELS=str(MAX_OUTPUT_PIXELS),
+        AUGSVC_MAX_RECIPE_BYTES=str(MAX_RECIPE_BYTES),
         AUGSVC_QUEUE_DEPTH="1",
         AUGSVC_ENGINE_THREADS="1",
     )
@@ -175,6 +181,62 @@ def test_invalid_recipe_bodies(client):
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     response = client.put("/v1/recipes/form", content=b"a=b", headers=form)
     assert_problem(response, 415, "unsupported-media-type", "application/json", "application/yaml")
+
+
+@pytest.mark.parametrize("name", sorted(NASTY))
+def test_nasty_documents_on_every_route_that_parses_one(client, name):
+    """Nesting far past Python's recursion limit and a YAML alias bomb: each route that
+    parses a document refuses it with a 4xx naming the limit (where the syntax is the
+    route's own), and the server goes on augmenting."""
+    syntax, document = NASTY[name]
+    named = "anchors and aliases" if "bomb" in name else f"deeper than {MAX_NESTING} levels"
+    json_named = [named] if syntax == "json" else []  # YAML sent as JSON: refused either way
+    media = "application/json" if syntax == "json" else "application/yaml"
+
+    put = client.put("/v1/recipes/nasty", content=document, headers={"Content-Type": media})
+    assert_problem(put, 422, "invalid-recipe", named)
+    inline = [*one_file("a.jpg", GOOD), ("recipe", (None, document, "application/json"))]
+    response = client.post("/v1/augment", params={"seed": 1}, files=inline)
+    assert_problem(response, 422, "invalid-recipe", "'recipe' part", *json_named)
+    dataset = client.put(
+        "/v1/datasets/nasty", content=document, headers={"Content-Type": "application/json"}
+    )
+    if len(document) > MAX_SPEC_BYTES:  # refused by size before it is parsed
+        assert_problem(dataset, 413, "payload-too-large", "dataset registration")
+    else:
+        assert_problem(dataset, 422, "validation-failed", "dataset registration", *json_named)
+    tensors = client.post(
+        "/v1/augment",
+        params={"recipe": "errs", "seed": 1},
+        content=struct.pack("<Q", len(document)) + document,
+        headers={"Content-Type": "application/x-safetensors"},
+    )
+    assert_problem(tensors, 422, "undecodable-image", "safetensors", *json_named)
+    assert augment(client, one_file("ok.jpg", GOOD)).status_code == 200
+
+
+def test_an_inline_recipe_larger_than_a_stored_one_may_be_is_refused(client):
+    big = json.dumps(
+        {"ops": [{"op": "hflip"}], "output": {"size": [24, 32]}, "x": "a" * MAX_RECIPE_BYTES}
+    )
+    files = [*one_file("a.jpg", GOOD), ("recipe", (None, big))]
+    response = client.post("/v1/augment", params={"seed": 1}, files=files)
+    assert_problem(response, 413, "payload-too-large", "'recipe' part", "AUGSVC_MAX_RECIPE_BYTES")
+
+
+def test_dataset_registrations_are_read_as_strictly_as_recipes(client):
+    media = {"Content-Type": "application/json"}
+    response = client.put("/v1/datasets/d", content=b'{"kind": "folder"', headers=media)
+    assert_problem(response, 422, "validation-failed", "not valid JSON")
+    response = client.put("/v1/datasets/d", content=b'{"kind": "tape", "path": "x"}', headers=media)
+    body = assert_problem(response, 422, "validation-failed", "body.kind")
+    assert body["errors"][0]["loc"] == ["body", "kind"]
+    response = client.put("/v1/datasets/d", content=b"x" * 70_000, headers=media)
+    assert_problem(response, 413, "payload-too-large", "dataset registration")
+    response = client.put(
+        "/v1/datasets/d", content=b"kind: folder", headers={"Content-Type": "text/yaml"}
+    )
+    assert_problem(response, 415, "unsupported-media-type", "application/json")
 
 
 @pytest.mark.parametrize("path", ["/v1/recipes/bad@ref@@", "/v1/recipes/bad@ref@@/preview"])

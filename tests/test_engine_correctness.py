@@ -187,3 +187,28 @@ def test_broadcast_grid_equals_torch_affine_grid():
     theta = torch.randn(5, 2, 3, generator=torch.Generator().manual_seed(0))
     expected = F.affine_grid(theta, [5, 3, 17, 23], align_corners=True)
     assert torch.allclose(affine_grid(theta, (17, 23)), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 40), (30, 1)])
+def test_one_pixel_high_or_wide_outputs_match_kornia_warp_affine(size):
+    """Kornia puts the lone pixel of a one-pixel axis at the normalised centre; the
+    broadcast grid must too (it once sampled at -1 and returned zeros)."""
+    images = photo_batch(3, 60, 80)
+    result = run([{"op": "rotate", "degrees": 20}], images, size=list(size), antialias=False)
+    matrix = torch.as_tensor(result.params["matrix"][:, :2], dtype=torch.float32)
+    reference = warp_affine(images.float(), matrix, size, align_corners=True)
+    assert (result.images.float() - reference.clamp(0, 255)).abs().max() <= 1
+
+
+def test_blur_of_images_smaller_than_the_kernel():
+    """A kernel longer than reflection can pad is cut to 2 * size - 1 taps: a single
+    pixel is unchanged, a one-pixel row is blurred along its length only."""
+    from kornia.filters import gaussian_blur2d
+
+    pixel = torch.tensor([[[77]], [[10]], [[200]]], dtype=torch.uint8)
+    op = {"op": "gaussian_blur", "kernel_size": 5, "sigma": [1.5, 1.5], "p": 1.0}
+    assert torch.equal(run([op], [pixel]).images[0], pixel)
+    row = photo(1, 50)
+    sigma = torch.tensor([[1.5, 1.5]])
+    reference = gaussian_blur2d(row[None].float(), (1, 5), sigma, border_type="reflect")
+    assert torch.equal(run([op], [row]).images[0], reference[0].round().to(torch.uint8))

@@ -83,12 +83,19 @@ def test_float32_and_normalised_outputs():
 
 
 def test_mixed_channels_and_sizes_batch_together():
+    """``channels: 4`` converts every sample; ``auto`` keeps each sample's own count."""
     grey = photo(60, 80)[:1]
     rgba = torch.cat([photo(100, 90), torch.full((1, 100, 90), 200, dtype=torch.uint8)])
     rgb = photo(50, 50)
-    recipe = parse_recipe({"ops": [{"op": "hflip", "p": 1.0}], "output": {"size": [32, 32]}})
+    ops = [{"op": "hflip", "p": 1.0}]
+    auto = parse_recipe({"ops": ops, "output": {"size": [32, 32]}})
+    kept = augment(compile_plan(auto), [grey, rgba, rgb], seed=0)
+    assert not kept.uniform
+    assert [img.shape for img in kept.images] == [(1, 32, 32), (4, 32, 32), (3, 32, 32)]
+    recipe = parse_recipe({"ops": ops, "output": {"size": [32, 32], "channels": 4}})
     result = augment(compile_plan(recipe), [grey, rgba, rgb], seed=0)
     assert result.images.shape == (3, 4, 32, 32)
+    assert torch.equal(result.images[0, 0], kept.images[0][0])  # grey replicated
     assert torch.equal(result.images[0, 0], result.images[0, 1])  # grey replicated
     assert (result.images[[0, 2], 3] == 255).all()  # opaque alpha added
     assert (result.images[1, 3] == 200).all()  # alpha kept

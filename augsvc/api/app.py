@@ -32,7 +32,10 @@ def create_app(settings: Settings) -> FastAPI:
     """The service for these settings. Invalid keys, device or op modules fail here,
     before serving."""
     keys = KeyRing.parse(settings.api_keys.get_secret_value() if settings.api_keys else None)
-    device = resolve_device(settings.device)
+    try:
+        device = resolve_device(settings.device)
+    except ValueError as exc:
+        raise ValueError(f"AUGSVC_DEVICE: {exc}") from exc
     import_op_modules(settings.op_module_names)
     metrics = Metrics()
 

@@ -13,6 +13,7 @@ from fastapi import Depends, Header, Request
 
 from augsvc.api.auth import KeyRing, Principal, Scope, presented_key
 from augsvc.config import Settings
+from augsvc.pixel_budget import PixelBudget
 from augsvc.service.container import Services
 from augsvc.service.executor import EngineExecutor
 from augsvc.service.metrics import Metrics
@@ -62,6 +63,10 @@ def get_device(request: Request) -> torch.device:
     return request.app.state.device
 
 
+def get_pixel_budget(request: Request) -> PixelBudget:
+    return _services(request).pixel_budget
+
+
 def _authenticate(request: Request, authorization: str | None, x_api_key: str | None,
                   scope: Scope) -> Principal | None:  # fmt: skip
     keys: KeyRing = request.app.state.keys
@@ -93,5 +98,6 @@ ResolverDep = Annotated[RecipeResolver, Depends(get_resolver)]
 ExecutorDep = Annotated[EngineExecutor, Depends(get_executor)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 DeviceDep = Annotated[torch.device, Depends(get_device)]
+PixelBudgetDep = Annotated[PixelBudget, Depends(get_pixel_budget)]
 ReadAuth = Annotated[Principal | None, Depends(require_read)]
 AdminAuth = Annotated[Principal | None, Depends(require_admin)]

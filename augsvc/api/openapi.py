@@ -16,6 +16,7 @@ from fastapi import FastAPI, Path, Query
 from pydantic import BaseModel, Field
 
 from augsvc.codec.media_types import PROBLEM_JSON
+from augsvc.datasets import DatasetSpec
 from augsvc.errors import (
     AugsvcError,
     Forbidden,
@@ -106,6 +107,15 @@ RECIPE_BODY: dict[str, Any] = {
 }
 
 
+#: ``openapi_extra`` of PUT /v1/datasets/{name}, which reads its JSON body itself.
+DATASET_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/DatasetSpec"}}},
+    }
+}
+
+
 def images_body(safetensors: bool, raw_images: bool) -> dict[str, Any]:
     """``openapi_extra`` of routes that read images from the raw body."""
     content: dict[str, Any] = {
@@ -152,6 +162,7 @@ def install_openapi(app: FastAPI) -> None:
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(recipe.pop("$defs", {}))
             components["Recipe"] = recipe
+            components["DatasetSpec"] = DatasetSpec.model_json_schema()
             app.openapi_schema = schema
         return app.openapi_schema
 

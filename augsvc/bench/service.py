@@ -218,10 +218,11 @@ def run_service_bench(
     from augsvc.engine import resolve_device
 
     retain_freed_memory()  # as the server does: the client's responses are ~10 MB each
+    device = str(resolve_device(device))  # one device for both, and a bad one fails here
     photos = bench_photos(batch, size)
     inputs = Inputs.from_photos(photos)
 
-    engine = augsvc_contender(inputs, resolve_device(device), 0)
+    engine = augsvc_contender(inputs, torch.device(device), 0)
     upload = images_to_safetensors({"images": inputs.batch})
     jpegs = [_jpeg(p) for p in photos]
     files = [("images", (f"{i:03d}.jpg", data, "image/jpeg")) for i, data in enumerate(jpegs)]
@@ -292,6 +293,9 @@ def run_stream_bench(
 ) -> EndToEndResult:  # fmt: skip
     """One epoch of a folder of JPEGs streamed, next to /v1/augment of the same JPEGs."""
     from augsvc.cli.serve import retain_freed_memory
+    from augsvc.engine import resolve_device
+
+    device = str(resolve_device(device))  # the report names the real device; a bad one fails here
 
     photos = bench_photos(files, size)
     jpegs = [_jpeg(p) for p in photos]

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 import torch
 
+from augsvc.documents import MAX_NESTING, TooDeep, check_json_nesting
 from augsvc.errors import (
     FieldError,
     ImageTooLarge,
@@ -22,8 +23,10 @@ from augsvc.errors import (
     ValidationFailed,
 )
 
-#: safetensors' own cap on the JSON header; a bigger claim is garbage or an attack.
-_MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024
+#: Largest JSON header of an uploaded batch. It describes a few tensors in a few hundred
+#: bytes; safetensors' own cap (100 MB) is meant for model files, and a header that size
+#: would only have json.loads build millions of Python objects out of one request.
+_MAX_SAFETENSORS_HEADER = 1024 * 1024
 
 
 _SAFETENSORS_DTYPES = {
@@ -115,13 +118,24 @@ def _safetensors_header(data: bytes) -> tuple[dict[str, object], int]:
             "8-byte header length"
         )
     (header_len,) = struct.unpack_from("<Q", data)
-    if header_len > len(data) - 8 or header_len > _MAX_SAFETENSORS_HEADER:
+    if header_len > len(data) - 8:
         raise UndecodableImage(
             f"body is not a valid safetensors file: header length {header_len} is larger "
             f"than the {len(data) - 8} bytes that follow it"
         )
+    if header_len > _MAX_SAFETENSORS_HEADER:
+        raise UndecodableImage(
+            f"safetensors header of {header_len} bytes is larger than the limit of "
+            f"{_MAX_SAFETENSORS_HEADER} bytes for an uploaded batch"
+        )
     try:
-        header = json.loads(bytes(memoryview(data)[8 : 8 + header_len]))
+        text = bytes(memoryview(data)[8 : 8 + header_len]).decode("utf-8")
+        check_json_nesting(text)
+        header = json.loads(text)
+    except TooDeep as exc:
+        raise UndecodableImage(
+            f"body is not a valid safetensors file: its header {exc} (MAX_NESTING = {MAX_NESTING})"
+        ) from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise UndecodableImage(
             f"body is not a valid safetensors file: header is not JSON ({exc})"

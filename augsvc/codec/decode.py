@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -83,11 +84,53 @@ def decode_image(data: bytes, *, max_pixels: int, name: str = "image") -> torch.
     Raises :class:`UndecodableImage` (empty, unknown format, corrupt or truncated data) and
     :class:`ImageTooLarge`; the detail always names ``name``.
     """
-    return _decode(data, max_pixels=max_pixels, name=name, use_torchvision=True)
+    return probe_image(data, max_pixels=max_pixels, name=name).decode()
 
 
-def _decode(data: bytes, *, max_pixels: int, name: str, use_torchvision: bool) -> torch.Tensor:
-    """:func:`decode_image`, with the torchvision fast path switchable for the parity tests."""
+@dataclass(frozen=True, eq=False)
+class ImageHeader:
+    """An upload whose header has been read and checked, and none of its pixels decoded.
+
+    Its size is what decoding will cost, known from the header alone, so a caller can
+    refuse or budget a batch of uploads before decoding any of them. :meth:`decode`
+    continues from the parsed header (once)."""
+
+    label: str
+    format: str
+    width: int
+    height: int
+    orientation: int
+    _data: bytes = field(repr=False)
+    _image: ImageFile.ImageFile = field(repr=False)
+
+    @property
+    def pixels(self) -> int:
+        """Pixels of the decoded image (of its first frame or page)."""
+        return self.width * self.height
+
+    def decode(self) -> torch.Tensor:
+        """The pixels, as :func:`decode_image` returns them."""
+        return self._decode(use_torchvision=True)
+
+    def _decode(self, *, use_torchvision: bool) -> torch.Tensor:
+        """With the torchvision fast path switchable, for the parity tests."""
+        try:
+            pixels: torch.Tensor | None = None
+            if use_torchvision:
+                pixels = _decode_with_torchvision(self._data, self._image, self.format)
+            if pixels is None:
+                pixels = _decode_with_pillow(self._image, self.format, self.label)
+        finally:
+            self._image.close()
+        return _apply_orientation(pixels, self.orientation)
+
+
+def probe_image(data: bytes, *, max_pixels: int, name: str = "image") -> ImageHeader:
+    """Read only the header of an upload: its format and size, without decoding a pixel.
+
+    Raises what :func:`decode_image` raises for a bad header: :class:`UndecodableImage`
+    (empty, unknown format, unreadable header) and :class:`ImageTooLarge` (more than
+    ``max_pixels``); the detail names ``name``."""
     label = _label(name)
     fmt = sniff_format(data)
     if fmt is None:
@@ -101,14 +144,18 @@ def _decode(data: bytes, *, max_pixels: int, name: str, use_torchvision: bool) -
     try:
         _check_pixels(image.size, max_pixels, label)
         orientation = _orientation(image)
-        pixels: torch.Tensor | None = None
-        if use_torchvision:
-            pixels = _decode_with_torchvision(data, image, fmt)
-        if pixels is None:
-            pixels = _decode_with_pillow(image, fmt, label)
-    finally:
+    except BaseException:
         image.close()
-    return _apply_orientation(pixels, orientation)
+        raise
+    width, height = image.size
+    return ImageHeader(label, fmt, width, height, orientation, data, image)
+
+
+def _decode(data: bytes, *, max_pixels: int, name: str, use_torchvision: bool) -> torch.Tensor:
+    """:func:`decode_image`, with the torchvision fast path switchable for the parity tests."""
+    return probe_image(data, max_pixels=max_pixels, name=name)._decode(
+        use_torchvision=use_torchvision
+    )
 
 
 def _label(name: str) -> str:

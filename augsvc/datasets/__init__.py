@@ -2,7 +2,7 @@
 
 from augsvc.datasets.order import epoch_order, rank_positions, sample_keys
 from augsvc.datasets.paths import confine
-from augsvc.datasets.sources import DatasetSpec, Source, open_source
+from augsvc.datasets.sources import DatasetSpec, Source, open_source, parse_spec
 
 __all__ = [
     "DatasetSpec",
@@ -10,6 +10,7 @@ __all__ = [
     "confine",
     "epoch_order",
     "open_source",
+    "parse_spec",
     "rank_positions",
     "sample_keys",
 ]

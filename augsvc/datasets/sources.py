@@ -12,12 +12,12 @@ import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from augsvc.datasets.paths import confine, inside
-from augsvc.errors import PathNotAllowed, ValidationFailed
+from augsvc.errors import FieldError, PathNotAllowed, ValidationFailed
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 MAX_SAMPLES = 2**32
@@ -33,6 +33,20 @@ class DatasetSpec(BaseModel):
         "webdataset: .tar shards of key.jpg/key.png with optional key.cls"
     )
     path: str = Field(min_length=1, max_length=4096, description="Under AUGSVC_DATA_ROOTS.")
+
+
+def parse_spec(document: Any) -> DatasetSpec:
+    """Validate a registration body (already parsed), ValidationFailed naming each bad
+    field as ``body.<field>``."""
+    try:
+        return DatasetSpec.model_validate(document)
+    except ValidationError as exc:
+        errors = [
+            FieldError(("body", *err["loc"]), err["msg"].removeprefix("Value error, "))
+            for err in exc.errors()
+        ]
+        detail = "; ".join(f"{'.'.join(str(p) for p in e.loc)}: {e.msg}" for e in errors[:5])
+        raise ValidationFailed(f"invalid dataset registration: {detail}", errors=errors) from None
 
 
 class Source(Protocol):

@@ -17,9 +17,13 @@ from augsvc import codec
 from augsvc.datasets.order import MAX_EPOCH, rank_positions, sample_keys
 from augsvc.datasets.sources import Source
 from augsvc.engine import Plan, augment, cpu_workers, fixed_output_size
-from augsvc.errors import ValidationFailed
+from augsvc.errors import FieldError, ValidationFailed
+from augsvc.pixel_budget import PixelBudget
 
 MAX_BATCH = 1024
+#: How long a batch waits for room in the pixel budget (other requests finishing) before
+#: the stream ends with a 503 ``overloaded`` frame, from which the client resumes.
+BUDGET_WAIT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -68,18 +72,31 @@ def render_frame(
     *,
     device: torch.device,
     max_pixels: int,
+    budget: PixelBudget,
 ) -> bytes:
     indices = order[positions]
     reads = [source.read(int(i)) for i in indices]
     # decoders release the GIL; the engine's single-threaded CPU workers are idle here
-    images = list(
+    headers = list(
         cpu_workers().map(
-            lambda r: codec.decode_image(r[0], max_pixels=max_pixels, name=r[2]), reads
+            lambda r: codec.probe_image(r[0], max_pixels=max_pixels, name=r[2]), reads
         )
     )
-    result = augment(
-        plan, images, seed=request.seed, keys=sample_keys(request.epoch, positions), device=device
-    )
+    cost = sum(h.pixels for h in headers)
+    what = f"stream batch {batch_index} ({len(headers)} images)"
+    with budget.hold(cost, what, wait_s=BUDGET_WAIT_S):  # released once the inputs are gone
+        images = list(cpu_workers().map(codec.ImageHeader.decode, headers))
+        keys = sample_keys(request.epoch, positions)
+        result = augment(plan, images, seed=request.seed, keys=keys, device=device)
+        del images
+    if not isinstance(result.images, torch.Tensor):  # check() fixed the size: channels differ
+        counts = " and ".join(str(c) for c in sorted({img.shape[0] for img in result.images}))
+        raise ValidationFailed(
+            f"batch {batch_index} mixes images that end with {counts} channels, which one "
+            "frame cannot hold: set output.channels: 3 (or 1 or 4) in the recipe for a "
+            "dataset that mixes grey and colour images",
+            errors=[FieldError(("recipe", "output", "channels"), "needed for one channel count")],
+        )
     tensors = {"images": result.images, "indices": torch.from_numpy(indices)}
     if reads[0][1] is not None:
         tensors["labels"] = torch.tensor([r[1] for r in reads], dtype=torch.int64)

@@ -157,8 +157,13 @@ def apply_points(m: np.ndarray, points: np.ndarray) -> np.ndarray:
     return out[..., :2] / out[..., 2:3]
 
 
+def affine_rows(m: np.ndarray) -> np.ndarray:
+    """Per sample: does its matrix have no perspective part?"""
+    return np.isclose(m[:, 2, :2], 0.0).all(axis=1) & np.isclose(m[:, 2, 2], 1.0)
+
+
 def is_affine(m: np.ndarray) -> bool:
-    return bool(np.allclose(m[:, 2, :2], 0.0) and np.allclose(m[:, 2, 2], 1.0))
+    return bool(affine_rows(m).all())
 
 
 def linear_scale(m: np.ndarray, height: np.ndarray, width: np.ndarray) -> np.ndarray:

@@ -49,12 +49,16 @@ def warp(
     With ``antialias``, samples whose matrix shrinks by more than 2x are first box
     filtered by an integer factor (their matrix adjusted to match), so the single
     warp does not alias and fewer pixels are converted to float.
+
+    Affine and perspective samples are warped apart: the two paths differ in their
+    last bits, and a sample must take the same path whatever its batch-mates.
     """
     n, c, h, w = src.shape
     factors = shrink_factor(matrix, h, w) if antialias else np.ones(n, dtype=np.int64)
+    affine = geometry.affine_rows(matrix)
     out = None
-    for k in np.unique(factors):
-        rows = np.flatnonzero(factors == k)
+    for k, flat in sorted(set(zip(factors.tolist(), affine.tolist(), strict=True))):
+        rows = np.flatnonzero((factors == k) & (affine == flat))
         part = src if len(rows) == n else src[torch.as_tensor(rows, device=src.device)]
         part = part.float()
         m = matrix[rows]
@@ -94,9 +98,11 @@ def _warp_once(
 
 @lru_cache(maxsize=16)
 def _axes(h: int, w: int, device: torch.device, dtype: torch.dtype):
-    xs = torch.linspace(-1, 1, w, device=device, dtype=dtype).view(1, 1, w)
-    ys = torch.linspace(-1, 1, h, device=device, dtype=dtype).view(1, h, 1)
-    return xs, ys
+    """Normalised output pixel centres, as Kornia's meshgrid: -1..1, and 0 for an axis
+    of one pixel (where ``normalize_homography`` puts that pixel)."""
+    xs = torch.linspace(-1, 1, w, device=device, dtype=dtype) if w > 1 else torch.zeros(1)
+    ys = torch.linspace(-1, 1, h, device=device, dtype=dtype) if h > 1 else torch.zeros(1)
+    return xs.to(device, dtype).view(1, 1, w), ys.to(device, dtype).view(1, h, 1)
 
 
 def affine_grid(theta: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
@@ -161,14 +167,22 @@ def channel_values(values: tuple[int, ...], c: int, like: torch.Tensor) -> torch
 
 
 def blur(x: torch.Tensor, applied: np.ndarray, sigma: np.ndarray, kernel_size: tuple[int, int]):
-    """Gaussian blur of the applied samples, each with its own sigma."""
+    """Gaussian blur (reflected borders) of the applied samples, each with its own sigma.
+
+    One Kornia call per sample: a batched call's grouped convolution rounds differently
+    with the batch size, and a sample must not depend on its batch. Along an axis
+    shorter than the kernel, the kernel is cut to 2 * size - 1 taps, the most that
+    reflection can pad (so a one-pixel axis is not blurred).
+    """
     rows = np.flatnonzero(applied)
     if len(rows) == 0:
         return x
-    idx = torch.as_tensor(rows, device=x.device)
-    s = torch.as_tensor(np.repeat(sigma[rows, None], 2, 1), dtype=x.dtype, device=x.device)
+    h, w = x.shape[-2:]
+    kernel = (min(kernel_size[0], 2 * h - 1), min(kernel_size[1], 2 * w - 1))
     x = x.clone()
-    x[idx] = gaussian_blur2d(x[idx], kernel_size, s, border_type="reflect")
+    for i in rows.tolist():
+        s = torch.tensor([[sigma[i], sigma[i]]], dtype=x.dtype, device=x.device)
+        x[i : i + 1] = gaussian_blur2d(x[i : i + 1], kernel, s, border_type="reflect")
     return x
 
 
@@ -187,15 +201,24 @@ def erase(x: torch.Tensor, applied: np.ndarray, boxes: np.ndarray, value: tuple[
 
 
 def normalize(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
-    """(x / 255 - mean) / std, per channel (a single mean/std broadcasts)."""
+    """(x / 255 - mean) / std, per channel (a single mean/std broadcasts).
+
+    ``x`` is clamped to [0, 255] first (a warp's interpolation can overshoot), so the
+    result lies within ((0 - mean) / std, (1 - mean) / std) exactly."""
     c = x.shape[1]
     m = torch.tensor(mean if len(mean) == c else mean[:1] * c, dtype=x.dtype, device=x.device)
     s = torch.tensor(std if len(std) == c else std[:1] * c, dtype=x.dtype, device=x.device)
-    return (x / 255.0 - m.view(1, c, 1, 1)) / s.view(1, c, 1, 1)
+    return (x.clamp(0, 255) / 255.0 - m.view(1, c, 1, 1)) / s.view(1, c, 1, 1)
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return x.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def to_unit(x: torch.Tensor) -> torch.Tensor:
+    """float32 in [0, 1]: clamped like uint8 output, since bilinear weights can sum to a
+    hair over 1 and bicubic overshoots edges (255 / 255 is exactly 1)."""
+    return x.float().clamp(0, 255) / 255.0
 
 
 def convert_channels(x: torch.Tensor, channels: int) -> torch.Tensor:

@@ -22,8 +22,9 @@ Images = torch.Tensor | Sequence[torch.Tensor]
 
 @dataclass
 class AugmentResult:
-    """``images`` is one (N,C,H,W) tensor when every sample ends at the same size
-    (the usual case: the recipe crops or resizes), else a list of (C,H,W) tensors.
+    """``images`` is one (N,C,H,W) tensor when every sample ends at the same shape
+    (the usual case: the recipe crops or resizes, and the inputs share a channel count
+    or ``output.channels`` is set), else a list of (C,H,W) tensors.
     ``params`` holds, per sample, the composed forward matrix (``matrix``, source
     pixel -> output pixel) and every op's drawn values (``ops.<i>.<name>``)."""
 
@@ -59,9 +60,11 @@ def _as_list(images: Images) -> list[torch.Tensor]:
     return items
 
 
-def output_channels(plan: Plan, channels: Sequence[int]) -> int:
+def output_channels(plan: Plan, channels: int) -> int:
+    """The channel count a sample with ``channels`` leaves with: its own under ``auto``
+    (a function of the sample alone, never of its batch-mates), else the recipe's."""
     wanted = plan.recipe.output.channels
-    return max(channels) if wanted == "auto" else int(wanted)
+    return channels if wanted == "auto" else int(wanted)
 
 
 def augment(
@@ -87,7 +90,7 @@ def augment(
         raise ValidationFailed("keys must be one non-negative integer per image")
     if not (isinstance(seed, int) and 0 <= seed <= MAX_SEED):
         raise ValidationFailed(f"seed must be an integer in 0..{MAX_SEED}, got {seed!r}")
-    device = torch.device(device) if isinstance(device, str) else device
+    device = resolve_device(device) if isinstance(device, str) else device
     in_hw = np.array([img.shape[1:] for img in items], dtype=np.int64)
     sampled = sample_plan(plan, seed, keys_arr, in_hw)
     out_pixels = int(np.prod(sampled.out_hw, axis=1).sum())
@@ -95,16 +98,17 @@ def augment(
         raise PayloadTooLarge(
             f"the batch would produce {out_pixels} output pixels; the limit is {max_output_pixels}"
         )
-    channels = output_channels(plan, [img.shape[0] for img in items])
-    groups: dict[tuple[int, int], list[int]] = {}
-    for i, (h, w) in enumerate(in_hw.tolist()):
-        groups.setdefault((h, w), []).append(i)
-    uniform = len({tuple(hw) for hw in sampled.out_hw.tolist()}) == 1
+    channels = [output_channels(plan, img.shape[0]) for img in items]
+    out_shapes = {(c, *hw) for c, hw in zip(channels, sampled.out_hw.tolist(), strict=True)}
+    # Grouped by input shape (C, H, W), which also fixes the channels after conversion:
+    # a group always stacks, and is converted on the device in one step.
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, img in enumerate(items):
+        groups.setdefault(tuple(img.shape), []).append(i)
     out_dtype = torch.float32 if plan.out_dtype == "float32" else torch.uint8
     result: torch.Tensor | list[torch.Tensor]
-    if uniform:
-        oh, ow = sampled.out_hw[0].tolist()
-        result = torch.empty((n, channels, oh, ow), dtype=out_dtype, device=device)
+    if len(out_shapes) == 1:
+        result = torch.empty((n, *out_shapes.pop()), dtype=out_dtype, device=device)
     else:
         result = [torch.empty(0)] * n
     for rows in groups.values():
@@ -112,10 +116,8 @@ def augment(
             batch = images
         else:
             batch = torch.stack([items[i] for i in rows])
-        batch = _to_device(batch, device)
-        out = run_stages(
-            plan, sampled.take(np.array(rows)), kernels.convert_channels(batch, channels)
-        )
+        batch = kernels.convert_channels(_to_device(batch, device), channels[rows[0]])
+        out = run_stages(plan, sampled.take(np.array(rows)), batch)
         if isinstance(result, torch.Tensor):
             if len(rows) == n:
                 result = out
@@ -227,5 +229,5 @@ def _run_chunk(plan: Plan, sampled: Sampled, x: torch.Tensor) -> torch.Tensor:
     if plan.recipe.ops and plan.recipe.ops[-1].terminal:
         return x
     if plan.out_dtype == "float32":
-        return x.float() / 255.0
+        return kernels.to_unit(x)
     return x if x.dtype == torch.uint8 else kernels.to_uint8(x)

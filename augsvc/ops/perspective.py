@@ -28,12 +28,17 @@ class Perspective(GeometricOp):
     def sample(self, draws: Draws, canvas: Canvas) -> Params:
         """slots 1-8: inward shift of each corner (x, y) as a fraction of the bound."""
         h, w = canvas
-        on = self.applied(draws)
+        # a one-pixel line or a single pixel has no quadrilateral to distort: left alone
+        on = self.applied(draws) & (h >= 2) & (w >= 2)
         bx, by = self.distortion_scale * (w // 2), self.distortion_scale * (h // 2)
         shift = np.stack([draws.uniform(1 + k) for k in range(8)], 1).reshape(-1, 4, 2)
         shift = shift * np.stack([bx, by], -1)[:, None, :] * _INWARD
         return {"applied": on, "shift": np.where(on[:, None, None], shift, 0.0)}
 
     def matrix(self, params: Params, canvas: Canvas) -> tuple[np.ndarray, Canvas]:
-        start = geometry.corners(*canvas)
-        return geometry.homography(start, start + params["shift"]), canvas
+        h, w = canvas
+        m = geometry.eye(len(h))
+        solvable = (h >= 2) & (w >= 2)  # a line's corners coincide: no homography
+        start = geometry.corners(h[solvable], w[solvable])
+        m[solvable] = geometry.homography(start, start + params["shift"][solvable])
+        return m, canvas

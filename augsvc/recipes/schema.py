@@ -37,11 +37,17 @@ class OutputOptions(BaseModel):
         description="[height, width]: a final resize so every sample has this size.",
     )
     dtype: Literal["uint8", "float32"] = Field(
-        default="uint8", description="uint8 (0-255) or float32 (0-1, or normalised)."
+        default="uint8",
+        description="uint8 (0-255) or float32: [0, 1], or after normalize "
+        "((0 - mean)/std, (1 - mean)/std) per channel.",
     )
     channels: Literal["auto", 1, 3, 4] = Field(
         default="auto",
-        description="Output channels; auto keeps a uniform batch's count, else the largest.",
+        description="auto: each sample keeps its own channel count (1, 3 or 4), whatever "
+        "its batch-mates; a safetensors response or stream frame then needs one count "
+        "across the batch (422 naming output.channels otherwise). 1, 3 or 4: every "
+        "sample is converted (grey replicated, alpha dropped or made opaque, colour to "
+        "ITU-R 601 luma).",
     )
     interpolation: Literal["bilinear", "nearest", "bicubic"] = "bilinear"
     padding_mode: Literal["constant", "border", "reflection"] = Field(

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from augsvc.config import Settings
+from augsvc.pixel_budget import PixelBudget
 from augsvc.service.executor import EngineExecutor
 from augsvc.service.metrics import Metrics
 from augsvc.service.resolver import PlanCache, RecipeResolver
@@ -31,6 +32,7 @@ class Services:
     executor: EngineExecutor
     sources: SourceCache
     streams: StreamPools
+    pixel_budget: PixelBudget
 
     async def close(self) -> None:
         self.streams.shutdown()
@@ -55,4 +57,10 @@ def open_services(settings: Settings, device: torch.device, metrics: Metrics) ->
         executor=EngineExecutor(settings.engine_threads, settings.queue_depth, metrics),
         sources=SourceCache(settings.data_root_paths),
         streams=StreamPools(settings.max_streams),
+        pixel_budget=PixelBudget(
+            settings.max_request_pixels,
+            settings.max_inflight_pixels,
+            on_change=metrics.pixels_held.set,
+            on_reject=metrics.pixels_rejected.inc,
+        ),
     )

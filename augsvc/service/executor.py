@@ -5,8 +5,9 @@ Decode + augment + encode of one request run as one job on a small thread pool
 (``settings.engine_threads`` workers; torch releases the GIL inside its kernels, so the
 event loop keeps answering /healthz and small requests meanwhile). At most
 ``settings.queue_depth`` jobs may wait for a worker; one more is refused at once with
-503 Overloaded + Retry-After, because a queued request holds its decoded images in
-memory and a client retrying later costs less than an out-of-memory kill.
+503 Overloaded + Retry-After, because a queued request holds its uploaded body in
+memory and a client retrying later costs less than an out-of-memory kill. Decoded
+pixels are bounded separately, when a job starts (:mod:`augsvc.pixel_budget`).
 """
 
 from __future__ import annotations

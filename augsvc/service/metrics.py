@@ -37,6 +37,16 @@ class Metrics:
             "augsvc_engine_rejected", "Jobs refused with 503 because the queue was full.",
             registry=r,
         )  # fmt: skip
+        self.pixels_held = Gauge(
+            "augsvc_decoded_pixels_held",
+            "Decoded input pixels held by requests and stream batches.",
+            registry=r,
+        )
+        self.pixels_rejected = Counter(
+            "augsvc_decoded_pixels_rejected",
+            "Requests and stream batches refused with 503 because the pixel budget was taken.",
+            registry=r,
+        )
         self.plan_cache_hits = Counter(
             "augsvc_plan_cache_hits", "Plans found compiled in the cache.", registry=r
         )

@@ -24,6 +24,7 @@ from augsvc.datasets import Source, epoch_order
 from augsvc.datasets.stream import StreamRequest, render_frame
 from augsvc.engine import Plan
 from augsvc.errors import AugsvcError, Overloaded, Unavailable
+from augsvc.pixel_budget import PixelBudget
 from augsvc.service.metrics import Metrics
 
 log = logging.getLogger("augsvc.service.streams")
@@ -68,6 +69,7 @@ async def stream_frames(
     *,
     device: torch.device,
     max_pixels: int,
+    budget: PixelBudget,
     prefetch: int,
     pools: StreamPools,
     metrics: Metrics,
@@ -97,7 +99,7 @@ async def stream_frames(
                     pools.render,
                     lambda p=positions, i=index: render_frame(
                         source, plan, request, order, p, i,
-                        device=device, max_pixels=max_pixels,
+                        device=device, max_pixels=max_pixels, budget=budget,
                     ),
                 )  # fmt: skip
                 metrics.stream_frames.inc()

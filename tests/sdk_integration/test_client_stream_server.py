@@ -98,3 +98,54 @@ def test_a_recipe_updated_mid_stream_does_not_change_the_resumed_epoch(served, t
     with Client(served) as client:  # a new stream by name does get the new version
         fresh = next(iter(client.stream("train", "pinned", **kwargs)))
     assert fresh.digest != whole[0].digest
+
+
+def epoch_batches(loader: DataLoader, dataset: AugsvcIterableDataset, epoch: int) -> list[dict]:
+    dataset.set_epoch(epoch)
+    return list(loader)
+
+
+def by_index(batches: list[dict]) -> dict[int, torch.Tensor]:
+    return {
+        int(i): image for b in batches for i, image in zip(b["indices"], b["images"], strict=True)
+    }
+
+
+def test_persistent_workers_see_each_new_epoch(served):
+    """Persistent workers keep their copy of the dataset for the whole run: the epoch
+    set in the parent must still reach them, or every epoch repeats the first."""
+    dataset = AugsvcIterableDataset(
+        served, "train", "sdk-stream", seed=5, batch_size=4, num_workers=2
+    )
+    loader = DataLoader(dataset, batch_size=None, num_workers=2, persistent_workers=True)
+    first, second = (epoch_batches(loader, dataset, epoch) for epoch in (0, 1))
+    for batches in (first, second):
+        indices = torch.cat([b["indices"] for b in batches]).tolist()
+        assert sorted(indices) == list(range(N_IMAGES))  # every sample exactly once
+        assert len(loader) == len(dataset) == len(batches)
+    assert [b["indices"].tolist() for b in first] != [b["indices"].tolist() for b in second]
+    old, new = by_index(first), by_index(second)
+    assert sum(not torch.equal(old[i], new[i]) for i in range(N_IMAGES)) > N_IMAGES // 2
+    again = by_index(epoch_batches(loader, dataset, 0))  # the same workers, back to epoch 0
+    assert all(torch.equal(old[i], again[i]) for i in range(N_IMAGES))
+
+
+def test_len_counts_each_workers_partial_batch_and_drop_last(served):
+    for drop_last in (False, True):
+        dataset = AugsvcIterableDataset(
+            served, "train", "sdk-stream", seed=5, batch_size=5, rank=1, world_size=2,
+            num_workers=2, drop_last=drop_last,
+        )  # fmt: skip
+        batches = list(DataLoader(dataset, batch_size=None, num_workers=2))
+        # rank 1 of 2 with 2 workers: shards 2 and 3 of 4 hold 12 samples each
+        assert len(batches) == len(dataset) == (4 if drop_last else 6)
+        sizes = sorted(len(b["indices"]) for b in batches)
+        assert sizes == ([5] * 4 if drop_last else [2, 2, 5, 5, 5, 5])
+
+
+def test_a_dataloader_with_another_worker_count_is_refused(served):
+    dataset = AugsvcIterableDataset(served, "train", "sdk-stream", seed=5, num_workers=2)
+    with pytest.raises(ValueError, match=r"num_workers=2\) is iterated by 1 DataLoader"):
+        list(DataLoader(dataset, batch_size=None, num_workers=0))
+    with pytest.raises(TypeError, match="pass num_workers="):
+        len(AugsvcIterableDataset(served, "train", "sdk-stream", seed=5))

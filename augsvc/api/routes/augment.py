@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import secrets
 from typing import Annotated, Literal
 
@@ -13,6 +12,7 @@ from augsvc.api.deps import (
     DeviceDep,
     ExecutorDep,
     MetricsDep,
+    PixelBudgetDep,
     ReadAuth,
     ResolverDep,
     SettingsDep,
@@ -36,6 +36,7 @@ from augsvc.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from augsvc.recipes.documents import read_document
 from augsvc.service.augment import AugmentJob, Limits, run_augment
 from augsvc.service.resolver import RecipeResolver, Resolved
 
@@ -49,14 +50,14 @@ def new_seed() -> int:
     return secrets.randbits(63)
 
 
-def _inline_recipe(raw: bytes, resolver: RecipeResolver) -> Resolved:
-    try:
-        document = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise InvalidRecipe(
-            f"the 'recipe' part is not valid JSON: {exc}",
-            errors=[FieldError(("body", "recipe"), "invalid JSON")],
-        ) from None
+def _inline_recipe(raw: bytes, resolver: RecipeResolver, max_bytes: int) -> Resolved:
+    """The ``recipe`` part, read like a PUT body: the same size limit, the same parser."""
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(
+            f"the 'recipe' part ({len(raw)} bytes) is larger than the limit of {max_bytes} "
+            "bytes (AUGSVC_MAX_RECIPE_BYTES)"
+        )
+    document = read_document(raw, "json", source="the 'recipe' part", loc=("body", "recipe"))
     return resolver.inline(document)
 
 
@@ -87,6 +88,7 @@ async def augment_images(
     executor: ExecutorDep,
     device: DeviceDep,
     metrics: MetricsDep,
+    budget: PixelBudgetDep,
     recipe: OptionalRefQuery = None,
     seed: Annotated[
         int | None, Query(ge=0, le=MAX_SEED, description="0..2**64-1; random when omitted")
@@ -109,7 +111,7 @@ async def augment_images(
         upload = parse_multipart(body, content_type or "", max_images=settings.max_images)
         parts = upload.images
         if upload.recipe is not None and resolved is None:
-            resolved = _inline_recipe(upload.recipe, resolver)
+            resolved = _inline_recipe(upload.recipe, resolver, settings.max_recipe_bytes)
         elif upload.recipe is not None:
             raise _one_recipe("both")
     if resolved is None:
@@ -128,6 +130,7 @@ async def augment_images(
         offset=offset,
         device=device,
         limits=limits,
+        budget=budget,
         response_type=response_type,
         image_format=format,
         return_params=return_params,

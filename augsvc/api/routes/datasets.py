@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from augsvc.api.deps import (
@@ -12,17 +12,30 @@ from augsvc.api.deps import (
     DatasetsDep,
     DeviceDep,
     MetricsDep,
+    PixelBudgetDep,
     ReadAuth,
     ResolverDep,
     SettingsDep,
     SourcesDep,
     StreamsDep,
 )
-from augsvc.api.openapi import LOOKUP, READ, UNCHANGED, WRITE, NamePath, RefQuery, problems
-from augsvc.codec.media_types import STREAM
-from augsvc.datasets import DatasetSpec, Source
+from augsvc.api.limits import read_body
+from augsvc.api.media import require_content_type
+from augsvc.api.openapi import (
+    DATASET_BODY,
+    LOOKUP,
+    READ,
+    UNCHANGED,
+    WRITE,
+    NamePath,
+    RefQuery,
+    problems,
+)
+from augsvc.codec.media_types import JSON, STREAM
+from augsvc.datasets import Source, parse_spec
 from augsvc.datasets.order import MAX_EPOCH
 from augsvc.datasets.stream import StreamRequest
+from augsvc.documents import parse_document
 from augsvc.engine import MAX_SEED
 from augsvc.errors import (
     BadRequest,
@@ -30,14 +43,19 @@ from augsvc.errors import (
     InvalidReference,
     Overloaded,
     PathNotAllowed,
+    PayloadTooLarge,
     StoreUnavailable,
     UndecodableImage,
+    UnsupportedMediaType,
 )
 from augsvc.service.sources import open_spec
 from augsvc.service.stream_producer import stream_frames
 from augsvc.store import StoredDataset
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+
+#: Largest registration body: ``{"kind", "path"}`` with a path of at most 4096 characters.
+MAX_SPEC_BYTES = 64 * 1024
 
 
 def _record(stored: StoredDataset, source: Source | None = None) -> dict[str, Any]:
@@ -51,12 +69,25 @@ def _record(stored: StoredDataset, source: Source | None = None) -> dict[str, An
 @router.put(
     "/{name}",
     status_code=201,
-    responses={**UNCHANGED, **problems(*WRITE, BadRequest, InvalidReference, PathNotAllowed)},
-)
+    responses={**UNCHANGED,
+               **problems(*WRITE, BadRequest, InvalidReference, PathNotAllowed, PayloadTooLarge,
+                          UnsupportedMediaType)},
+    openapi_extra=DATASET_BODY,
+)  # fmt: skip
 async def put_dataset(
-    name: NamePath, spec: DatasetSpec, _: AdminAuth, datasets: DatasetsDep, sources: SourcesDep
+    name: NamePath,
+    request: Request,
+    _: AdminAuth,
+    datasets: DatasetsDep,
+    sources: SourcesDep,
+    content_type: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Register (or replace) a dataset. The path is checked and indexed first."""
+    # Read here, under a byte limit and the nesting limit of every user document, not by
+    # FastAPI, which would buffer a body of any size and hand it to json.loads whole.
+    require_content_type(content_type or JSON, [JSON])
+    body = await read_body(request, MAX_SPEC_BYTES, "dataset registration")
+    spec = parse_spec(parse_document(body, "json", source="the dataset registration"))
     source = await open_spec(spec.model_dump(), sources.roots)
     stored, created = await datasets.put(name, spec.model_dump())
     return JSONResponse(_record(stored, source), status_code=201 if created else 200)
@@ -101,6 +132,7 @@ async def stream_dataset(
     pools: StreamsDep,
     device: DeviceDep,
     metrics: MetricsDep,
+    budget: PixelBudgetDep,
     recipe: RefQuery,
     seed: Annotated[int, Query(ge=0, le=MAX_SEED)],
     epoch: Annotated[int, Query(ge=0, le=MAX_EPOCH)] = 0,
@@ -124,6 +156,7 @@ async def stream_dataset(
         stream,
         device=device,
         max_pixels=settings.max_image_pixels,
+        budget=budget,
         prefetch=settings.stream_prefetch,
         pools=pools,
         metrics=metrics,

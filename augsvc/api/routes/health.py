@@ -8,7 +8,14 @@ from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import Response
 
-from augsvc.api.deps import DeviceDep, ExecutorDep, MetricsDep, SettingsDep, StoreDep
+from augsvc.api.deps import (
+    DeviceDep,
+    ExecutorDep,
+    MetricsDep,
+    PixelBudgetDep,
+    SettingsDep,
+    StoreDep,
+)
 from augsvc.api.openapi import problems
 from augsvc.errors import StoreUnavailable
 
@@ -27,7 +34,11 @@ class PrometheusText(Response):
 
 @router.get("/readyz", responses=problems(StoreUnavailable))
 async def readyz(
-    store: StoreDep, settings: SettingsDep, device: DeviceDep, executor: ExecutorDep
+    store: StoreDep,
+    settings: SettingsDep,
+    device: DeviceDep,
+    executor: ExecutorDep,
+    budget: PixelBudgetDep,
 ) -> dict[str, Any]:
     """Readiness: the store answers (StoreUnavailable -> 503 problem), plus device facts."""
     await store.ping()
@@ -40,6 +51,8 @@ async def readyz(
         "engine_threads": executor.workers,
         "queue_depth": executor.queue_depth,
         "queue_waiting": executor.waiting,
+        "decoded_pixels_held": budget.held,
+        "decoded_pixels_limit": budget.in_flight,
     }
 
 

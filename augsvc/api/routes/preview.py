@@ -12,12 +12,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
-from augsvc.api.deps import DeviceDep, ExecutorDep, ReadAuth, ResolverDep, SettingsDep
+from augsvc.api.deps import (
+    DeviceDep,
+    ExecutorDep,
+    PixelBudgetDep,
+    ReadAuth,
+    ResolverDep,
+    SettingsDep,
+)
 from augsvc.api.limits import read_body
 from augsvc.api.media import base_type, require_content_type
 from augsvc.api.openapi import LOOKUP, READ, RefPath, images_body, problems
 from augsvc.api.uploads import parse_multipart
-from augsvc.codec import decode_image
 from augsvc.codec.media_types import MULTIPART
 from augsvc.config import Settings
 from augsvc.engine import MAX_SEED
@@ -30,7 +36,7 @@ from augsvc.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from augsvc.service.preview import render, sample_photo
+from augsvc.service.preview import preview_photo, preview_upload
 
 router = APIRouter(prefix="/v1/recipes", tags=["preview"])
 
@@ -64,6 +70,7 @@ async def preview_sample(
     resolver: ResolverDep,
     executor: ExecutorDep,
     device: DeviceDep,
+    budget: PixelBudgetDep,
     seed: Seed = 0,
     n: Count = 16,
 ) -> Response:
@@ -71,7 +78,10 @@ async def preview_sample(
     resolved = await resolver.resolve(ref)
 
     def job() -> bytes:
-        return render(resolved.plan, sample_photo(), seed, n, device, settings.max_output_pixels)
+        return preview_photo(
+            resolved.plan, seed, n, device=device, budget=budget,
+            max_output_pixels=settings.max_output_pixels,
+        )  # fmt: skip
 
     return _png(await executor.run(job), seed, resolved.digest)
 
@@ -86,7 +96,7 @@ async def preview_sample(
     },
     openapi_extra=images_body(safetensors=False, raw_images=True),
 )  # fmt: skip
-async def preview_upload(
+async def preview_uploaded(
     ref: RefPath,
     request: Request,
     _: ReadAuth,
@@ -94,6 +104,7 @@ async def preview_upload(
     resolver: ResolverDep,
     executor: ExecutorDep,
     device: DeviceDep,
+    budget: PixelBudgetDep,
     seed: Seed = 0,
     n: Count = 16,
     content_type: Annotated[str | None, Header()] = None,
@@ -112,7 +123,9 @@ async def preview_upload(
         body, name = bytes(parts[0].data), parts[0].label
 
     def job() -> bytes:
-        image = decode_image(body, max_pixels=settings.max_image_pixels, name=name)
-        return render(resolved.plan, image, seed, n, device, settings.max_output_pixels)
+        return preview_upload(
+            resolved.plan, body, name, seed, n, device=device, budget=budget,
+            max_pixels=settings.max_image_pixels, max_output_pixels=settings.max_output_pixels,
+        )  # fmt: skip
 
     return _png(await executor.run(job), seed, resolved.digest)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pickle
+from multiprocessing.reduction import ForkingPickler
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -61,3 +64,15 @@ def test_set_epoch_changes_the_order(stream_server):
     second = collect(dataset, workers=0)[0]["indices"].tolist()
     assert sorted(first) == sorted(second) == list(range(STREAM_SIZE))
     assert first != second
+
+
+def test_the_epoch_survives_the_pickling_that_spawned_workers_get():
+    """Under the spawn (or forkserver) start method a worker gets the dataset pickled by
+    multiprocessing's ForkingPickler: the epoch must stay shared with the parent."""
+    dataset = AugsvcIterableDataset("http://127.0.0.1:9", "synthetic", "r", seed=2, epoch=3)
+    copy = pickle.loads(ForkingPickler.dumps(dataset))
+    assert copy.epoch == 3
+    dataset.set_epoch(4)
+    assert copy.epoch == 4
+    with pytest.raises(ValueError, match="epoch must be >= 0"):
+        dataset.set_epoch(-1)
