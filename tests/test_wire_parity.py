@@ -3,14 +3,11 @@ tests hold each pair to the same behaviour: same input, same bytes or the same e
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
 from augsvc_client import errors
 from augsvc_client import request as sdk_request
-from augsvc_client.documents import parse_recipe_document
 from augsvc_client.inputs import sniff
 from augsvc_client.wire import FrameBuffer, ImagesBody
 from hypothesis import given, settings
@@ -20,8 +17,6 @@ import augsvc.errors as server_errors
 from augsvc import codec
 from augsvc.codec import media_types
 from augsvc.codec.decode import sniff_format
-from augsvc.errors import InvalidRecipe
-from augsvc.recipes.documents import read_document
 from tests import imagegen
 
 
@@ -102,33 +97,3 @@ def test_both_sides_sniff_every_format_alike(tmp_path):
     heads = [b"", b"\x00" * 12, b"RIFF\x00\x00\x00\x00WEBX", b"II+\x00", b"MM\x00+", b"BMx"]
     for data in files + heads:
         assert _TYPES[sniff_format(data)] == sniff(data)[0], data[:12]
-
-
-_DOCUMENTS = [
-    (b'{"ops": [{"op": "hflip"}]}', "json"),
-    (b"ops:\n  - op: hflip\n", "yaml"),
-    (b"ops: [", "yaml"),
-    (b"\xff\xfe", "json"),
-    (b'{"ops": [{"op": "rotate", "degrees": NaN}]}', "json"),
-    (b"[1, 2]", "json"),
-    (b"- 1\n- 2\n", "yaml"),
-    (b"{,}", "json"),
-    (b"", "json"),
-]
-
-
-@pytest.mark.parametrize(("data", "syntax"), _DOCUMENTS)
-def test_recipe_documents_are_read_alike(data, syntax):
-    """The SDK sends a recipe file only if the server would have read it, and reads it
-    into the same object (validating the recipe itself is the server's business)."""
-    try:
-        server = read_document(data, syntax)
-    except InvalidRecipe:
-        server = None
-    try:
-        sdk = parse_recipe_document(data, syntax)
-    except ValueError:
-        sdk = None
-    if not isinstance(server, dict):  # the SDK insists on a mapping; the server's parser
-        server = None  # refuses anything else one step later, in parse_recipe
-    assert json.dumps(sdk, sort_keys=True) == json.dumps(server, sort_keys=True)

@@ -12,18 +12,15 @@ import sys
 from typing import Any
 
 from augsvc_client import Client
-from augsvc_client.documents import parse_recipe_document
 from augsvc_client.errors import AugsvcError
 
 TIMEOUT_S = 30.0
 
 
-def _document(file: str) -> Any:
-    """The recipe to send: a dict parsed from stdin (``-``), else the file's path (the
-    SDK reads JSON, or YAML by suffix)."""
-    if file != "-":
-        return file
-    return parse_recipe_document(sys.stdin.buffer.read(), "yaml", source="stdin")
+def _document(file: str) -> str | bytes:
+    """The recipe to send: stdin's bytes (``-``), else the file's path. Neither is parsed
+    here: the server reads the document and names what is wrong with it."""
+    return sys.stdin.buffer.read() if file == "-" else file
 
 
 def _call(client: Client, args: argparse.Namespace) -> Any:

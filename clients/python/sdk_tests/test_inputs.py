@@ -148,18 +148,27 @@ def test_an_inline_recipe_forces_a_multipart_body():
     assert "Content-Type" not in call.headers  # httpx sets the multipart boundary
 
 
-def test_recipes_load_from_dicts_json_and_yaml(tmp_path):
+def test_recipes_are_sent_from_dicts_files_and_bytes(tmp_path):
     recipe = {"ops": [{"op": "rotate", "degrees": 10}], "output": {"size": [8, 8]}}
     (tmp_path / "r.json").write_text(json.dumps(recipe))
     (tmp_path / "r.yaml").write_text(
         "ops:\n  - op: rotate\n    degrees: 10\noutput:\n  size: [8, 8]\n"
     )
-    for source in (recipe, tmp_path / "r.json", str(tmp_path / "r.yaml")):
+    expected = {
+        "dict": (recipe, json.dumps(recipe, separators=(",", ":")).encode(), "application/json"),
+        "json file": (tmp_path / "r.json", (tmp_path / "r.json").read_bytes(), "application/json"),
+        "yaml file": (str(tmp_path / "r.yaml"), (tmp_path / "r.yaml").read_bytes(),
+                      "application/yaml"),
+        "yaml bytes": (b"ops: []\n", b"ops: []\n", "application/yaml"),
+        "json bytes": (b' {"ops": []}', b' {"ops": []}', "application/json"),
+    }  # fmt: skip
+    for name, (source, content, content_type) in expected.items():
         call = request.put_recipe("r", source, if_match="sha256:abc")
-        assert json.loads(call.content) == recipe
+        # files travel as they are: the server reads them, under its nesting limit
+        assert (call.content, call.headers["Content-Type"]) == (content, content_type), name
         assert call.headers["If-Match"] == '"sha256:abc"'
     with pytest.raises(FileNotFoundError):
-        request.load_recipe(tmp_path / "missing.yaml")
+        request.put_recipe("r", tmp_path / "missing.yaml", None)
 
 
 def test_references_stay_readable_in_paths():
