@@ -15,12 +15,15 @@
 # To move to a newer torch, change this tag only: the install below adapts to it.
 ARG BASE_IMAGE=pytorch/pytorch:2.7.1-cuda12.8-cudnn9-runtime
 
-# ---- build: the augsvc wheel, built away from the final image (no sources left behind) ----
+# ---- build: the augsvc and SDK wheels, built away from the final image (no sources left) ----
+# `augsvc recipe` is built on the SDK (clients/python), so the service wheel depends on it.
 FROM ${BASE_IMAGE} AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY augsvc ./augsvc
-RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+COPY clients/python/pyproject.toml clients/python/README.md ./clients/python/
+COPY clients/python/augsvc_client ./clients/python/augsvc_client
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . ./clients/python
 
 # ---- runtime ----
 FROM ${BASE_IMAGE}
@@ -46,7 +49,7 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     grep -viE '^(torch|torchvision)==' /tmp/constraints.txt > /tmp/constraints-image.txt \
     && python -c "from importlib.metadata import version as v; print(f'torch=={v(\"torch\")}'); print(f'torchvision=={v(\"torchvision\")}')" \
        >> /tmp/constraints-image.txt \
-    && pip install --no-cache-dir -c /tmp/constraints-image.txt /wheels/augsvc-*.whl \
+    && pip install --no-cache-dir -c /tmp/constraints-image.txt --find-links /wheels /wheels/augsvc-*.whl \
     && python -c "import torch, torchvision, kornia, augsvc.api.app; print('torch', torch.__version__, 'cuda', torch.version.cuda)" \
     && rm /tmp/constraints.txt /tmp/constraints-image.txt
 
@@ -77,7 +80,7 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
 
 # SIGTERM: uvicorn stops accepting, lets in-flight requests and streams finish for up to
-# 30 s (augsvc.api.server.GRACEFUL_SHUTDOWN_S), then exits. Give it more than that:
+# 30 s (augsvc.cli.serve.GRACEFUL_SHUTDOWN_S), then exits. Give it more than that:
 # docker stop -t 45 / compose stop_grace_period 45s / Kubernetes terminationGracePeriodSeconds.
 # Exec form: augsvc is PID 1 and receives the signal itself.
 STOPSIGNAL SIGTERM

@@ -22,6 +22,7 @@ redis:
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/vulture
 
 test: $(STAMP) redis lint
 	$(PY) -m pytest -q

@@ -77,6 +77,16 @@ class Settings(BaseSettings):
         description="Batches a stream renders ahead of the socket (bounds its memory).",
     )
 
+    op_modules: str = Field(
+        default="",
+        description="Comma-separated Python modules imported at start whose ops register "
+        "themselves (custom ops); empty = the built-in ops only.",
+    )
+
+    @property
+    def op_module_names(self) -> list[str]:
+        return [m.strip() for m in self.op_modules.split(",") if m.strip()]
+
     @property
     def data_root_paths(self) -> list[Path]:
         """The resolved data roots (symlinks followed), for path confinement."""

@@ -48,6 +48,19 @@ class FieldError:
     def as_dict(self) -> dict[str, Any]:
         return {"loc": list(self.loc), "msg": self.msg}
 
+    @property
+    def path(self) -> str:
+        return format_loc(self.loc)
+
+
+def format_loc(loc: tuple[str | int, ...]) -> str:
+    """``("ops", 2, "degrees")`` -> ``ops[2].degrees``: the one way a field path is shown,
+    in error details, the CLI and the SDK alike (``recipe`` for the document itself)."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "recipe"
+
 
 class AugsvcError(Exception):
     status: ClassVar[int] = 500

@@ -37,7 +37,7 @@ class PixelBudget:
         per_request: int,
         in_flight: int,
         *,
-        on_change: Callable[[int], None] = lambda held: None,
+        on_change: Callable[[int], None] = lambda _: None,
         on_reject: Callable[[], None] = lambda: None,
     ) -> None:
         self.per_request = per_request

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from augsvc.api.routers.datasets import MAX_SPEC_BYTES
+from augsvc.api.routes.datasets import MAX_SPEC_BYTES
 from augsvc.documents import MAX_NESTING
 from tests.imagegen import jpeg_bytes, png_bytes, png_with_declared_size, tensor_safetensors
 from tests.nasty_documents import NASTY

@@ -3,7 +3,7 @@
 Thousands of requests generated from the service's own OpenAPI document (path, query,
 header and body values at and beyond every documented bound, then stateful sequences
 that follow the links between operations) against a real ``augsvc serve``. It checks
-what DESIGN.md promises: bad input never gets a 5xx, and every answer has a status
+what the service promises: bad input never gets a 5xx, and every answer has a status
 and media type the document declares (problem+json for every error). It found a 500
 for a dataset path whose name was too long for the filesystem.
 """

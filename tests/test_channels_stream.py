@@ -5,23 +5,20 @@ frame naming output.channels, never an ``internal`` one."""
 
 from __future__ import annotations
 
-import io
-import json
 import uuid
 
 import numpy as np
 import pytest
-import safetensors.numpy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from augsvc.codec import iter_frames
 from augsvc.datasets import epoch_order, sample_keys
+from augsvc.datasets.stream import StreamRequest
 from augsvc.engine import compile_plan
 from augsvc.recipes import parse_recipe
-from augsvc.streaming import StreamRequest
 from tests.imagegen import png_bytes
 from tests.mixes import alone, assert_in_documented_range, decode, files, recipes
+from tests.stream_frames import split_frames
 
 STREAM_PROPERTY = settings(
     max_examples=10,
@@ -61,11 +58,7 @@ def stream(server, dataset, recipe, **params) -> list[tuple[dict, dict]]:
     with server.client() as c:
         r = c.get(f"/v1/datasets/{dataset}/stream", params=query)
     assert r.status_code == 200, r.text
-    out = []
-    for blob in iter_frames(io.BytesIO(r.content)):
-        header = json.loads(blob[8 : 8 + int.from_bytes(blob[:8], "little")])
-        out.append((safetensors.numpy.load(blob), header.get("__metadata__", {})))
-    return out
+    return list(split_frames([r.content]))
 
 
 @STREAM_PROPERTY

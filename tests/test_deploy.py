@@ -127,13 +127,13 @@ def _settings_env_names() -> set[str]:
 
 def _graceful_shutdown_s() -> float:
     """How long the service drains on SIGTERM: a Settings field once there is one, else the
-    constant augsvc.api.server passes to uvicorn."""
+    constant augsvc.cli.serve passes to uvicorn."""
     for name, field in Settings.model_fields.items():
         if "graceful" in name and isinstance(field.default, int | float):
             return float(field.default)
-    from augsvc.api import server
+    from augsvc.cli import serve
 
-    return float(server.GRACEFUL_SHUTDOWN_S)
+    return float(serve.GRACEFUL_SHUTDOWN_S)
 
 
 def _duration_s(text: str) -> float:

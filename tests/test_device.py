@@ -81,7 +81,7 @@ def test_settings_accept_auto_and_cpu(spec, monkeypatch):
 
 
 def test_serve_names_a_bad_device_setting_and_exits_2(monkeypatch, capsys):
-    from augsvc.api.server import serve
+    from augsvc.cli.serve import serve
 
     monkeypatch.setenv("AUGSVC_DEVICE", "tpu")
     assert serve("127.0.0.1", 0) == 2

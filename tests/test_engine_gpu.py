@@ -7,8 +7,8 @@ import torch
 
 from augsvc.engine import augment, compile_plan
 from augsvc.recipes import parse_recipe
+from tests.chains import BENCH_CHAIN, EVERY_OP
 from tests.photos import photo_batch
-from tests.test_engine_determinism import BENCH_CHAIN, EVERY_OP
 
 pytestmark = [
     pytest.mark.gpu,

@@ -1,4 +1,4 @@
-"""Scale-out and graceful shutdown with real processes (issue 7, "Must show").
+"""Scale-out and graceful shutdown with real processes.
 
 One real redis-server and THREE real `augsvc serve` processes on 127.0.0.1 sharing a key
 prefix, as replicas behind a Kubernetes Service would. The replicas agree on recipes and
@@ -34,7 +34,7 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from augsvc.api.server import GRACEFUL_SHUTDOWN_S
+from augsvc.cli.serve import GRACEFUL_SHUTDOWN_S
 from augsvc.codec import read_frame
 from augsvc.datasets import epoch_order
 from tests.imagegen import jpeg_bytes

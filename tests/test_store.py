@@ -1,4 +1,4 @@
-"""One suite for both recipe stores (DESIGN.md, Storage), plus Redis-only failure tests."""
+"""One suite for both recipe stores, plus Redis-only failure tests."""
 
 from __future__ import annotations
 

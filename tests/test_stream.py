@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-import safetensors.numpy
 
-from augsvc.codec import read_frame
 from augsvc.datasets import epoch_order
 from tests.imagegen import jpeg_bytes, png_bytes
+from tests.stream_frames import frames
 
 N_IMAGES = 240
 SEED = 17
@@ -55,18 +52,6 @@ def server(start_augsvc, data_root):
         assert r.json()["size"] == N_IMAGES
         assert r.json()["classes"] == ["class0", "class1", "class2"]
     return srv
-
-
-def frames(response: httpx.Response) -> Iterator[tuple[dict, dict]]:
-    buf = bytearray()
-    for chunk in response.iter_raw():
-        buf += chunk
-        while (got := read_frame(buf)) is not None:
-            blob, used = got
-            del buf[:used]
-            header = json.loads(blob[8 : 8 + int.from_bytes(blob[:8], "little")])
-            yield safetensors.numpy.load(blob), header.get("__metadata__", {})
-    assert not buf, "stream ended inside a frame"
 
 
 def stream(server, **params) -> list[tuple[dict, dict]]:

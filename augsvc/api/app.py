@@ -1,7 +1,8 @@
 """``create_app(settings)``: the FastAPI application, assembled from its parts.
 
-Nothing is built at import time: the lifespan opens the store, the plan cache, the
-engine executor and the metrics registry for this app alone, and closes them on shutdown.
+Nothing is built at import time: the lifespan opens the app's :class:`Services` (store,
+plan cache, engine executor, sources, stream pools) for this app alone, and closes them
+on shutdown.
 """
 
 from __future__ import annotations
@@ -14,54 +15,36 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI
 
 from augsvc.api.auth import KeyRing
-from augsvc.api.executor import EngineExecutor
-from augsvc.api.metrics import Metrics, MetricsMiddleware
+from augsvc.api.metrics import MetricsMiddleware
 from augsvc.api.openapi import install_openapi
-from augsvc.api.plans import PlanCache, RecipeResolver
 from augsvc.api.problems import CatchAllMiddleware, install_problem_handlers
-from augsvc.api.routers import augment, datasets, health, ops, preview, recipes
-from augsvc.api.streams import StreamPools
+from augsvc.api.routes import augment, catalogue, datasets, health, preview, recipes
 from augsvc.config import Settings
 from augsvc.engine import resolve_device
-from augsvc.pixel_budget import PixelBudget
-from augsvc.store import open_dataset_store, open_recipe_store
+from augsvc.ops import import_op_modules
+from augsvc.service.container import open_services
+from augsvc.service.metrics import Metrics
 
 log = logging.getLogger("augsvc.api")
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """The service for these settings. Invalid keys or device fail here, before serving."""
+    """The service for these settings. Invalid keys, device or op modules fail here,
+    before serving."""
     keys = KeyRing.parse(settings.api_keys.get_secret_value() if settings.api_keys else None)
     try:
         device = resolve_device(settings.device)
     except ValueError as exc:
         raise ValueError(f"AUGSVC_DEVICE: {exc}") from exc
+    import_op_modules(settings.op_module_names)
     metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if keys.open:
             log.warning("no API keys configured: the service is open")
-        store = open_recipe_store(settings)
-        plans = PlanCache(
-            settings.plan_cache_size,
-            on_hit=metrics.plan_cache_hits.inc,
-            on_miss=metrics.plan_cache_misses.inc,
-        )
-        executor = EngineExecutor(settings.engine_threads, settings.queue_depth, metrics)
-        app.state.store = store
-        app.state.plans = plans
-        app.state.resolver = RecipeResolver(store, plans, settings.plan_cache_size)
-        app.state.executor = executor
-        app.state.datasets = open_dataset_store(settings, store)
-        app.state.sources = datasets.SourceCache()
-        app.state.stream_pools = StreamPools(settings.max_streams)
-        app.state.pixel_budget = PixelBudget(
-            settings.max_request_pixels,
-            settings.max_inflight_pixels,
-            on_change=metrics.pixels_held.set,
-            on_reject=metrics.pixels_rejected.inc,
-        )
+        services = open_services(settings, device, metrics)
+        app.state.services = services
         log.info(
             "augsvc %s: store=%s device=%s engine_threads=%d queue_depth=%d",
             augsvc_version(), "redis" if settings.redis_url else "memory", device,
@@ -70,9 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
-            app.state.stream_pools.shutdown()
-            executor.shutdown()
-            await store.close()
+            await services.close()
 
     app = FastAPI(
         title="augsvc",
@@ -89,7 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_openapi(app)
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # added last = outermost
-    for module in (health, ops, recipes, preview, augment, datasets):
+    for module in (health, catalogue, recipes, preview, augment, datasets):
         app.include_router(module.router)
     return app
 

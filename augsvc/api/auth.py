@@ -27,7 +27,6 @@ class Principal:
     """Who made the request: the scope of the matching key (keys themselves stay secret)."""
 
     scope: Scope
-    key_index: int  # position in the configured list, for audit logs without the key
 
 
 class KeyRing:
@@ -70,9 +69,9 @@ class KeyRing:
             )
         candidate = presented.encode()
         match: Principal | None = None
-        for index, (key, scope) in enumerate(self._entries):
+        for key, scope in self._entries:
             if hmac.compare_digest(key, candidate) and match is None:
-                match = Principal(scope=scope, key_index=index)
+                match = Principal(scope=scope)
         if match is None:
             raise Unauthorized("unknown API key")
         if match.scope < required:

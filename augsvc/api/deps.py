@@ -1,7 +1,7 @@
-"""Typed dependency aliases: routes declare what they need, app.state provides it.
+"""Typed dependency aliases: routes declare what they need, the app's Services provide it.
 
-Everything lives on ``request.app.state`` (set up by the lifespan in app.py), so two apps
-in one process never share a store, cache or registry.
+Everything lives on ``request.app.state.services`` (opened by the lifespan in app.py),
+so two apps in one process never share a store, cache or registry.
 """
 
 from __future__ import annotations
@@ -12,12 +12,19 @@ import torch
 from fastapi import Depends, Header, Request
 
 from augsvc.api.auth import KeyRing, Principal, Scope, presented_key
-from augsvc.api.executor import EngineExecutor
-from augsvc.api.metrics import Metrics
-from augsvc.api.plans import PlanCache, RecipeResolver
 from augsvc.config import Settings
 from augsvc.pixel_budget import PixelBudget
-from augsvc.store import RecipeStore
+from augsvc.service.container import Services
+from augsvc.service.executor import EngineExecutor
+from augsvc.service.metrics import Metrics
+from augsvc.service.resolver import RecipeResolver
+from augsvc.service.sources import SourceCache
+from augsvc.service.stream_producer import StreamPools
+from augsvc.store import DatasetStore, RecipeStore
+
+
+def _services(request: Request) -> Services:
+    return request.app.state.services
 
 
 def get_settings(request: Request) -> Settings:
@@ -25,19 +32,27 @@ def get_settings(request: Request) -> Settings:
 
 
 def get_store(request: Request) -> RecipeStore:
-    return request.app.state.store
+    return _services(request).store
 
 
-def get_plans(request: Request) -> PlanCache:
-    return request.app.state.plans
+def get_datasets(request: Request) -> DatasetStore:
+    return _services(request).datasets
+
+
+def get_sources(request: Request) -> SourceCache:
+    return _services(request).sources
+
+
+def get_streams(request: Request) -> StreamPools:
+    return _services(request).streams
 
 
 def get_resolver(request: Request) -> RecipeResolver:
-    return request.app.state.resolver
+    return _services(request).resolver
 
 
 def get_executor(request: Request) -> EngineExecutor:
-    return request.app.state.executor
+    return _services(request).executor
 
 
 def get_metrics(request: Request) -> Metrics:
@@ -49,7 +64,7 @@ def get_device(request: Request) -> torch.device:
 
 
 def get_pixel_budget(request: Request) -> PixelBudget:
-    return request.app.state.pixel_budget
+    return _services(request).pixel_budget
 
 
 def _authenticate(request: Request, authorization: str | None, x_api_key: str | None,
@@ -76,7 +91,9 @@ def require_admin(
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[RecipeStore, Depends(get_store)]
-PlansDep = Annotated[PlanCache, Depends(get_plans)]
+DatasetsDep = Annotated[DatasetStore, Depends(get_datasets)]
+SourcesDep = Annotated[SourceCache, Depends(get_sources)]
+StreamsDep = Annotated[StreamPools, Depends(get_streams)]
 ResolverDep = Annotated[RecipeResolver, Depends(get_resolver)]
 ExecutorDep = Annotated[EngineExecutor, Depends(get_executor)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]

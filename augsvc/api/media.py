@@ -6,12 +6,6 @@ from collections.abc import Sequence
 
 from augsvc.errors import NotAcceptable, UnsupportedMediaType
 
-SAFETENSORS = "application/x-safetensors"
-ZIP = "application/zip"
-MULTIPART = "multipart/form-data"
-JSON = "application/json"
-YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
-
 
 def base_type(content_type: str | None) -> str:
     """``"multipart/form-data; boundary=x"`` -> ``"multipart/form-data"`` (lowercase)."""

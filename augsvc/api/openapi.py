@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Path, Query
 from pydantic import BaseModel, Field
 
-from augsvc.api.problems import PROBLEM_JSON
+from augsvc.codec.media_types import PROBLEM_JSON
 from augsvc.datasets import DatasetSpec
 from augsvc.errors import (
     AugsvcError,
@@ -26,8 +26,8 @@ from augsvc.errors import (
     Unauthorized,
     ValidationFailed,
 )
+from augsvc.recipes import recipe_json_schema
 from augsvc.recipes.refs import NAME_PATTERN, REF_PATTERN
-from augsvc.recipes.schema import Recipe
 
 
 class ProblemFieldError(BaseModel):
@@ -158,7 +158,7 @@ def install_openapi(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = problem_media_type(generate())
-            recipe = Recipe.model_json_schema(ref_template="#/components/schemas/{model}")
+            recipe = recipe_json_schema(ref_template="#/components/schemas/{model}")
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(recipe.pop("$defs", {}))
             components["Recipe"] = recipe

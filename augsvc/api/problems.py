@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from augsvc.codec.media_types import PROBLEM_JSON
 from augsvc.errors import (
     PROBLEM_TYPE_PREFIX,
     AugsvcError,
@@ -28,8 +29,6 @@ from augsvc.errors import (
     ValidationFailed,
     all_errors,
 )
-
-PROBLEM_JSON = "application/problem+json"
 
 log = logging.getLogger("augsvc.api")
 
@@ -68,10 +67,7 @@ async def _request_validation(request: Request, exc: Exception) -> Response:
     """Bad query/path parameters: 422 naming each parameter, like a bad recipe field."""
     assert isinstance(exc, RequestValidationError)
     errors = _field_errors(exc)
-    detail = (
-        "; ".join(f"{'.'.join(str(p) for p in e.loc)}: {e.msg}" for e in errors[:5])
-        or "invalid request"
-    )
+    detail = "; ".join(f"{e.path}: {e.msg}" for e in errors[:5]) or "invalid request"
     return problem_response(ValidationFailed(detail, errors=errors), request.url.path)
 
 

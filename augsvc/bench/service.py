@@ -138,11 +138,11 @@ class LeanPoster:
     """POSTs a prepared body to /v1/augment and reads the answer into one reused buffer.
 
     Client and server share this machine's cores, so whatever the client spends is
-    taken from the server. httpx spends about 30 ms of CPU per 36 MB-in / 10 MB-out
-    batch here (chunked reads, joins, fresh buffers): a third of the engine's own
-    cost, which a trainer on another machine pays on its own cores. This client costs
-    what the kernel's socket copies cost (about 8 ms), so the rows it drives measure
-    the service. One connection per instance: not thread-safe, one per thread.
+    taken from the server. httpx spends several times more CPU per batch (chunked
+    reads, joins, fresh buffers; the README has the figures), which a trainer on
+    another machine pays on its own cores. This client costs what the kernel's socket
+    copies cost, so the rows it drives measure the service. One connection per
+    instance: not thread-safe, one per thread.
     """
 
     def __init__(self, url: str, body: bytes, content_type: str) -> None:
@@ -214,7 +214,7 @@ def run_service_bench(
     *, batch: int = 64, repeats: int = 7, warmup: int = 2, device: str = "auto",
     size: tuple[int, int] = (375, 500),
 ) -> EndToEndResult:  # fmt: skip
-    from augsvc.api.server import retain_freed_memory
+    from augsvc.cli.serve import retain_freed_memory
     from augsvc.engine import resolve_device
 
     retain_freed_memory()  # as the server does: the client's responses are ~10 MB each
@@ -292,7 +292,7 @@ def run_stream_bench(
     size: tuple[int, int] = (375, 500), files: int = 256,
 ) -> EndToEndResult:  # fmt: skip
     """One epoch of a folder of JPEGs streamed, next to /v1/augment of the same JPEGs."""
-    from augsvc.api.server import retain_freed_memory
+    from augsvc.cli.serve import retain_freed_memory
     from augsvc.engine import resolve_device
 
     device = str(resolve_device(device))  # the report names the real device; a bad one fails here

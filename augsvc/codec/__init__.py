@@ -21,7 +21,7 @@ from augsvc.codec.archive import make_zip
 from augsvc.codec.batches import images_to_safetensors, read_image_batch
 from augsvc.codec.decode import ImageHeader, decode_image, probe_image
 from augsvc.codec.encode import encode_jpeg, encode_png, sample_photo_bytes
-from augsvc.codec.frames import FRAME_HEADER_BYTES, frame, iter_frames, read_frame
+from augsvc.codec.frames import FRAME_HEADER_BYTES, frame, read_frame
 
 __all__ = [
     "FRAME_HEADER_BYTES",
@@ -31,7 +31,6 @@ __all__ = [
     "encode_png",
     "frame",
     "images_to_safetensors",
-    "iter_frames",
     "make_zip",
     "probe_image",
     "read_frame",

@@ -15,7 +15,6 @@ import numpy as np
 from augsvc.engine.rng import mix64, stream_base
 
 MAX_EPOCH = 2**31 - 1
-MAX_DATASET = 2**32
 
 
 def epoch_order(size: int, seed: int, epoch: int) -> np.ndarray:

@@ -13,10 +13,6 @@ from pathlib import Path
 from augsvc.errors import PathNotAllowed
 
 
-def resolve_roots(roots: Sequence[str | Path]) -> list[Path]:
-    return [Path(r).resolve() for r in roots]
-
-
 def confine(path: str | Path, roots: Sequence[Path]) -> Path:
     """The resolved ``path`` when it lies under a root; PathNotAllowed otherwise.
 

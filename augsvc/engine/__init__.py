@@ -1,18 +1,23 @@
 """The engine: pure torch + Kornia. recipe -> plan -> augmented batch.
 
 No HTTP, no Redis: ``compile_plan(recipe)`` once per recipe version, then
-``augment(plan, images, seed=, offset=)`` per batch.
+``augment(plan, images, seed=, offset=)`` per batch. Everything other layers use is
+named here; the modules behind it are the engine's own business.
 """
 
-from augsvc.engine.plan import Plan, Sampled, compile_plan, sample_plan
-from augsvc.engine.run import AugmentResult, augment, resolve_device
+from augsvc.engine.plan import Plan, Sampled, compile_plan, fixed_output_size, sample_plan
+from augsvc.engine.rng import MAX_SEED
+from augsvc.engine.run import AugmentResult, augment, cpu_workers, resolve_device
 
 __all__ = [
+    "MAX_SEED",
     "AugmentResult",
     "Plan",
     "Sampled",
     "augment",
     "compile_plan",
+    "cpu_workers",
+    "fixed_output_size",
     "resolve_device",
     "sample_plan",
 ]

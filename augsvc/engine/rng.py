@@ -64,8 +64,9 @@ def uniform01(states: np.ndarray, op_index: int, slot: int) -> np.ndarray:
 class Draws:
     """The draws of one op for a batch: ``draws.uniform(slot, lo, hi)`` and friends.
 
-    Slots number the independent quantities an op draws (angle = slot 0, ...);
-    they are part of the op's contract, so changing them changes its samples.
+    Slots number the independent quantities an op draws (slot 0 is every op's
+    apply-or-skip coin; each op documents the rest); they are part of the op's
+    contract, so changing them changes its samples.
     """
 
     states: np.ndarray

@@ -13,16 +13,7 @@ import torch
 
 from augsvc.engine import kernels
 from augsvc.engine.colour import apply_colour
-from augsvc.engine.plan import (
-    BlurParams,
-    ColourParams,
-    EraseParams,
-    NormalizeParams,
-    Plan,
-    Sampled,
-    WarpParams,
-    sample_plan,
-)
+from augsvc.engine.plan import Plan, Sampled, sample_plan
 from augsvc.engine.rng import MAX_SEED
 from augsvc.errors import PayloadTooLarge, ValidationFailed
 
@@ -40,10 +31,6 @@ class AugmentResult:
     images: torch.Tensor | list[torch.Tensor]
     keys: np.ndarray
     params: dict[str, np.ndarray]
-
-    @property
-    def uniform(self) -> bool:
-        return isinstance(self.images, torch.Tensor)
 
 
 def resolve_device(spec: str = "auto") -> torch.device:
@@ -150,8 +137,8 @@ def _to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 def chunk_size(device: torch.device) -> int:
     """Samples processed together. On CPU a few at a time keep each sample's float
-    copy in cache through warp, colour and conversion (about 2x faster than whole
-    batches); a GPU wants the whole group in one launch."""
+    copy in cache through warp, colour and conversion (whole batches spill out of it);
+    a GPU wants the whole group in one launch."""
     return 1 << 30 if device.type == "cuda" else 4
 
 
@@ -218,34 +205,29 @@ def run_stages(plan: Plan, sampled: Sampled, x: torch.Tensor) -> torch.Tensor:
 
 def _run_chunk(plan: Plan, sampled: Sampled, x: torch.Tensor) -> torch.Tensor:
     opts = plan.recipe.output
-    for params in sampled.stages:
-        if isinstance(params, WarpParams):
-            oh, ow = params.out_hw[0].tolist()
+    for stage, params in zip(plan.stages, sampled.stages, strict=True):
+        if stage.kind == "warp":
+            oh, ow = params["out_hw"][0].tolist()
             x = kernels.warp(
                 x,
-                params.matrix,
+                params["matrix"],
                 (oh, ow),
                 mode=opts.interpolation,
                 padding_mode=opts.padding_mode,
                 fill=opts.fill,
                 antialias=opts.antialias,
             )
-            continue
-        x = x.float()
-        if isinstance(params, ColourParams):
-            a = torch.as_tensor(params.a, dtype=torch.float32, device=x.device)
-            b = (
-                None
-                if params.b is None
-                else torch.as_tensor(params.b, dtype=torch.float32, device=x.device)
-            )
-            x = apply_colour(x, a, b, 255.0)
-        elif isinstance(params, BlurParams):
-            x = kernels.blur(x, params.applied, params.sigma, params.kernel_size)
-        elif isinstance(params, EraseParams):
-            x = kernels.erase(x, params.applied, params.boxes, params.value)
-        elif isinstance(params, NormalizeParams):
-            return kernels.normalize(x, params.mean, params.std)
+        elif stage.kind == "colour":
+            a = torch.as_tensor(params["a"], dtype=torch.float32, device=x.device)
+            b = params.get("b")
+            if b is not None:
+                b = torch.as_tensor(b, dtype=torch.float32, device=x.device)
+            x = apply_colour(x.float(), a, b, 255.0)
+        else:
+            ((_, op),) = stage.ops
+            x = op.apply(x.float(), params)
+    if plan.recipe.ops and plan.recipe.ops[-1].terminal:
+        return x
     if plan.out_dtype == "float32":
         return kernels.to_unit(x)
     return x if x.dtype == torch.uint8 else kernels.to_uint8(x)

@@ -1,18 +1,28 @@
 """The recipe document: an ordered list of ops plus output options.
 
-``parse_recipe`` is the one entry point from untrusted JSON; it turns pydantic's
-errors into :class:`~augsvc.errors.InvalidRecipe` whose field errors name the op
-index and field (``ops[2].degrees``), which is what a person fixing a recipe needs.
+``parse_recipe`` is the one entry point from untrusted JSON. Each op is validated by
+the class the registry holds for its ``op`` name, and pydantic's errors become
+:class:`~augsvc.errors.InvalidRecipe` whose field errors name the op index and field
+(``ops[2].degrees``), which is what a person fixing a recipe needs.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from augsvc.errors import FieldError, InvalidRecipe
-from augsvc.recipes.ops import AnyOp, Normalize, size_hw
+from augsvc.ops import Op, op_class, op_names
+from augsvc.ops.fields import pixel_values, size_hw
 
 MAX_OPS = 64
 
@@ -59,70 +69,87 @@ class OutputOptions(BaseModel):
     @field_validator("fill", mode="before")
     @classmethod
     def _fill(cls, v: Any) -> tuple[int, ...]:
-        if isinstance(v, int) and not isinstance(v, bool):
-            v = [v]
-        if not isinstance(v, list | tuple) or len(v) not in (1, 3, 4):
-            raise ValueError("fill must be an int or a list of 1, 3 or 4 ints")
-        if not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= 255 for x in v):
-            raise ValueError("fill entries must be integers in 0..255")
-        return tuple(v)
+        return pixel_values(v, "fill")
 
 
 class Recipe(BaseModel):
-    """An augmentation recipe: ``{"ops": [...], "output": {...}}``."""
+    """An augmentation recipe: ``{"ops": [...], "output": {...}}``. Build one with
+    :func:`parse_recipe`, which validates each op by its registered class."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    ops: tuple[AnyOp, ...] = Field(max_length=MAX_OPS)
+    ops: tuple[SerializeAsAny[Op], ...] = Field(max_length=MAX_OPS)
     output: OutputOptions = OutputOptions()
 
     @model_validator(mode="after")
-    def _normalize_is_last(self) -> Recipe:
+    def _terminal_op_is_last(self) -> Recipe:
         for i, op in enumerate(self.ops[:-1]):
-            if isinstance(op, Normalize):
-                raise ValueError(f"normalize must be the last op (found at ops[{i}])")
+            if op.terminal:
+                raise ValueError(f"{op.name()} must be the last op (found at ops[{i}])")
         return self
 
     @property
     def out_dtype(self) -> str:
         """float32 when asked for or when the recipe normalises."""
-        if self.ops and isinstance(self.ops[-1], Normalize):
+        if self.ops and self.ops[-1].terminal:
             return "float32"
         return self.output.dtype
 
 
-def _field_errors(exc: ValidationError) -> list[FieldError]:
-    errors = []
-    for err in exc.errors():
-        loc = list(err["loc"])
-        # A discriminated union adds the tag ("rotate") after the op index; drop it so
-        # the path reads ops[2].degrees, as the user wrote it.
-        if (
-            len(loc) >= 3
-            and loc[0] == "ops"
-            and isinstance(loc[1], int)
-            and isinstance(loc[2], str)
-        ):
-            loc.pop(2)
-        msg = err["msg"].removeprefix("Value error, ")
-        errors.append(FieldError(tuple(loc), msg))
-    return errors
+def _field_errors(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[FieldError]:
+    return [
+        FieldError((*prefix, *err["loc"]), err["msg"].removeprefix("Value error, "))
+        for err in exc.errors()
+    ]
 
 
-def format_loc(loc: tuple[str | int, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "recipe"
+def parse_op(item: Any) -> Op:
+    """One op document, validated by the class registered for its ``op`` name.
+    ValidationError locations are relative to the op; an unknown or missing name is a
+    ValueError."""
+    if not isinstance(item, dict):
+        raise ValueError("expected an object with an 'op' field")
+    name = item.get("op")
+    cls = op_class(name) if isinstance(name, str) else None
+    if cls is None:
+        known = ", ".join(repr(n) for n in op_names())
+        shown = "no 'op' field" if name is None else f"unknown op {str(name)[:64]!r}"
+        raise ValueError(f"{shown}: expected one of {known}")
+    return cls.model_validate(item)
+
+
+def _parse_ops(raw: Any, errors: list[FieldError]) -> Any:
+    """Op instances for a list of op documents (errors collected); anything else is
+    returned as it is, for the recipe model to refuse."""
+    if not isinstance(raw, list | tuple):
+        return raw
+    if len(raw) > MAX_OPS:
+        errors.append(FieldError(("ops",), f"at most {MAX_OPS} ops, got {len(raw)}"))
+        return ()
+    ops = []
+    for index, item in enumerate(raw):
+        try:
+            ops.append(parse_op(item))
+        except ValidationError as exc:
+            errors.extend(_field_errors(exc, ("ops", index)))
+        except ValueError as exc:
+            errors.append(FieldError(("ops", index), str(exc)))
+    return tuple(ops)
 
 
 def parse_recipe(document: Any) -> Recipe:
     """Validate an untrusted recipe document, raising InvalidRecipe naming every bad field."""
     if not isinstance(document, dict):
         raise InvalidRecipe("a recipe must be a JSON object with an 'ops' list")
+    errors: list[FieldError] = []
+    if "ops" in document:
+        document = {**document, "ops": _parse_ops(document["ops"], errors)}
+    recipe = None
     try:
-        return Recipe.model_validate(document)
+        recipe = Recipe.model_validate(document)
     except ValidationError as exc:
-        errors = _field_errors(exc)
-        detail = "; ".join(f"{format_loc(e.loc)}: {e.msg}" for e in errors[:5])
-        raise InvalidRecipe(detail, errors=errors) from None
+        errors.extend(_field_errors(exc))
+    if errors or recipe is None:
+        detail = "; ".join(f"{e.path}: {e.msg}" for e in errors[:5])
+        raise InvalidRecipe(detail, errors=errors)
+    return recipe

@@ -11,7 +11,7 @@ Key layout (``P`` = the configured prefix; names cannot contain ``:`` so keys ne
 Writes that read-then-decide run as one Lua script (put) or a WATCH/MULTI transaction
 (delete), so concurrent writers on any replica never share a version number.
 
-The connection helpers and :func:`store_errors` are shared with the future DatasetStore.
+The connection helpers and :func:`store_errors` are shared with the dataset store.
 """
 
 from __future__ import annotations

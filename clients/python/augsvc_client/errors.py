@@ -57,7 +57,15 @@ class FieldError:
     msg: str
 
     def __str__(self) -> str:
-        return f"{'.'.join(str(p) for p in self.loc)}: {self.msg}"
+        return f"{format_loc(self.loc)}: {self.msg}"
+
+
+def format_loc(loc: tuple[str | int, ...]) -> str:
+    """``("ops", 2, "degrees")`` -> ``ops[2].degrees``, as the server writes field paths."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "recipe"
 
 
 class AugsvcError(Exception):

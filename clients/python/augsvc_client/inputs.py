@@ -36,6 +36,8 @@ _MAGIC = (
     (b"BM", "image/bmp", ".bmp"),
     (b"II*\x00", "image/tiff", ".tif"),
     (b"MM\x00*", "image/tiff", ".tif"),
+    (b"II+\x00", "image/tiff", ".tif"),  # BigTIFF
+    (b"MM\x00+", "image/tiff", ".tif"),
 )
 
 

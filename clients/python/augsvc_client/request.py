@@ -25,7 +25,8 @@ from .wire import ImagesBody, Output, convert, read_safetensors
 
 SAFETENSORS = "application/x-safetensors"
 STREAM = "application/x-augsvc-stream"
-PROBLEM = "application/problem+json"
+JSON = "application/json"
+YAML = "application/yaml"
 
 Decoder = Callable[[httpx.Response], Any]
 
@@ -124,39 +125,39 @@ def segment(value: str) -> str:
     return quote(value, safe="@:")
 
 
-def load_recipe(recipe: Mapping[str, Any] | str | Path) -> dict[str, Any]:
-    """A recipe document from a dict, or a ``.json`` / ``.yaml`` / ``.yml`` file."""
+RecipeSource = Mapping[str, Any] | str | Path | bytes
+
+
+def recipe_body(recipe: RecipeSource) -> tuple[bytes, str]:
+    """The body and Content-Type that send ``recipe``: a dict as JSON; a ``.json`` /
+    ``.yaml`` / ``.yml`` file, or a document's bytes, as they are.
+
+    Documents are not parsed here: the server reads them (under its nesting limit, with
+    YAML anchors refused) and answers a 422 naming the field at fault, so one reader
+    decides what a recipe document is.
+    """
     if isinstance(recipe, Mapping):
-        return dict(recipe)
+        return _json_body(dict(recipe)), JSON
+    if isinstance(recipe, bytes):
+        return recipe, JSON if recipe.lstrip()[:1] in (b"{", b"[") else YAML
     path = Path(recipe)
     if not path.is_file():
         raise FileNotFoundError(f"recipe file {str(path)!r} does not exist")
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
-
-        document = yaml.safe_load(text)
-    else:
-        document = json.loads(text)
-    if not isinstance(document, dict):
-        raise ValueError(f"{path}: a recipe is a mapping (ops, output), got {type(document)}")
-    return document
+    yaml_file = path.suffix.lower() in (".yaml", ".yml")
+    return path.read_bytes(), YAML if yaml_file else JSON
 
 
 def _json_body(document: Any) -> bytes:
     return json.dumps(document, separators=(",", ":")).encode()
 
 
-def put_recipe(name: str, recipe: Mapping[str, Any] | str | Path, if_match: str | None) -> Call:
-    headers = {"Content-Type": "application/json"}
+def put_recipe(name: str, recipe: RecipeSource, if_match: str | None) -> Call:
+    content, content_type = recipe_body(recipe)
+    headers = {"Content-Type": content_type}
     if if_match is not None:
         headers["If-Match"] = if_match if if_match.startswith(('"', "W/", "*")) else f'"{if_match}"'
     return Call(
-        "PUT",
-        f"/v1/recipes/{segment(name)}",
-        decode_json,
-        headers=headers,
-        content=_json_body(load_recipe(recipe)),
+        "PUT", f"/v1/recipes/{segment(name)}", decode_json, headers=headers, content=content
     )
 
 
@@ -195,7 +196,7 @@ def put_dataset(name: str, kind: str, path: str) -> Call:
         "PUT",
         f"/v1/datasets/{segment(name)}",
         decode_json,
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": JSON},
         content=_json_body({"kind": kind, "path": path}),
     )
 

@@ -37,9 +37,6 @@ class RetryPolicy:
             raise ValueError("base and cap must be >= 0 and deadline > 0")
 
 
-NO_RETRY = RetryPolicy(attempts=1)
-
-
 def is_retryable(failure: int | BaseException, idempotent: bool) -> bool:
     """Whether a failed call may be sent again: a status code or the raised exception."""
     if not idempotent:

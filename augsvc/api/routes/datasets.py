@@ -1,0 +1,170 @@
+"""Datasets: register server-side image sources and stream augmented batches from them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from augsvc.api.deps import (
+    AdminAuth,
+    DatasetsDep,
+    DeviceDep,
+    MetricsDep,
+    PixelBudgetDep,
+    ReadAuth,
+    ResolverDep,
+    SettingsDep,
+    SourcesDep,
+    StreamsDep,
+)
+from augsvc.api.limits import read_body
+from augsvc.api.media import require_content_type
+from augsvc.api.openapi import (
+    DATASET_BODY,
+    LOOKUP,
+    READ,
+    UNCHANGED,
+    WRITE,
+    NamePath,
+    RefQuery,
+    problems,
+)
+from augsvc.codec.media_types import JSON, STREAM
+from augsvc.datasets import Source, parse_spec
+from augsvc.datasets.order import MAX_EPOCH
+from augsvc.datasets.stream import StreamRequest
+from augsvc.documents import parse_document
+from augsvc.engine import MAX_SEED
+from augsvc.errors import (
+    BadRequest,
+    DatasetNotFound,
+    InvalidReference,
+    Overloaded,
+    PathNotAllowed,
+    PayloadTooLarge,
+    StoreUnavailable,
+    UndecodableImage,
+    UnsupportedMediaType,
+)
+from augsvc.service.sources import open_spec
+from augsvc.service.stream_producer import stream_frames
+from augsvc.store import StoredDataset
+
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+
+#: Largest registration body: ``{"kind", "path"}`` with a path of at most 4096 characters.
+MAX_SPEC_BYTES = 64 * 1024
+
+
+def _record(stored: StoredDataset, source: Source | None = None) -> dict[str, Any]:
+    record: dict[str, Any] = {"name": stored.name, **stored.spec, "created_at": stored.created_at}
+    if source is not None:
+        record["size"] = len(source)
+        record["classes"] = source.classes
+    return record
+
+
+@router.put(
+    "/{name}",
+    status_code=201,
+    responses={**UNCHANGED,
+               **problems(*WRITE, BadRequest, InvalidReference, PathNotAllowed, PayloadTooLarge,
+                          UnsupportedMediaType)},
+    openapi_extra=DATASET_BODY,
+)  # fmt: skip
+async def put_dataset(
+    name: NamePath,
+    request: Request,
+    _: AdminAuth,
+    datasets: DatasetsDep,
+    sources: SourcesDep,
+    content_type: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Register (or replace) a dataset. The path is checked and indexed first."""
+    # Read here, under a byte limit and the nesting limit of every user document, not by
+    # FastAPI, which would buffer a body of any size and hand it to json.loads whole.
+    require_content_type(content_type or JSON, [JSON])
+    body = await read_body(request, MAX_SPEC_BYTES, "dataset registration")
+    spec = parse_spec(parse_document(body, "json", source="the dataset registration"))
+    source = await open_spec(spec.model_dump(), sources.roots)
+    stored, created = await datasets.put(name, spec.model_dump())
+    return JSONResponse(_record(stored, source), status_code=201 if created else 200)
+
+
+@router.get("", responses=problems(*READ, StoreUnavailable))
+async def list_datasets(_: ReadAuth, datasets: DatasetsDep) -> dict[str, Any]:
+    return {"datasets": [_record(d) for d in await datasets.list()]}
+
+
+@router.get("/{name}", responses=problems(*READ, DatasetNotFound, StoreUnavailable))
+async def get_dataset(
+    name: NamePath, _: ReadAuth, datasets: DatasetsDep, sources: SourcesDep
+) -> dict[str, Any]:
+    stored = await datasets.get(name)
+    return _record(stored, await sources.get(stored))
+
+
+@router.delete("/{name}", status_code=204, responses=problems(*WRITE, DatasetNotFound))
+async def delete_dataset(name: NamePath, _: AdminAuth, datasets: DatasetsDep) -> Response:
+    await datasets.delete(name)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/{name}/stream",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {STREAM: {}}, "description": "length-prefixed frames"},
+        **problems(*READ, *LOOKUP, DatasetNotFound, PathNotAllowed, UndecodableImage,
+                   Overloaded),
+    },
+)  # fmt: skip
+async def stream_dataset(
+    name: NamePath,
+    request: Request,
+    _: ReadAuth,
+    settings: SettingsDep,
+    resolver: ResolverDep,
+    datasets: DatasetsDep,
+    sources: SourcesDep,
+    pools: StreamsDep,
+    device: DeviceDep,
+    metrics: MetricsDep,
+    budget: PixelBudgetDep,
+    recipe: RefQuery,
+    seed: Annotated[int, Query(ge=0, le=MAX_SEED)],
+    epoch: Annotated[int, Query(ge=0, le=MAX_EPOCH)] = 0,
+    batch_size: Annotated[int, Query(ge=1, le=1024)] = 64,
+    rank: Annotated[int, Query(ge=0)] = 0,
+    world_size: Annotated[int, Query(ge=1, le=65536)] = 1,
+    start: Annotated[int, Query(ge=0, description="global epoch position to resume at")] = 0,
+    drop_last: bool = False,
+) -> StreamingResponse:
+    """Frames of an 8-byte little-endian length + a safetensors blob (images, indices,
+    labels; metadata epoch, batch, rank, world_size, start, position, digest)."""
+    resolved = await resolver.resolve(recipe)
+    stored = await datasets.get(name)
+    source = await sources.get(stored)
+    stream = StreamRequest(seed, epoch, batch_size, rank, world_size, start, drop_last)
+    stream.check(resolved.plan, len(source))
+    pools.claim()
+    body = stream_frames(
+        source,
+        resolved.plan,
+        stream,
+        device=device,
+        max_pixels=settings.max_image_pixels,
+        budget=budget,
+        prefetch=settings.stream_prefetch,
+        pools=pools,
+        metrics=metrics,
+        draining=request.app.state.draining,
+    )
+    headers = {
+        "X-Augsvc-Recipe-Digest": resolved.plan.digest,
+        "X-Augsvc-Dataset-Size": str(len(source)),
+        "Cache-Control": "no-store",
+    }
+    return StreamingResponse(body, media_type=STREAM, headers=headers)

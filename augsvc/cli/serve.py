@@ -1,0 +1,98 @@
+"""``augsvc serve``: Settings from the environment, uvicorn in front of ``create_app``."""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+import signal
+import sys
+import threading
+
+import uvicorn
+from pydantic import ValidationError
+
+from augsvc.config import Settings
+
+KEEP_ALIVE_S = 75  # longer than common load-balancer idle timeouts (60 s), so they close first
+GRACEFUL_SHUTDOWN_S = 30  # let in-flight batches finish on SIGTERM (Kubernetes gives 30 s)
+
+
+def retain_freed_memory() -> bool:
+    """Ask glibc to keep large freed blocks for reuse instead of unmapping them.
+
+    Request bodies and response buffers are tens of MB. By default glibc serves each
+    from fresh mmap pages and unmaps it on free, so every request pays the page
+    faults of first touch, several times the cost of refilling a reused block. The
+    cost is that RSS stays at its high-water mark, which a
+    long-running service with bounded request sizes reaches quickly anyway.
+    No-op (False) where the C library is not glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(mallopt(m_mmap_threshold, 1 << 30) and mallopt(m_trim_threshold, 1 << 30))
+
+
+def serve(host: str, port: int, log_level: str = "info") -> int:
+    """Run until SIGINT/SIGTERM; 2 for bad settings. Port 0 picks a free port, and the
+    line printed at start names the real one (the test fixtures rely on it)."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"augsvc: invalid settings (AUGSVC_* environment):\n{exc}", file=sys.stderr)
+        return 2
+    from augsvc.api.app import create_app  # torch/kornia import here, after the settings check
+
+    retain_freed_memory()
+
+    try:
+        app = create_app(settings)
+    except ValueError as exc:
+        print(f"augsvc: {exc}", file=sys.stderr)
+        return 2
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level.lower(),
+        timeout_keep_alive=KEEP_ALIVE_S,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        server_header=False,
+    )
+    server = uvicorn.Server(config)
+    app.state.draining = lambda: server.should_exit  # streams end at a frame boundary
+    if threading.current_thread() is threading.main_thread():
+        # uvicorn drains on SIGTERM, then re-raises the signal to the handler it found;
+        # with the default one the process would die by it (-15 / exit 143) after a
+        # clean shutdown. This handler just asks the server to stop, so a drained
+        # SIGTERM exits 0, and one arriving before uvicorn takes over still stops it.
+        signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
+    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+        runner.run(_serve(server, host))
+    return 0 if server.started else 1
+
+
+async def _serve(server: uvicorn.Server, host: str) -> None:
+    announcer = asyncio.create_task(_announce(server, host))
+    try:
+        await server.serve()
+    finally:
+        announcer.cancel()
+
+
+async def _announce(server: uvicorn.Server, host: str) -> None:
+    """Print where to point a browser or curl, once the socket is really listening."""
+    while not server.started:
+        await asyncio.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1] if server.servers else server.config.port
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{port}"
+    print(f"augsvc listening on {url} — try: curl {url}/v1/ops  (API docs: {url}/docs)",
+          flush=True)  # fmt: skip

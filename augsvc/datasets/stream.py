@@ -1,0 +1,112 @@
+"""Streams of augmented batches from a server-side source (no HTTP here).
+
+``StreamRequest.batches`` splits a rank's share of the epoch into batches of global
+positions; ``render_frame`` reads, decodes, augments and packs one batch into an
+``application/x-augsvc-stream`` frame. The API runs ``render_frame`` in a worker
+thread one batch ahead of the socket, so decode and augmentation overlap sending.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from augsvc import codec
+from augsvc.datasets.order import MAX_EPOCH, rank_positions, sample_keys
+from augsvc.datasets.sources import Source
+from augsvc.engine import Plan, augment, cpu_workers, fixed_output_size
+from augsvc.errors import FieldError, ValidationFailed
+from augsvc.pixel_budget import PixelBudget
+
+MAX_BATCH = 1024
+#: How long a batch waits for room in the pixel budget (other requests finishing) before
+#: the stream ends with a 503 ``overloaded`` frame, from which the client resumes.
+BUDGET_WAIT_S = 10.0
+
+
+@dataclass(frozen=True)
+class StreamRequest:
+    seed: int
+    epoch: int = 0
+    batch_size: int = 64
+    rank: int = 0
+    world_size: int = 1
+    start: int = 0
+    drop_last: bool = False
+
+    def check(self, plan: Plan, size: int) -> None:
+        """Refuse what cannot stream, before any byte of the response is sent."""
+        if not 1 <= self.batch_size <= MAX_BATCH:
+            raise ValidationFailed(f"batch_size must be in 1..{MAX_BATCH}")
+        if not 0 <= self.epoch <= MAX_EPOCH:
+            raise ValidationFailed(f"epoch must be in 0..{MAX_EPOCH}")
+        if self.world_size < 1 or not 0 <= self.rank < self.world_size:
+            raise ValidationFailed("rank must be in 0..world_size-1 and world_size >= 1")
+        if not 0 <= self.start <= size:
+            raise ValidationFailed(f"start must be in 0..{size} (the dataset size)")
+        if fixed_output_size(plan) is None:
+            raise ValidationFailed(
+                "streams need a recipe whose output has one size: end with a crop or "
+                "resize to [h, w], or set output.size"
+            )
+
+    def batches(self, size: int) -> list[np.ndarray]:
+        """This rank's global positions, cut into batches."""
+        positions = rank_positions(size, self.rank, self.world_size, self.start)
+        cuts = range(0, len(positions), self.batch_size)
+        out = [positions[i : i + self.batch_size] for i in cuts]
+        if self.drop_last and out and len(out[-1]) < self.batch_size:
+            out.pop()
+        return out
+
+
+def render_frame(
+    source: Source,
+    plan: Plan,
+    request: StreamRequest,
+    order: np.ndarray,
+    positions: np.ndarray,
+    batch_index: int,
+    *,
+    device: torch.device,
+    max_pixels: int,
+    budget: PixelBudget,
+) -> bytes:
+    indices = order[positions]
+    reads = [source.read(int(i)) for i in indices]
+    # decoders release the GIL; the engine's single-threaded CPU workers are idle here
+    headers = list(
+        cpu_workers().map(
+            lambda r: codec.probe_image(r[0], max_pixels=max_pixels, name=r[2]), reads
+        )
+    )
+    cost = sum(h.pixels for h in headers)
+    what = f"stream batch {batch_index} ({len(headers)} images)"
+    with budget.hold(cost, what, wait_s=BUDGET_WAIT_S):  # released once the inputs are gone
+        images = list(cpu_workers().map(codec.ImageHeader.decode, headers))
+        keys = sample_keys(request.epoch, positions)
+        result = augment(plan, images, seed=request.seed, keys=keys, device=device)
+        del images
+    if not isinstance(result.images, torch.Tensor):  # check() fixed the size: channels differ
+        counts = " and ".join(str(c) for c in sorted({img.shape[0] for img in result.images}))
+        raise ValidationFailed(
+            f"batch {batch_index} mixes images that end with {counts} channels, which one "
+            "frame cannot hold: set output.channels: 3 (or 1 or 4) in the recipe for a "
+            "dataset that mixes grey and colour images",
+            errors=[FieldError(("recipe", "output", "channels"), "needed for one channel count")],
+        )
+    tensors = {"images": result.images, "indices": torch.from_numpy(indices)}
+    if reads[0][1] is not None:
+        tensors["labels"] = torch.tensor([r[1] for r in reads], dtype=torch.int64)
+    metadata = {
+        "epoch": str(request.epoch),
+        "batch": str(batch_index),
+        "rank": str(request.rank),
+        "world_size": str(request.world_size),
+        "start": str(request.start),
+        "position": str(int(positions[0])),
+        "digest": plan.digest,
+    }
+    return codec.frame(codec.images_to_safetensors(tensors, metadata))

@@ -1,0 +1,110 @@
+"""What an op is: a validated parameter model that also draws and applies itself.
+
+An op is one pydantic model (its schema: fields, defaults, shorthands) that knows how
+to draw its per-sample parameters (:meth:`Op.sample`) and how those act, in one of
+three ways the engine can fuse:
+
+- :class:`GeometricOp` gives each sample a forward 3x3 matrix; a run of them composes
+  into one matrix and one warp.
+- :class:`ColourOp` composes into each sample's colour map ``y = A x + B m``; a run of
+  them touches the pixels once.
+- :class:`PixelOp` runs its own kernel on float pixels (blur, erasing, normalisation).
+
+``sample`` receives the op's counter-based draws and the per-sample canvas (the
+(height, width) this op sees, since earlier crops and resizes change it) and returns
+named float64/bool arrays, one row per sample. Slot 0 of every op is its
+apply-or-skip coin; the other slots are part of the reproducibility contract
+(renumbering them changes samples), so each op documents its slots.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from augsvc.ops.fields import Probability
+
+if TYPE_CHECKING:  # annotations only: the engine's package imports the ops
+    import torch
+
+    from augsvc.engine.colour import ColourMap
+    from augsvc.engine.rng import Draws
+
+Params = dict[str, np.ndarray]
+Canvas = tuple[np.ndarray, np.ndarray]  # (heights, widths), float64, one per sample
+Size = tuple[int, int]
+OpKind = Literal["geometric", "colour", "filter", "erase", "normalize"]
+
+
+class Op(BaseModel):
+    """Base of every op: a name tag (the ``op`` field of each subclass) and a probability."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    kind: ClassVar[OpKind]
+    #: Ops that change the canvas size cannot be skipped per sample (the batch would
+    #: no longer share one output size), so their p must be 1.
+    changes_size: ClassVar[bool] = False
+    #: An op that must end the recipe (normalisation: its float output is final).
+    terminal: ClassVar[bool] = False
+    p: Probability = 1.0
+
+    @classmethod
+    def name(cls) -> str:
+        """The op's tag, as written in recipes (``"rotate"``)."""
+        return cls.model_fields["op"].default
+
+    @model_validator(mode="after")
+    def _size_changers_always_apply(self) -> Op:
+        if self.changes_size and self.p != 1.0:
+            raise ValueError(
+                "p must be 1 for ops that change the image size (a skipped sample would "
+                "not match the batch's output size)"
+            )
+        return self
+
+    def applied(self, draws: Draws) -> np.ndarray:
+        """Slot 0: which samples this op acts on."""
+        return draws.bernoulli(0, self.p)
+
+    def sample(self, draws: Draws, canvas: Canvas) -> Params:
+        """Per-sample parameters; by default only the apply-or-skip coin."""
+        return {"applied": self.applied(draws)}
+
+
+def gated(values: np.ndarray, applied: np.ndarray, identity: float) -> np.ndarray:
+    """``values`` where the op applies, the value that means "do nothing" elsewhere."""
+    return np.where(applied, values, identity)
+
+
+class GeometricOp(Op):
+    kind: ClassVar[OpKind] = "geometric"
+
+    def matrix(self, params: Params, canvas: Canvas) -> tuple[np.ndarray, Canvas]:
+        """Each sample's forward matrix (source pixel -> output pixel, (N, 3, 3) float64)
+        and the canvas it leaves."""
+        raise NotImplementedError
+
+    def fixed_size(self, size: Size | None) -> Size | None:
+        """The (H, W) every sample has after this op, given the one before it (None:
+        it follows the input). Ops that keep the canvas return ``size``."""
+        return size
+
+
+class ColourOp(Op):
+    kind: ClassVar[OpKind] = "colour"
+
+    def colour(self, params: Params, cmap: ColourMap) -> None:
+        """Compose this op's per-sample colour maths into ``cmap``."""
+        raise NotImplementedError
+
+
+class PixelOp(Op):
+    """An op that touches pixels on its own; ``kind`` says which (filter, erase, ...)."""
+
+    def apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
+        """Float images (N, C, H, W) in [0, 255] of the samples ``params`` describe
+        (one row per image) -> the same after this op."""
+        raise NotImplementedError

@@ -1,0 +1,134 @@
+"""Parameter fields shared by the ops: finite numbers, ranges, sizes.
+
+Each validator accepts the shorthand users write (``30`` for ``[-30, 30]``) and returns
+one canonical form, so two recipes that mean the same thing serialise alike and share
+a digest.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field
+
+Probability = Annotated[float, Field(ge=0.0, le=1.0, description="Chance the op is applied.")]
+Pair = tuple[float, float]
+#: Largest side an op may produce; a recipe asking for more is a mistake or an attack.
+MAX_SIDE = 16384
+
+_JSON_KINDS = {dict: "an object", list: "a list", tuple: "a list", str: "a string",
+               bool: "a boolean", type(None): "null"}  # fmt: skip
+
+
+def number(x: Any) -> float:
+    """A finite JSON number. Booleans, numeric strings and NaN/Infinity (which Python's
+    JSON and YAML parsers accept) are refused: one NaN would poison every matrix."""
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        raise ValueError(f"expected a number, got {_JSON_KINDS.get(type(x), type(x).__name__)}")
+    if not math.isfinite(x):
+        raise ValueError(f"expected a finite number, got {x}")
+    return float(x)
+
+
+def _pair(v: Any) -> Any:
+    """Accept [a, b] or (a, b) and return a tuple of finite floats; scalars are checked
+    and left to the caller."""
+    if isinstance(v, list | tuple):
+        if len(v) != 2:
+            raise ValueError("expected a number or a [min, max] pair")
+        return (number(v[0]), number(v[1]))
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        number(v)
+    return v
+
+
+def _is_scalar(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def symmetric_range(v: Any, *, name: str = "value") -> Pair:
+    """A number x means [-x, x]; a pair is taken as [min, max]."""
+    v = _pair(v)
+    if _is_scalar(v):
+        if v < 0:
+            raise ValueError(f"{name} must be >= 0 when given as one number")
+        return (-float(v), float(v))
+    if not isinstance(v, tuple):
+        raise ValueError("expected a number or a [min, max] pair")
+    return v
+
+
+def factor_range(v: Any) -> Pair:
+    """A number x means [max(0, 1 - x), 1 + x], as torchvision's ColorJitter."""
+    v = _pair(v)
+    if _is_scalar(v):
+        if v < 0:
+            raise ValueError("must be >= 0 when given as one number")
+        return (max(0.0, 1.0 - float(v)), 1.0 + float(v))
+    if not isinstance(v, tuple):
+        raise ValueError("expected a number or a [min, max] pair")
+    return v
+
+
+def ordered(v: Pair, *, lo: float | None = None, hi: float | None = None) -> Pair:
+    a, b = v
+    if a > b:
+        raise ValueError(f"min {a} is greater than max {b}")
+    if lo is not None and a < lo:
+        raise ValueError(f"min {a} is below {lo}")
+    if hi is not None and b > hi:
+        raise ValueError(f"max {b} is above {hi}")
+    return v
+
+
+def positive_range(v: Any, name: str, *, hi: float | None = None) -> Pair:
+    """A [min, max] pair with 0 < min <= max (<= hi when given)."""
+    v = _pair(v)
+    if not isinstance(v, tuple):
+        raise ValueError(f"{name} must be a [min, max] pair")
+    ordered(v, hi=hi)
+    if v[0] <= 0:
+        raise ValueError(f"{name} must be > 0")
+    return v
+
+
+def size_hw(v: Any) -> tuple[int, int]:
+    """An int n means (n, n); a pair is (height, width). Both must be positive."""
+    if isinstance(v, bool):
+        raise ValueError("size must be a positive integer or [height, width]")
+    if isinstance(v, int):
+        v = (v, v)
+    if not isinstance(v, list | tuple) or len(v) != 2:
+        raise ValueError("size must be a positive integer or [height, width]")
+    h, w = v
+    if not all(isinstance(x, int) and not isinstance(x, bool) for x in (h, w)):
+        raise ValueError("size must hold integers")
+    if h <= 0 or w <= 0:
+        raise ValueError(f"size must be positive, got [{h}, {w}]")
+    if h > MAX_SIDE or w > MAX_SIDE:
+        raise ValueError(f"size [{h}, {w}] exceeds {MAX_SIDE}")
+    return (h, w)
+
+
+def pixel_values(v: Any, name: str) -> tuple[int, ...]:
+    """An int or a list of 1, 3 or 4 ints in 0..255 (grey, RGB, RGBA)."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        v = [v]
+    if not isinstance(v, list | tuple) or len(v) not in (1, 3, 4):
+        raise ValueError(f"{name} must be an int or a list of 1, 3 or 4 ints")
+    if not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= 255 for x in v):
+        raise ValueError(f"{name} entries must be integers in 0..255")
+    return tuple(v)
+
+
+def _degrees(v: Any) -> Pair:
+    return ordered(symmetric_range(v, name="degrees"), lo=-360, hi=360)
+
+
+#: An angle range in degrees: d for [-d, d], or [min, max], within [-360, 360].
+Degrees = Annotated[Pair, BeforeValidator(_degrees)]
+#: A box's area as a fraction of the image, [min, max] in (0, 1] (torchvision's ``scale``).
+AreaFraction = Annotated[Pair, BeforeValidator(lambda v: positive_range(v, "scale", hi=1.0))]
+#: An aspect-ratio range [min, max] > 0 (torchvision's ``ratio``).
+AspectRatio = Annotated[Pair, BeforeValidator(lambda v: positive_range(v, "ratio"))]

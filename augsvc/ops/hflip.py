@@ -1,0 +1,23 @@
+"""hflip: mirror left-right."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from augsvc.engine import geometry
+from augsvc.ops.base import Canvas, GeometricOp, Params
+from augsvc.ops.fields import Probability
+from augsvc.ops.registry import register
+
+
+@register
+class HFlip(GeometricOp):
+    """Mirror left-right."""
+
+    op: Literal["hflip"] = "hflip"
+    p: Probability = 0.5
+
+    def matrix(self, params: Params, canvas: Canvas) -> tuple[np.ndarray, Canvas]:
+        return geometry.hflip(canvas[1], params["applied"]), canvas

@@ -1,0 +1,52 @@
+"""random_erasing: torchvision's RandomErasing box, filled with a constant."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+from pydantic import field_validator
+
+from augsvc.engine import kernels
+from augsvc.engine.rng import Draws
+from augsvc.ops._boxes import random_box
+from augsvc.ops.base import Canvas, OpKind, Params, PixelOp
+from augsvc.ops.fields import AreaFraction, AspectRatio, Probability, pixel_values
+from augsvc.ops.registry import register
+
+
+@register
+class RandomErasing(PixelOp):
+    """Erase a random rectangle (torchvision's RandomErasing): area fraction from
+    ``scale``, aspect ratio from ``ratio``, filled with ``value`` (0-255 per channel)."""
+
+    kind: ClassVar[OpKind] = "erase"
+    op: Literal["random_erasing"] = "random_erasing"
+    scale: AreaFraction = (0.02, 0.33)
+    ratio: AspectRatio = (0.3, 3.3)
+    value: tuple[int, ...] = (0,)
+    p: Probability = 0.5
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _value(cls, v: Any) -> tuple[int, ...]:
+        return pixel_values(v, "value")
+
+    def sample(self, draws: Draws, canvas: Canvas) -> Params:
+        """slots 1-22: the box search (see ``random_box``); slot 0: the coin."""
+        h, w = canvas
+        top, left, bh, bw, found = random_box(draws, h, w, self.scale, self.ratio, transpose=True)
+        on = self.applied(draws) & found
+        zero = np.zeros_like(h)
+        return {
+            "applied": on,
+            "top": np.where(on, top, zero),
+            "left": np.where(on, left, zero),
+            "height": np.where(on, bh, zero),
+            "width": np.where(on, bw, zero),
+        }
+
+    def apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
+        boxes = np.stack([params[k] for k in ("top", "left", "height", "width")], 1)
+        return kernels.erase(x, params["applied"], boxes, self.value)

@@ -1,0 +1,131 @@
+"""Serving one dataset stream: render batches ahead of the socket, but only so far.
+
+A producer task renders frames on the stream pool (decode + augment off the event
+loop) into a queue of ``stream_prefetch`` slots; the response body drains the queue.
+So decoding and augmenting batch k+1 overlaps sending batch k, and a slow reader
+holds at most ``prefetch`` rendered frames plus the one being written: uvicorn's
+flow control makes the body wait for the socket, the full queue makes the producer
+wait for the body. When the client goes away Starlette cancels the body; its
+``finally`` cancels the producer, so work stops after the batch in progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import torch
+
+from augsvc.codec import frame, images_to_safetensors
+from augsvc.datasets import Source, epoch_order
+from augsvc.datasets.stream import StreamRequest, render_frame
+from augsvc.engine import Plan
+from augsvc.errors import AugsvcError, Overloaded, Unavailable
+from augsvc.pixel_budget import PixelBudget
+from augsvc.service.metrics import Metrics
+
+log = logging.getLogger("augsvc.service.streams")
+_DONE = object()
+
+
+class StreamPools:
+    """The threads that render streams (one per stream at most) and the cap on streams."""
+
+    def __init__(self, max_streams: int) -> None:
+        self.render = ThreadPoolExecutor(max_streams, thread_name_prefix="augsvc-stream")
+        self.max_streams = max_streams
+        self._active = 0
+        self._lock = threading.Lock()
+
+    def claim(self) -> None:
+        with self._lock:
+            if self._active >= self.max_streams:
+                raise Overloaded(
+                    f"{self.max_streams} streams are already being served; retry later",
+                    retry_after=5,
+                )
+            self._active += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._active -= 1
+
+    def shutdown(self) -> None:
+        self.render.shutdown(wait=False, cancel_futures=True)
+
+
+def error_frame(err: AugsvcError) -> bytes:
+    """A last frame that says why the stream ended early (no tensors, just metadata)."""
+    return frame(images_to_safetensors({}, {"error": err.code, "detail": err.detail}))
+
+
+async def stream_frames(
+    source: Source,
+    plan: Plan,
+    request: StreamRequest,
+    *,
+    device: torch.device,
+    max_pixels: int,
+    budget: PixelBudget,
+    prefetch: int,
+    pools: StreamPools,
+    metrics: Metrics,
+    draining: Callable[[], bool] = lambda: False,
+) -> AsyncIterator[bytes]:
+    """The response body. ``pools.claim()`` must have succeeded; this releases it.
+
+    When the server starts shutting down (``draining()``), the stream ends at the next
+    frame boundary with a 503 ``unavailable`` frame, so the client resumes from its
+    last whole frame on another replica instead of losing a frame cut in half when
+    the grace period runs out."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[object] = asyncio.Queue(maxsize=prefetch)
+    order = epoch_order(len(source), request.seed, request.epoch)
+    batches = request.batches(len(source))
+
+    async def produce() -> None:
+        final = None
+        try:
+            for index, positions in enumerate(batches):
+                if draining():
+                    raise Unavailable(
+                        "the server is shutting down; resume at global position "
+                        f"{int(positions[0])}"
+                    )
+                blob = await loop.run_in_executor(
+                    pools.render,
+                    lambda p=positions, i=index: render_frame(
+                        source, plan, request, order, p, i,
+                        device=device, max_pixels=max_pixels, budget=budget,
+                    ),
+                )  # fmt: skip
+                metrics.stream_frames.inc()
+                await queue.put(blob)
+                metrics.stream_frames_buffered.inc()
+        except AugsvcError as err:
+            log.warning("stream ended early: %s: %s", err.code, err.detail)
+            final = error_frame(err)
+        except Exception:
+            log.exception("stream failed")
+            final = error_frame(AugsvcError("internal error while rendering the stream"))
+        if final is not None:
+            await queue.put(final)
+            metrics.stream_frames_buffered.inc()
+        await queue.put(_DONE)
+
+    metrics.streams_active.inc()
+    producer = asyncio.create_task(produce())
+    try:
+        while (item := await queue.get()) is not _DONE:
+            metrics.stream_frames_buffered.dec()
+            yield item  # type: ignore[misc]
+    finally:
+        producer.cancel()
+        while not queue.empty():
+            if queue.get_nowait() is not _DONE:
+                metrics.stream_frames_buffered.dec()
+        metrics.streams_active.dec()
+        pools.release()

@@ -1,0 +1,21 @@
+"""Names vulture cannot see used: public SDK API and attributes read by other libraries.
+
+``make lint`` runs vulture over augsvc/ and the SDK with this file; everything else it
+reports is dead code. Tests do not count as users.
+"""
+
+from augsvc_client.async_client import AsyncClient
+from augsvc_client.client import Client
+from augsvc_client.errors import RateLimited
+from augsvc_client.regularization.dropout import DropoutSchedule
+from augsvc_client.torch_data import AugsvcIterableDataset
+
+Client.augment_iter  # noqa: B018  public SDK API
+AsyncClient.augment_iter  # noqa: B018  public SDK API
+AugsvcIterableDataset.set_epoch  # noqa: B018  called by training loops, as DistributedSampler's
+DropoutSchedule.state_dict  # noqa: B018  torch checkpointing protocol
+DropoutSchedule.load_state_dict  # noqa: B018  torch checkpointing protocol
+RateLimited  # noqa: B018  found by walking the error tree (a proxy's 429)
+_.compress_type  # noqa: B018, F821  zipfile.ZipInfo fields read by zipfile
+_.external_attr  # noqa: B018, F821
+_.__cause__  # noqa: B018, F821  exception chaining read by tracebacks
