@@ -4,7 +4,8 @@ The bound the region path is held to, against ``region_first=False`` (every sour
 converted and pre-shrunk whole): with bilinear and bicubic interpolation no output value
 differs by more than 1 grey level and the mean difference of a sample is under 0.05
 (typically under 0.001); with nearest every output pixel comes from the same source
-pixel or, at an exact rounding tie, its neighbour. Samples whose region is the whole image are identical.
+pixel or, at an exact rounding tie, its neighbour. Samples whose region is the whole
+image are identical.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 The hashes were written by the engine as it was before the code moved to one module
 per op, and rewritten when the first warp became region-first (only its resampling's
-last bits moved, within the bound ``test_engine_region`` states); any later change that alters a single byte of any op's output (or a draw's
-slot, or a record name) fails here. A deliberate change of an op's maths regenerates
-them with ``python -m tests.test_golden_ops`` and says why in its commit.
+last bits moved, within the bound ``test_engine_region`` states); any later change
+that alters a single byte of any op's output (or a draw's slot, or a record name)
+fails here. A deliberate change of an op's maths regenerates them with
+``python -m tests.test_golden_ops`` and says why in its commit.
 """
 
 from __future__ import annotations

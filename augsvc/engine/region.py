@@ -36,7 +36,8 @@ MARGIN = 2
 class ScaledSource(Protocol):
     """An image decoded at a reduced scale (a JPEG's DCT scaling, see
     ``augsvc.codec.ScaledImage``): its pixels, the size of the full image its sample
-    was drawn for, and the map from full-image pixel coordinates to ``pixels``' ones."""
+    was drawn for, and the map from full-image pixel coordinates to ``pixels``' ones
+    (None: the pixels are the full image)."""
 
     @property
     def pixels(self) -> torch.Tensor: ...
@@ -45,7 +46,7 @@ class ScaledSource(Protocol):
     def full_hw(self) -> tuple[int, int]: ...
 
     @property
-    def to_pixels(self) -> np.ndarray: ...
+    def to_pixels(self) -> np.ndarray | None: ...
 
 
 @dataclass(frozen=True)
@@ -124,14 +125,20 @@ def source_matrices(matrix: np.ndarray, to_pixels: list[np.ndarray | None]) -> n
 def decode_scales(
     matrix: np.ndarray, full_hw: np.ndarray, *, antialias: bool, choices: tuple[int, ...]
 ) -> np.ndarray:
-    """The coarsest decode scale (one of ``choices``, 1 always allowed) each sample's
-    first warp can use: the largest that does not exceed its antialiasing pre-shrink,
-    the same rule, so a decoder's downscaling stands in for part of the box filter."""
+    """The coarsest decode scale (one of ``choices``; 1 always allowed) each sample's
+    first warp can use: the largest that divides its antialiasing pre-shrink factor k,
+    so a decoder's downscaling (JPEG's DCT scaling) replaces exactly part of the box
+    filter and the warp then shrinks the scaled pixels by k / scale, the same total.
+
+    A scale that does not divide k would leave the warp a different shrink: decoding
+    at 1/2 for k = 3 and warping the rest aliased visibly (5 grey levels from the full
+    decode's output on photos, where dividing scales stay under 1)."""
     n = len(matrix)
     if not antialias:
         return np.ones(n, dtype=np.int64)
     full_hw = np.asarray(full_hw, dtype=np.int64)
     factors = shrink_factor(matrix, full_hw[:, 0], full_hw[:, 1])
-    allowed = np.array(sorted({1, *choices}), dtype=np.int64)
-    index = np.searchsorted(allowed, factors, side="right") - 1
-    return allowed[index]
+    scales = np.ones(n, dtype=np.int64)
+    for scale in sorted(set(choices)):
+        scales = np.where(factors % scale == 0, scale, scales)
+    return scales

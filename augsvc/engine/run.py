@@ -76,7 +76,7 @@ def _as_sources(images: Images) -> _Sources:
         if img.shape[0] not in (1, 3, 4) or img.shape[1] < 1 or img.shape[2] < 1:
             raise ValidationFailed(f"image {i}: shape {tuple(img.shape)} is not (1|3|4, H, W)")
         pixels.append(img)
-        if isinstance(item, torch.Tensor):
+        if isinstance(item, torch.Tensor) or item.to_pixels is None:
             full_hw.append(tuple(img.shape[1:]))
             maps.append(None)
         else:
@@ -99,11 +99,12 @@ def decode_scales(
     choices: tuple[int, ...] = (1, 2, 4, 8),
 ) -> np.ndarray:
     """The scale (one of ``choices``) at which each sample's image can be decoded
-    without changing what its first warp needs: the largest not above the warp's
+    without changing what its first warp needs: the largest that divides the warp's
     antialiasing pre-shrink, so a decoder's downscaling (JPEG's DCT scaling) does part
-    of that filtering. A function of (recipe, seed, key, image size) alone, so every
-    split, replica and resumed stream decodes a sample at the same scale. 1 when the
-    plan does not start with a warp or antialiasing is off."""
+    of that filtering (``engine.region.decode_scales``). A function of (recipe, seed,
+    key, image size) alone, so every split, replica and resumed stream decodes a sample
+    at the same scale. 1 when the plan does not start with a warp or antialiasing is
+    off."""
     full_hw = np.asarray(full_hw, dtype=np.int64).reshape(-1, 2)
     if not starts_with_warp(plan):
         return np.ones(len(full_hw), dtype=np.int64)
