@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from hypothesis import strategies as st
 
-from augsvc.codec import decode_image
+from augsvc.codec import decode_image, probe_image
+from augsvc.decode_plan import plan_decode
 from augsvc.engine import Plan, augment
 from tests import imagegen
 
@@ -209,6 +210,14 @@ def alone(plan: Plan, image: torch.Tensor, seed: int, key: int) -> torch.Tensor:
     """The sample augmented on its own with its key: what every batch must reproduce."""
     out = augment(plan, [image], seed=seed, keys=[key]).images
     return out[0]
+
+
+def alone_file(plan: Plan, name: str, data: bytes, seed: int, key: int) -> torch.Tensor:
+    """A file augmented on its own, decoded as every path decodes it for that sample
+    (a JPEG at the scale its first warp can use): what every batch must reproduce."""
+    header = probe_image(data, max_pixels=MAX_PIXELS, name=name)
+    images = plan_decode(plan, [header], seed=seed, keys=[key]).decode()
+    return augment(plan, images, seed=seed, keys=[key]).images[0]
 
 
 def expected_channels(plan: Plan, image: torch.Tensor) -> int:

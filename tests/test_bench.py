@@ -88,9 +88,35 @@ def test_service_and_stream_benches_run_end_to_end():
     from augsvc.bench.service import run_service_bench, run_stream_bench
 
     service = run_service_bench(batch=4, repeats=1, warmup=0, device="cpu", size=(60, 80))
-    assert [r.images for r in service.rows] == [4, 4, 4, 8, 8, 4]
+    assert [r.images for r in service.rows] == [4, 4, 4, 8, 8, 4, 4, 4, 4]
+    assert "torchvision in process" in service.markdown()
     assert all(len(r.seconds) == 1 and r.median > 0 for r in service.rows)
     assert "ratio to in-process engine" in service.markdown()
     stream = run_stream_bench(batch=4, repeats=1, warmup=0, device="cpu", size=(60, 80), files=8)
-    assert [r.images for r in stream.rows] == [8, 8]
+    assert [r.images for r in stream.rows] == [8, 8, 8, 8, 8]
     assert stream.to_dict()["results"][1]["images_per_s"] > 0
+
+
+def test_sizes_bench_has_a_row_per_size_and_a_mixed_row():
+    """``augsvc bench engine --sizes``: one row per size, a mixed-size row, and the
+    mixed / one-size ratio of augsvc measured in the same round-robin."""
+    from augsvc.bench.sizes import imagenet_like_sizes, parse_sizes, run_sizes_bench
+
+    assert parse_sizes("500x375,2048x1536") == [(375, 500), (1536, 2048)]
+    with pytest.raises(ValueError, match="WIDTHxHEIGHT"):
+        parse_sizes("500by375")
+    shapes = imagenet_like_sizes(256)
+    assert len(shapes) == 256 and 140 <= len(set(shapes)) <= 145
+    assert all(250 <= s <= 500 for hw in shapes for s in hw)
+
+    result = run_sizes_bench([(60, 80), (90, 120)], batch=4, repeats=1, warmup=0, device="cpu")
+    table = result.markdown()
+    assert "| 80x60 |" in table and "| 120x90 |" in table and "| mixed: 4 images" in table
+    assert "mixed sizes / one size (500x375), same run: augsvc " in table
+    for _, engine in result.per_size:
+        assert {r.name for r in engine.results if r.status == "ok"} >= {
+            "augsvc",
+            "augsvc_whole_image",
+            "torchvision",
+        }
+    assert json.loads(json.dumps(result.to_dict()))["chain"] == "crop"

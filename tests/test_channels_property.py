@@ -23,8 +23,8 @@ from augsvc.recipes import parse_recipe
 from tests.mixes import (
     EDGE_SIZES,
     alone,
+    alone_file,
     assert_in_documented_range,
-    decode,
     expected_channels,
     files,
     random_image,
@@ -131,7 +131,7 @@ def test_multipart_batch_equals_samples_alone(server, recipe, upload, seed, offs
     """JPEG/PNG/WebP/GIF/TIFF files of mixed modes and sizes: 200 (or the documented
     422 for one tensor), and each sample equals the engine on that file alone."""
     plan = compile_plan(parse_recipe(recipe))
-    expected = [alone(plan, decode(*f), seed, offset + i) for i, f in enumerate(upload)]
+    expected = [alone_file(plan, *f, seed, offset + i) for i, f in enumerate(upload)]
     parts = [("image", (name, data, "application/octet-stream")) for name, data in upload]
     parts.append(("recipe", ("recipe.json", json.dumps(recipe).encode(), "application/json")))
     query = {"seed": seed, "offset": offset}

@@ -17,7 +17,7 @@ from augsvc.datasets.stream import StreamRequest
 from augsvc.engine import compile_plan
 from augsvc.recipes import parse_recipe
 from tests.imagegen import png_bytes
-from tests.mixes import alone, assert_in_documented_range, decode, files, recipes
+from tests.mixes import alone_file, assert_in_documented_range, files, recipes
 from tests.stream_frames import split_frames
 
 STREAM_PROPERTY = settings(
@@ -74,15 +74,17 @@ def test_stream_frames_equal_each_file_alone(
 ):
     dataset = ref = register(server, data_root, named_files, recipe)
     plan = compile_plan(parse_recipe(recipe))
-    decoded = [decode(*f) for f in named_files]
     got = stream(server, dataset, ref, seed=seed, epoch=epoch, batch_size=batch_size)
 
-    order = epoch_order(len(decoded), seed, epoch)
-    batches = StreamRequest(seed=seed, epoch=epoch, batch_size=batch_size).batches(len(decoded))
+    order = epoch_order(len(named_files), seed, epoch)
+    batches = StreamRequest(seed=seed, epoch=epoch, batch_size=batch_size).batches(len(named_files))
     for k, positions in enumerate(batches):
         indices = order[positions]
         keys = sample_keys(epoch, positions).tolist()
-        want = [alone(plan, decoded[i], seed, key) for i, key in zip(indices, keys, strict=True)]
+        want = [
+            alone_file(plan, *named_files[i], seed, key)
+            for i, key in zip(indices, keys, strict=True)
+        ]
         tensors, meta = got[k]
         if len({w.shape for w in want}) > 1:  # one size is fixed: the channels differ
             assert {w.shape[1:] for w in want} == {tuple(recipe["output"]["size"])}

@@ -13,14 +13,25 @@ __all__ = ["BenchDependencyError", "bench_photos", "run"]
 
 
 def _measure(args: argparse.Namespace):
+    chain = getattr(args, "chain", "default")
+    sizes = getattr(args, "sizes", None)
+    if args.target == "engine" and sizes:
+        from augsvc.bench.sizes import parse_sizes, run_sizes_bench
+
+        return run_sizes_bench(parse_sizes(sizes), batch=args.batch, repeats=args.repeats,
+                               device=args.device, chain=chain)  # fmt: skip
     if args.target == "engine":
         from augsvc.bench.engine import run_engine_bench
 
-        return run_engine_bench(batch=args.batch, repeats=args.repeats, device=args.device)
+        return run_engine_bench(batch=args.batch, repeats=args.repeats, device=args.device,
+                                chain=chain)  # fmt: skip
     from augsvc.bench.service import run_service_bench, run_stream_bench
+    from augsvc.bench.sizes import parse_sizes
 
+    size = parse_sizes(sizes)[0] if sizes else (375, 500)
     bench = run_service_bench if args.target == "service" else run_stream_bench
-    return bench(batch=args.batch, repeats=args.repeats, device=args.device)
+    return bench(batch=args.batch, repeats=args.repeats, device=args.device, size=size,
+                 chain=chain)  # fmt: skip
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -43,6 +43,32 @@ CHAIN = (
     "-> color_jitter(0.4, 0.4, 0.4, 0.1)"
 )
 
+CROP_RECIPE: dict[str, Any] = {
+    "ops": [
+        {"op": "random_resized_crop", "size": OUT_SIZE, "scale": [0.08, 1.0]},
+        {"op": "hflip", "p": 0.5},
+    ]
+}
+
+
+@dataclass(frozen=True)
+class Chain:
+    """One augmentation chain as each contender spells it."""
+
+    name: str
+    text: str
+    recipe: dict[str, Any]
+
+
+CHAINS = {
+    "default": Chain("default", CHAIN, RECIPE),
+    "crop": Chain(
+        "crop",
+        "random_resized_crop(224, scale 0.08-1) -> hflip(p=0.5) (torchvision's defaults)",
+        CROP_RECIPE,
+    ),
+}
+
 RunBatch = Callable[[int], torch.Tensor]  # batch index -> uint8 (N, 3, 224, 224)
 
 
@@ -55,14 +81,18 @@ class Inputs:
     """The same photos in each form a contender's users already hold them."""
 
     photos: list[np.ndarray]  # (H, W, 3) uint8, for Albumentations
-    batch: torch.Tensor  # (N, 3, H, W) uint8 contiguous, for augsvc and Kornia
-    samples: list[torch.Tensor]  # (3, H, W) uint8, for torchvision
+    batch: torch.Tensor | None  # (N, 3, H, W) uint8 contiguous (one size), augsvc and Kornia
+    samples: list[torch.Tensor]  # (3, H, W) uint8, for torchvision (and augsvc, mixed sizes)
+    chain: Chain = CHAINS["default"]
 
     @classmethod
-    def from_photos(cls, photos: list[np.ndarray]) -> Inputs:
+    def from_photos(cls, photos: list[np.ndarray], chain: Chain = CHAINS["default"]) -> Inputs:
+        if len({p.shape for p in photos}) > 1:  # mixed sizes: a list, as users hold them
+            samples = [torch.from_numpy(p).permute(2, 0, 1).contiguous() for p in photos]
+            return cls(photos=photos, batch=None, samples=samples, chain=chain)
         batch = torch.from_numpy(np.stack(photos)).permute(0, 3, 1, 2).contiguous()
         samples = [img.clone() for img in batch.unbind(0)]
-        return cls(photos=photos, batch=batch, samples=samples)
+        return cls(photos=photos, batch=batch, samples=samples, chain=chain)
 
 
 @dataclass
@@ -125,7 +155,7 @@ class EngineBenchResult:
             f"cv2 threads {env['cv2_threads']}); batch {env['batch']}; "
             f"{w}x{h} RGB photos -> {OUT_SIZE}x{OUT_SIZE} uint8; "
             f"{env['warmup']} warm-up + {env['repeats']} timed batches per contender, "
-            f"round-robin\nchain: {CHAIN}"
+            f"round-robin\nchain: {env['chain']}"
         )
 
     def markdown(self) -> str:
@@ -154,9 +184,9 @@ def augsvc_contender(inputs: Inputs, device: torch.device, seed: int) -> Contend
     from augsvc.engine import augment, compile_plan
     from augsvc.recipes import parse_recipe
 
-    plan = compile_plan(parse_recipe(RECIPE))
-    batch = inputs.batch
-    n = batch.shape[0]
+    plan = compile_plan(parse_recipe(inputs.chain.recipe))
+    batch = inputs.batch if inputs.batch is not None else inputs.samples
+    n = len(batch)
 
     def run(index: int) -> torch.Tensor:
         # Each batch gets fresh sample keys, as consecutive batches of a stream do.
@@ -167,10 +197,31 @@ def augsvc_contender(inputs: Inputs, device: torch.device, seed: int) -> Contend
     return Contender("augsvc", "augsvc engine (batched, per-sample seeded)", device, run)
 
 
+def augsvc_whole_image_contender(inputs: Inputs, device: torch.device, seed: int) -> Contender:
+    """augsvc's engine without source regions (every source converted and pre-shrunk
+    whole, grouped by input size): what the region-first engine gains."""
+    from augsvc.engine import augment, compile_plan
+    from augsvc.recipes import parse_recipe
+
+    plan = compile_plan(parse_recipe(inputs.chain.recipe))
+    batch = inputs.batch if inputs.batch is not None else inputs.samples
+    n = len(batch)
+
+    def run(index: int) -> torch.Tensor:
+        result = augment(plan, batch, seed=seed, offset=index * n, device=device,
+                         region_first=False)  # fmt: skip
+        assert isinstance(result.images, torch.Tensor)
+        return result.images
+
+    return Contender("augsvc_whole_image", "augsvc engine, whole-image path", device, run)
+
+
 def kornia_contender(inputs: Inputs, device: torch.device, seed: int) -> Contender:
     import kornia
     import kornia.augmentation as K
 
+    if inputs.batch is None or inputs.chain.name != "default":
+        raise Skipped("runs the default chain on one-size batches only")
     # ColorJitter (not ColorJiggle) is Kornia's port of torchvision's ColorJitter formulas.
     aug = K.AugmentationSequential(
         K.RandomRotation(30.0, p=1.0),
@@ -196,13 +247,16 @@ def kornia_contender(inputs: Inputs, device: torch.device, seed: int) -> Contend
     )
 
 
-def torchvision_contender(inputs: Inputs, device: torch.device, seed: int) -> Contender:
-    import torchvision
+def torchvision_transform(chain: Chain):
     from torchvision.transforms import v2
 
+    if chain.name == "crop":
+        return v2.Compose(
+            [v2.RandomResizedCrop(OUT_SIZE, antialias=True), v2.RandomHorizontalFlip()]
+        )
     # Bilinear rotation like every other contender (v2.RandomRotation defaults to
     # nearest, which is cheaper and visibly jaggier).
-    transform = v2.Compose(
+    return v2.Compose(
         [
             v2.RandomRotation(30, interpolation=v2.InterpolationMode.BILINEAR),
             v2.RandomResizedCrop(OUT_SIZE, scale=(0.5, 1.0), antialias=True),
@@ -210,6 +264,30 @@ def torchvision_contender(inputs: Inputs, device: torch.device, seed: int) -> Co
             v2.ColorJitter(0.4, 0.4, 0.4, 0.1),
         ]
     )
+
+
+def albumentations_transform(chain: Chain, seed: int):
+    import albumentations as A
+
+    if chain.name == "crop":
+        ops = [
+            A.RandomResizedCrop(size=(OUT_SIZE, OUT_SIZE), scale=(0.08, 1.0), p=1.0),
+            A.HorizontalFlip(p=0.5),
+        ]
+    else:
+        ops = [
+            A.Rotate(limit=30, p=1.0),
+            A.RandomResizedCrop(size=(OUT_SIZE, OUT_SIZE), scale=(0.5, 1.0), p=1.0),
+            A.HorizontalFlip(p=0.5),
+            A.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1, p=1.0),
+        ]
+    return A.Compose(ops, seed=seed)
+
+
+def torchvision_contender(inputs: Inputs, device: torch.device, seed: int) -> Contender:
+    import torchvision
+
+    transform = torchvision_transform(inputs.chain)
     samples = inputs.samples
 
     def run(index: int) -> torch.Tensor:
@@ -229,15 +307,7 @@ def albumentations_contender(inputs: Inputs, device: torch.device, seed: int) ->
     except ImportError as exc:
         raise Skipped("albumentations not installed (pip install 'augsvc[bench]')") from exc
 
-    transform = A.Compose(
-        [
-            A.Rotate(limit=30, p=1.0),
-            A.RandomResizedCrop(size=(OUT_SIZE, OUT_SIZE), scale=(0.5, 1.0), p=1.0),
-            A.HorizontalFlip(p=0.5),
-            A.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1, p=1.0),
-        ],
-        seed=seed,
-    )
+    transform = albumentations_transform(inputs.chain, seed)
     photos = inputs.photos
 
     def run(index: int) -> torch.Tensor:
@@ -340,6 +410,8 @@ def run_engine_bench(
     size: tuple[int, int] = (375, 500),
     seed: int = 0,
     peers: tuple[Callable[[Inputs, torch.device, int], Contender], ...] = PEERS,
+    chain: str = "default",
+    photos: list[np.ndarray] | None = None,
 ) -> EngineBenchResult:
     """Measure every contender on the same ``batch`` photos of ``size`` = (H, W).
 
@@ -354,7 +426,9 @@ def run_engine_bench(
     dev = resolve_device(device) if isinstance(device, str) else device
     torch.manual_seed(seed)  # Kornia and torchvision draw from torch's global RNG
     environment = _environment(dev, batch, repeats, warmup, size)
-    inputs = Inputs.from_photos(bench_photos(batch, size))
+    environment["chain"] = CHAINS[chain].text
+    environment["recipe"] = CHAINS[chain].recipe
+    inputs = Inputs.from_photos(photos or bench_photos(batch, size), CHAINS[chain])
 
     contenders = [augsvc_contender(inputs, dev, seed)]
     results: dict[str, ContenderResult] = {}

@@ -31,7 +31,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from augsvc.bench.engine import CHAIN, RECIPE, Inputs, augsvc_contender
+from augsvc.bench.engine import (
+    CHAINS,
+    Chain,
+    Inputs,
+    albumentations_transform,
+    augsvc_contender,
+    torchvision_transform,
+)
 from augsvc.bench.photos import bench_photos
 from augsvc.codec import images_to_safetensors, read_frame
 
@@ -96,7 +103,7 @@ class EndToEndResult:
         lines = [
             f"augsvc bench {self.target}: device {env['device']}; {env['cpu_cores']} CPU cores; "
             f"batch {env['batch']}; {env['photos']} photos {env['input']} -> 224x224 uint8; "
-            f"{env['repeats']} timed rounds after warm-up, round-robin\nchain: {CHAIN}",
+            f"{env['repeats']} timed rounds after warm-up, round-robin\nchain: {env['chain']}",
             "",
             f"| path | images/s (median) | min-max | ratio to {self.reference} |",
             "|---|---:|---:|---:|",
@@ -198,6 +205,69 @@ def _measure(rows: list[tuple[Row, Callable[[int], Any]]], repeats: int, warmup:
             row.seconds.append(_timed(fn, warmup + r))
 
 
+#: Limits a bench server runs under: large photos in batches pass the defaults.
+LARGE_LIMITS = {
+    "AUGSVC_MAX_REQUEST_BYTES": str(2**31),
+    "AUGSVC_MAX_REQUEST_PIXELS": str(2**31),
+    "AUGSVC_MAX_INFLIGHT_PIXELS": str(2**33),
+    "AUGSVC_MAX_IMAGE_PIXELS": str(2**27),
+}
+
+
+def jpeg_peers(jpegs: list[bytes], chain: Chain, batch: int) -> list[tuple[Row, Callable]]:
+    """In-process rows on the same JPEG bytes: augsvc's decode plan and engine, and the
+    peers as their users run them (torchvision: decode_jpeg then v2 per sample;
+    Albumentations: cv2.imdecode then Compose per sample)."""
+    from augsvc.codec import probe_image
+    from augsvc.decode_plan import plan_decode
+    from augsvc.engine import augment, compile_plan
+    from augsvc.recipes import parse_recipe
+
+    plan = compile_plan(parse_recipe(chain.recipe))
+
+    def augsvc_jpegs(i: int) -> None:
+        headers = [probe_image(d, max_pixels=2**30) for d in jpegs]
+        keys = list(range(i * batch, i * batch + len(headers)))
+        images = plan_decode(plan, headers, seed=0, keys=keys).decode()
+        augment(plan, images, seed=0, keys=keys)
+
+    rows: list[tuple[Row, Callable]] = [
+        (Row("augsvc in process: JPEG bytes -> decode plan + engine", images=batch),
+         augsvc_jpegs),
+    ]  # fmt: skip
+    try:
+        from torchvision.io import decode_jpeg
+
+        transform = torchvision_transform(chain)
+        encoded = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in jpegs]
+
+        def torchvision_jpegs(i: int) -> None:
+            torch.stack([transform(decode_jpeg(e)) for e in encoded])
+
+        rows.append(
+            (Row("torchvision in process: decode_jpeg + v2 per sample", images=batch),
+             torchvision_jpegs)
+        )  # fmt: skip
+    except ImportError:
+        pass
+    try:
+        import cv2
+
+        album = albumentations_transform(chain, 0)
+        buffers = [np.frombuffer(d, dtype=np.uint8) for d in jpegs]
+
+        def album_jpegs(i: int) -> None:
+            for b in buffers:
+                rgb = cv2.cvtColor(cv2.imdecode(b, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+                album(image=rgb)
+
+        rows.append((Row("Albumentations in process: cv2.imdecode + Compose per sample",
+                         images=batch), album_jpegs))  # fmt: skip
+    except ImportError:
+        pass
+    return rows
+
+
 def _environment(device: str, batch: int, repeats: int, photos: int, hw: tuple[int, int]):
     return {
         "device": device,
@@ -212,7 +282,7 @@ def _environment(device: str, batch: int, repeats: int, photos: int, hw: tuple[i
 
 def run_service_bench(
     *, batch: int = 64, repeats: int = 7, warmup: int = 2, device: str = "auto",
-    size: tuple[int, int] = (375, 500),
+    size: tuple[int, int] = (375, 500), chain: str = "default",
 ) -> EndToEndResult:  # fmt: skip
     from augsvc.cli.serve import retain_freed_memory
     from augsvc.engine import resolve_device
@@ -220,7 +290,7 @@ def run_service_bench(
     retain_freed_memory()  # as the server does: the client's responses are ~10 MB each
     device = str(resolve_device(device))  # one device for both, and a bad one fails here
     photos = bench_photos(batch, size)
-    inputs = Inputs.from_photos(photos)
+    inputs = Inputs.from_photos(photos, CHAINS[chain])
 
     engine = augsvc_contender(inputs, torch.device(device), 0)
     upload = images_to_safetensors({"images": inputs.batch})
@@ -232,11 +302,11 @@ def run_service_bench(
     }
     multipart, multipart_type = _multipart(files)
     with (
-        local_server({"AUGSVC_DEVICE": device}) as url,
+        local_server({"AUGSVC_DEVICE": device, **LARGE_LIMITS}) as url,
         httpx.Client(base_url=url, timeout=300) as client,
         ThreadPoolExecutor(2) as pool,
     ):
-        client.put("/v1/recipes/bench", json=RECIPE).raise_for_status()
+        client.put("/v1/recipes/bench", json=CHAINS[chain].recipe).raise_for_status()
         posters = [
             LeanPoster(url, body, kind)
             for body, kind in [(upload, "application/x-safetensors"), (multipart, multipart_type)]
@@ -263,6 +333,7 @@ def run_service_bench(
             (Row("service: JPEG in -> safetensors, 2 in flight", images=2 * batch),
              pipelined(jpeg, jpeg_2nd)),
             (Row("service: safetensors in/out, httpx client", images=batch), httpx_tensors),
+            *jpeg_peers(jpegs, CHAINS[chain], batch),
         ]  # fmt: skip
         try:
             _measure(rows, repeats, warmup)
@@ -270,6 +341,7 @@ def run_service_bench(
             for poster in posters:
                 poster.close()
     env = _environment(str(engine.device), batch, repeats, len(photos), size)
+    env["chain"] = CHAINS[chain].text
     return EndToEndResult("service", env, [row for row, _ in rows])
 
 
@@ -289,7 +361,7 @@ def _stream_epoch(client: httpx.Client, batch: int, epoch: int) -> int:
 
 def run_stream_bench(
     *, batch: int = 64, repeats: int = 5, warmup: int = 1, device: str = "auto",
-    size: tuple[int, int] = (375, 500), files: int = 256,
+    size: tuple[int, int] = (375, 500), files: int = 256, chain: str = "default",
 ) -> EndToEndResult:  # fmt: skip
     """One epoch of a folder of JPEGs streamed, next to /v1/augment of the same JPEGs."""
     from augsvc.cli.serve import retain_freed_memory
@@ -304,10 +376,10 @@ def run_stream_bench(
         for i, data in enumerate(jpegs):
             (folder / f"class{i % 4}").mkdir(parents=True, exist_ok=True)
             (folder / f"class{i % 4}" / f"{i:04d}.jpg").write_bytes(data)
-        env = {"AUGSVC_DEVICE": device, "AUGSVC_DATA_ROOTS": root}
+        env = {"AUGSVC_DEVICE": device, "AUGSVC_DATA_ROOTS": root, **LARGE_LIMITS}
         retain_freed_memory()
         with local_server(env) as url, httpx.Client(base_url=url, timeout=300) as client:
-            client.put("/v1/recipes/bench", json=RECIPE).raise_for_status()
+            client.put("/v1/recipes/bench", json=CHAINS[chain].recipe).raise_for_status()
             dataset = {"kind": "folder", "path": str(folder)}
             client.put("/v1/datasets/bench", json=dataset).raise_for_status()
 
@@ -322,7 +394,20 @@ def run_stream_bench(
                  augment_epoch),
                 (Row("GET /v1/datasets/{name}/stream (server-side JPEG folder)", images=files),
                  lambda i: _stream_epoch(client, batch, i)),
+                *[(Row(row.name, images=files), _per_epoch(fn, jpegs, batch))
+                  for row, fn in jpeg_peers(jpegs[:batch], CHAINS[chain], batch)],
             ]  # fmt: skip
             _measure(rows, repeats, warmup)
     environment = _environment(device, batch, repeats, files, size)
+    environment["chain"] = CHAINS[chain].text
     return EndToEndResult("stream", environment, [row for row, _ in rows], "/v1/augment")
+
+
+def _per_epoch(fn: Callable[[int], Any], jpegs: list[bytes], batch: int) -> Callable[[int], None]:
+    """An in-process row over a whole epoch: the batch function once per batch's worth."""
+
+    def epoch(i: int) -> None:
+        for start in range(0, len(jpegs), batch):
+            fn(i * len(jpegs) + start)
+
+    return epoch

@@ -115,6 +115,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=7, help="timed batches per contender")
     bench.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     bench.add_argument("--json", default=None, help="also write results to this JSON file")
+    bench.add_argument(
+        "--sizes",
+        default=None,
+        help="WIDTHxHEIGHT[,...] input photo sizes: engine gives a row per size and a mixed-"
+        "size row; service and stream use the first",
+    )
+    bench.add_argument(
+        "--chain",
+        default="default",
+        choices=["default", "crop"],
+        help="default: rotate, crop, flip, colour jitter; crop: random_resized_crop(224, "
+        "scale 0.08-1) and hflip, torchvision's defaults",
+    )
     bench.set_defaults(func=_bench)
     return parser
 

@@ -25,17 +25,20 @@ def load_document(path: Path) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from augsvc.codec import decode_image, encode_png
+    from augsvc.codec import encode_png, probe_image
+    from augsvc.decode_plan import plan_decode
     from augsvc.engine import augment, compile_plan, resolve_device
     from augsvc.recipes import parse_recipe
 
     try:
         plan = compile_plan(parse_recipe(load_document(Path(args.recipe))))
         device = resolve_device(args.device)
-        images = [
-            decode_image(Path(p).read_bytes(), max_pixels=MAX_PIXELS, name=Path(p).name)
+        headers = [
+            probe_image(Path(p).read_bytes(), max_pixels=MAX_PIXELS, name=Path(p).name)
             for p in args.images
         ]
+        keys = range(args.offset, args.offset + len(headers))
+        images = plan_decode(plan, headers, seed=args.seed, keys=list(keys)).decode()
         result = augment(plan, images, seed=args.seed, offset=args.offset, device=device)
     except AugsvcError as err:
         print(f"augsvc augment: {err.detail}", file=sys.stderr)

@@ -9,8 +9,8 @@ become a 4xx and never a 500.
 Decoded images are always ``uint8`` tensors of shape ``(C, H, W)`` with ``C`` in ``{1, 3, 4}``
 (grey, RGB, RGBA): that is the only layout the engine has to handle.
 
-- :mod:`.decode`: uploads to tensors (sniffing, pixel limit, EXIF orientation), and
-  their headers alone (size before decoding).
+- :mod:`.decode`: uploads to tensors (sniffing, pixel limit, EXIF orientation), their
+  headers alone (size before decoding), and JPEGs at a reduced scale (DCT scaling).
 - :mod:`.encode`: tensors to PNG/JPEG; the bundled sample photo.
 - :mod:`.batches`: safetensors bodies in and out.
 - :mod:`.frames`: ``application/x-augsvc-stream`` frames.
@@ -19,13 +19,14 @@ Decoded images are always ``uint8`` tensors of shape ``(C, H, W)`` with ``C`` in
 
 from augsvc.codec.archive import make_zip
 from augsvc.codec.batches import images_to_safetensors, read_image_batch
-from augsvc.codec.decode import ImageHeader, decode_image, probe_image
+from augsvc.codec.decode import ImageHeader, ScaledImage, decode_image, probe_image
 from augsvc.codec.encode import encode_jpeg, encode_png, sample_photo_bytes
 from augsvc.codec.frames import FRAME_HEADER_BYTES, frame, read_frame
 
 __all__ = [
     "FRAME_HEADER_BYTES",
     "ImageHeader",
+    "ScaledImage",
     "decode_image",
     "encode_jpeg",
     "encode_png",

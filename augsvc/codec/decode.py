@@ -100,6 +100,9 @@ class ImageHeader:
     width: int
     height: int
     orientation: int
+    #: Whether :meth:`decode_scaled` can decode it at a reduced scale (a baseline or
+    #: progressive JPEG, which libjpeg scales in the DCT domain).
+    scalable: bool
     _data: bytes = field(repr=False)
     _image: ImageFile.ImageFile = field(repr=False)
 
@@ -108,9 +111,72 @@ class ImageHeader:
         """Pixels of the decoded image (of its first frame or page)."""
         return self.width * self.height
 
+    @property
+    def displayed_hw(self) -> tuple[int, int]:
+        """(height, width) as a viewer shows the image: after its EXIF orientation."""
+        return (self.width, self.height) if self.orientation >= 5 else (self.height, self.width)
+
+    def decoded_hw(self, scale: int) -> tuple[int, int]:
+        """The displayed (height, width) :meth:`decode_scaled` gives at ``scale``."""
+        h, w = self.displayed_hw
+        scale = self._usable_scale(scale)
+        return -(-h // scale), -(-w // scale)
+
+    def _usable_scale(self, scale: int) -> int:
+        """``scale``, or less: 1 for anything but JPEG, at most the image's size, and a
+        divisor of every stored side that the orientation reverses. DCT blocks start at
+        the stored image's first pixel; where an axis is reversed for display they must
+        also end on its last one, or the scaled pixels would sit half a pixel off the
+        grid the full image's box filter uses (a visible shift on fine texture)."""
+        if not self.scalable:
+            return 1
+        reversed_sides = [self.width] if self.orientation in (2, 3, 7, 8) else []
+        reversed_sides += [self.height] if self.orientation in (3, 4, 6, 7) else []
+        while scale > 1 and (
+            min(self.width, self.height) < scale or any(side % scale for side in reversed_sides)
+        ):
+            scale //= 2
+        return scale
+
+    def decoded_pixels(self, scale: int) -> int:
+        """Pixels :meth:`decode_scaled` holds at ``scale``: what a budget should count."""
+        h, w = self.decoded_hw(scale)
+        return h * w
+
     def decode(self) -> torch.Tensor:
         """The pixels, as :func:`decode_image` returns them."""
         return self._decode(use_torchvision=True)
+
+    def decode_scaled(self, scale: int) -> ScaledImage:
+        """The image at 1/``scale`` of its size (1, 2, 4 or 8; JPEG only, anything else
+        decodes whole), with the map from the full image's pixels to the decoded ones.
+
+        libjpeg scales in the DCT domain (Pillow's draft mode): each 8x8 block becomes
+        8/scale pixels a side, skipping most of the inverse DCT and colour conversion,
+        so a 1/4 decode costs a fraction of a full one. Orientation is applied to the
+        scaled pixels and the map accounts for it, so the map is in the displayed frame.
+        Errors are :meth:`decode`'s."""
+        full_hw = self.displayed_hw
+        if scale not in (1, 2, 4, 8):
+            raise ValueError(f"scale must be 1, 2, 4 or 8, got {scale}")
+        scale = self._usable_scale(scale)
+        if scale == 1:
+            return ScaledImage(self.decode(), full_hw, None)
+        try:
+            self._image.draft(self._image.mode, (self.width // scale, self.height // scale))
+            pixels = _decode_with_pillow(self._image, self.format, self.label)
+        finally:
+            self._image.close()
+        stored_h, stored_w = pixels.shape[1:]
+        if (stored_h, stored_w) != (-(-self.height // scale), -(-self.width // scale)):
+            raise UndecodableImage(f"{self.label}: JPEG data did not decode at 1/{scale}")
+        stored_to_scaled = np.linalg.inv(_box_centres(scale))
+        to_pixels = (
+            _orientation_matrix(self.orientation, stored_w, stored_h)
+            @ stored_to_scaled
+            @ np.linalg.inv(_orientation_matrix(self.orientation, self.width, self.height))
+        )
+        return ScaledImage(_apply_orientation(pixels, self.orientation), full_hw, to_pixels)
 
     def _decode(self, *, use_torchvision: bool) -> torch.Tensor:
         """With the torchvision fast path switchable, for the parity tests."""
@@ -123,6 +189,43 @@ class ImageHeader:
         finally:
             self._image.close()
         return _apply_orientation(pixels, self.orientation)
+
+
+@dataclass(frozen=True)
+class ScaledImage:
+    """An image decoded at a reduced scale: ``pixels`` (uint8 (C, h, w), displayed
+    frame), ``full_hw`` the displayed size of the whole image, and ``to_pixels`` the
+    3x3 map from the whole image's pixel coordinates to ``pixels``' (None when the
+    image was decoded whole). The engine draws a sample's parameters for ``full_hw``
+    and warps ``pixels`` through the map, so the sample's geometry never depends on
+    the scale it was decoded at."""
+
+    pixels: torch.Tensor
+    full_hw: tuple[int, int]
+    to_pixels: np.ndarray | None
+
+
+def _box_centres(scale: int) -> np.ndarray:
+    """Pixel j of a 1/scale decode covers pixels [scale*j, scale*(j+1)): its centre."""
+    offset = (scale - 1) / 2
+    return np.array([[scale, 0, offset], [0, scale, offset], [0, 0, 1]], dtype=np.float64)
+
+
+def _orientation_matrix(orientation: int, width: int, height: int) -> np.ndarray:
+    """The map from stored pixel coordinates of a ``width`` x ``height`` image to where
+    :data:`_ORIENTATIONS` puts them (the displayed frame)."""
+    w1, h1 = width - 1, height - 1
+    x, y = {
+        1: ((1, 0, 0), (0, 1, 0)),
+        2: ((-1, 0, w1), (0, 1, 0)),
+        3: ((-1, 0, w1), (0, -1, h1)),
+        4: ((1, 0, 0), (0, -1, h1)),
+        5: ((0, 1, 0), (1, 0, 0)),
+        6: ((0, -1, h1), (1, 0, 0)),
+        7: ((0, -1, h1), (-1, 0, w1)),
+        8: ((0, 1, 0), (-1, 0, w1)),
+    }[orientation]
+    return np.array([x, y, (0, 0, 1)], dtype=np.float64)
 
 
 def probe_image(data: bytes, *, max_pixels: int, name: str = "image") -> ImageHeader:
@@ -148,7 +251,8 @@ def probe_image(data: bytes, *, max_pixels: int, name: str = "image") -> ImageHe
         image.close()
         raise
     width, height = image.size
-    return ImageHeader(label, fmt, width, height, orientation, data, image)
+    scalable = fmt == "JPEG" and len(image.tile) == 1
+    return ImageHeader(label, fmt, width, height, orientation, scalable, data, image)
 
 
 def _decode(data: bytes, *, max_pixels: int, name: str, use_torchvision: bool) -> torch.Tensor:

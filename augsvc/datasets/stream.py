@@ -16,6 +16,7 @@ import torch
 from augsvc import codec
 from augsvc.datasets.order import MAX_EPOCH, rank_positions, sample_keys
 from augsvc.datasets.sources import Source
+from augsvc.decode_plan import plan_decode
 from augsvc.engine import Plan, augment, cpu_workers, fixed_output_size
 from augsvc.errors import FieldError, ValidationFailed
 from augsvc.pixel_budget import PixelBudget
@@ -82,11 +83,11 @@ def render_frame(
             lambda r: codec.probe_image(r[0], max_pixels=max_pixels, name=r[2]), reads
         )
     )
-    cost = sum(h.pixels for h in headers)
+    keys = sample_keys(request.epoch, positions)
+    planned = plan_decode(plan, headers, seed=request.seed, keys=keys)  # JPEGs DCT-scaled
     what = f"stream batch {batch_index} ({len(headers)} images)"
-    with budget.hold(cost, what, wait_s=BUDGET_WAIT_S):  # released once the inputs are gone
-        images = list(cpu_workers().map(codec.ImageHeader.decode, headers))
-        keys = sample_keys(request.epoch, positions)
+    with budget.hold(planned.pixels, what, wait_s=BUDGET_WAIT_S):  # held until inputs go
+        images = planned.decode()
         result = augment(plan, images, seed=request.seed, keys=keys, device=device)
         del images
     if not isinstance(result.images, torch.Tensor):  # check() fixed the size: channels differ

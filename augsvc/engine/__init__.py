@@ -7,7 +7,7 @@ named here; the modules behind it are the engine's own business.
 
 from augsvc.engine.plan import Plan, Sampled, compile_plan, fixed_output_size, sample_plan
 from augsvc.engine.rng import MAX_SEED
-from augsvc.engine.run import AugmentResult, augment, cpu_workers, resolve_device
+from augsvc.engine.run import AugmentResult, augment, cpu_workers, decode_scales, resolve_device
 
 __all__ = [
     "MAX_SEED",
@@ -17,6 +17,7 @@ __all__ = [
     "augment",
     "compile_plan",
     "cpu_workers",
+    "decode_scales",
     "fixed_output_size",
     "resolve_device",
     "sample_plan",

@@ -11,13 +11,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from augsvc.engine import kernels
+from augsvc.engine import kernels, region
 from augsvc.engine.colour import apply_colour
 from augsvc.engine.plan import Plan, Sampled, sample_plan
+from augsvc.engine.region import ScaledSource
 from augsvc.engine.rng import MAX_SEED
 from augsvc.errors import PayloadTooLarge, ValidationFailed
 
-Images = torch.Tensor | Sequence[torch.Tensor]
+Images = torch.Tensor | Sequence[torch.Tensor | ScaledSource]
 
 
 @dataclass
@@ -48,16 +49,72 @@ def resolve_device(spec: str = "auto") -> torch.device:
     return device
 
 
-def _as_list(images: Images) -> list[torch.Tensor]:
+@dataclass
+class _Sources:
+    """The inputs as the engine works on them: each sample's pixels, the size of the
+    image its parameters are drawn for, and for a scaled decode the map from that
+    image's pixel coordinates to the pixels' (None for a full image)."""
+
+    pixels: list[torch.Tensor]
+    full_hw: np.ndarray  # (N,2)
+    to_pixels: list[np.ndarray | None]
+
+    @property
+    def scaled(self) -> bool:
+        return any(m is not None for m in self.to_pixels)
+
+
+def _as_sources(images: Images) -> _Sources:
     items = list(images.unbind(0)) if isinstance(images, torch.Tensor) else list(images)
     if not items:
         raise ValidationFailed("no images to augment")
-    for i, img in enumerate(items):
+    pixels, full_hw, maps = [], [], []
+    for i, item in enumerate(items):
+        img = item if isinstance(item, torch.Tensor) else getattr(item, "pixels", None)
         if not isinstance(img, torch.Tensor) or img.dtype != torch.uint8 or img.dim() != 3:
             raise ValidationFailed(f"image {i}: expected a uint8 tensor (C,H,W)")
         if img.shape[0] not in (1, 3, 4) or img.shape[1] < 1 or img.shape[2] < 1:
             raise ValidationFailed(f"image {i}: shape {tuple(img.shape)} is not (1|3|4, H, W)")
-    return items
+        pixels.append(img)
+        if isinstance(item, torch.Tensor) or item.to_pixels is None:
+            full_hw.append(tuple(img.shape[1:]))
+            maps.append(None)
+        else:
+            full_hw.append(tuple(int(v) for v in item.full_hw))
+            maps.append(np.asarray(item.to_pixels, dtype=np.float64))
+    return _Sources(pixels, np.array(full_hw, dtype=np.int64).reshape(-1, 2), maps)
+
+
+def starts_with_warp(plan: Plan) -> bool:
+    """Whether the plan's first stage is a warp, whose source region and decode scale
+    can be planned from the image header alone."""
+    return bool(plan.stages) and plan.stages[0].kind == "warp"
+
+
+def decode_scales(
+    plan: Plan,
+    seed: int,
+    keys: Sequence[int] | np.ndarray,
+    full_hw: np.ndarray,
+    choices: tuple[int, ...] = (1, 2, 4, 8),
+) -> np.ndarray:
+    """The scale (one of ``choices``) at which each sample's image can be decoded
+    without changing what its first warp needs: the largest that divides the warp's
+    antialiasing pre-shrink, so a decoder's downscaling (JPEG's DCT scaling) does part
+    of that filtering (``engine.region.decode_scales``). A function of (recipe, seed,
+    key, image size) alone, so every split, replica and resumed stream decodes a sample
+    at the same scale. 1 when the plan does not start with a warp or antialiasing is
+    off."""
+    full_hw = np.asarray(full_hw, dtype=np.int64).reshape(-1, 2)
+    if not starts_with_warp(plan):
+        return np.ones(len(full_hw), dtype=np.int64)
+    sampled = sample_plan(plan, seed, np.asarray(keys, dtype=np.int64), full_hw)
+    return region.decode_scales(
+        sampled.stages[0]["matrix"],
+        full_hw,
+        antialias=plan.recipe.output.antialias,
+        choices=choices,
+    )
 
 
 def output_channels(plan: Plan, channels: int) -> int:
@@ -76,11 +133,17 @@ def augment(
     keys: Sequence[int] | np.ndarray | None = None,
     device: torch.device | str = "cpu",
     max_output_pixels: int | None = None,
+    region_first: bool = True,
 ) -> AugmentResult:
     """Augment a batch. Sample i gets key ``offset + i`` unless ``keys`` are given;
-    its output depends only on (recipe, seed, key, image), never on the batch."""
-    items = _as_list(images)
-    n = len(items)
+    its output depends only on (recipe, seed, key, image), never on the batch.
+
+    An image may be a scaled decode (:class:`~augsvc.engine.region.ScaledSource`): its
+    parameters are drawn for the full image and its first warp reads the pixels given.
+    ``region_first=False`` runs the whole-image path the engine had before source
+    regions (each source converted and pre-shrunk whole), for comparisons."""
+    sources = _as_sources(images)
+    n = len(sources.pixels)
     keys_arr = (
         np.arange(offset, offset + n, dtype=np.int64)
         if keys is None
@@ -90,34 +153,35 @@ def augment(
         raise ValidationFailed("keys must be one non-negative integer per image")
     if not (isinstance(seed, int) and 0 <= seed <= MAX_SEED):
         raise ValidationFailed(f"seed must be an integer in 0..{MAX_SEED}, got {seed!r}")
+    if sources.scaled and not starts_with_warp(plan):
+        raise ValidationFailed("scaled decodes need a plan whose first stage is a warp")
     device = resolve_device(device) if isinstance(device, str) else device
-    in_hw = np.array([img.shape[1:] for img in items], dtype=np.int64)
-    sampled = sample_plan(plan, seed, keys_arr, in_hw)
+    sampled = sample_plan(plan, seed, keys_arr, sources.full_hw)
     out_pixels = int(np.prod(sampled.out_hw, axis=1).sum())
     if max_output_pixels is not None and out_pixels > max_output_pixels:
         raise PayloadTooLarge(
             f"the batch would produce {out_pixels} output pixels; the limit is {max_output_pixels}"
         )
-    channels = [output_channels(plan, img.shape[0]) for img in items]
+    channels = [output_channels(plan, img.shape[0]) for img in sources.pixels]
     out_shapes = {(c, *hw) for c, hw in zip(channels, sampled.out_hw.tolist(), strict=True)}
-    # Grouped by input shape (C, H, W), which also fixes the channels after conversion:
-    # a group always stacks, and is converted on the device in one step.
-    groups: dict[tuple[int, ...], list[int]] = {}
-    for i, img in enumerate(items):
-        groups.setdefault(tuple(img.shape), []).append(i)
+    run = sampled
+    if sources.scaled:
+        run = sampled.take(np.arange(n))
+        run.stages[0]["matrix"] = region.source_matrices(
+            sampled.stages[0]["matrix"], sources.to_pixels
+        )
+    if region_first and starts_with_warp(plan):
+        parts = _run_region_first(plan, run, sources.pixels, channels, device)
+    else:
+        batch = images if isinstance(images, torch.Tensor) else None
+        parts = _run_by_shape(plan, run, sources.pixels, batch, channels, device)
     out_dtype = torch.float32 if plan.out_dtype == "float32" else torch.uint8
     result: torch.Tensor | list[torch.Tensor]
     if len(out_shapes) == 1:
         result = torch.empty((n, *out_shapes.pop()), dtype=out_dtype, device=device)
     else:
         result = [torch.empty(0)] * n
-    for rows in groups.values():
-        if isinstance(images, torch.Tensor) and len(rows) == n:
-            batch = images
-        else:
-            batch = torch.stack([items[i] for i in rows])
-        batch = kernels.convert_channels(_to_device(batch, device), channels[rows[0]])
-        out = run_stages(plan, sampled.take(np.array(rows)), batch)
+    for rows, out in parts:
         if isinstance(result, torch.Tensor):
             if len(rows) == n:
                 result = out
@@ -127,6 +191,82 @@ def augment(
             for j, i in enumerate(rows):
                 result[i] = out[j]
     return AugmentResult(images=result, keys=keys_arr, params=sampled.record)
+
+
+Part = tuple[list[int], torch.Tensor]  # sample indices and their outputs, in that order
+
+
+def _run_by_shape(
+    plan: Plan,
+    sampled: Sampled,
+    pixels: list[torch.Tensor],
+    batch: torch.Tensor | None,
+    channels: list[int],
+    device: torch.device,
+) -> list[Part]:
+    """The whole-image path: groups of one input shape (C, H, W), which also fixes the
+    channels after conversion, so a group stacks and is converted in one step."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, img in enumerate(pixels):
+        groups.setdefault(tuple(img.shape), []).append(i)
+    parts = []
+    for rows in groups.values():
+        if batch is not None and len(rows) == len(pixels):
+            x = batch
+        else:
+            x = torch.stack([pixels[i] for i in rows])
+        x = kernels.convert_channels(_to_device(x, device), channels[rows[0]])
+        parts.append((rows, run_stages(plan, sampled.take(np.array(rows)), x)))
+    return parts
+
+
+def _run_region_first(
+    plan: Plan,
+    sampled: Sampled,
+    pixels: list[torch.Tensor],
+    channels: list[int],
+    device: torch.device,
+) -> list[Part]:
+    """Each sample's first warp reads only its source region (``engine.region``), so
+    inputs of any size meet after it: samples are grouped by what the warp makes (the
+    channels and the first warp's output size), never by input size, and a group runs
+    the rest of the plan in chunks on the CPU workers, as the whole-image path does."""
+    opts = plan.recipe.output
+    first = sampled.stages[0]
+    regions = region.plan_regions(
+        first["matrix"],
+        first["out_hw"],
+        np.array([img.shape[1:] for img in pixels], dtype=np.int64),
+        mode=opts.interpolation,
+        padding_mode=opts.padding_mode,
+        antialias=opts.antialias,
+    )
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, hw in enumerate(first["out_hw"].tolist()):
+        groups.setdefault((channels[i], *hw), []).append(i)
+    step = chunk_size(device)
+    chunks = [rows[j : j + step] for rows in groups.values() for j in range(0, len(rows), step)]
+
+    def warp_one(i: int) -> torch.Tensor:
+        top, left, bottom, right = regions.boxes[i].tolist()
+        src = _to_device(pixels[i][None, :, top:bottom, left:right], device)
+        return kernels.warp_source(
+            kernels.convert_channels(src, channels[i]),
+            int(regions.factors[i]),
+            regions.matrices[i : i + 1],
+            tuple(first["out_hw"][i].tolist()),
+            mode=opts.interpolation,
+            padding_mode=opts.padding_mode,
+            fill=opts.fill,
+        )
+
+    def run_chunk(rows: list[int]) -> Part:
+        x = torch.cat([warp_one(i) for i in rows])
+        return rows, _run_chunk(plan, sampled.take(np.array(rows)), x, start=1)
+
+    if device.type == "cuda" or torch.get_num_threads() == 1 or len(chunks) == 1:
+        return [run_chunk(rows) for rows in chunks]
+    return list(cpu_workers().map(run_chunk, chunks))
 
 
 def _to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -203,9 +343,10 @@ def run_stages(plan: Plan, sampled: Sampled, x: torch.Tensor) -> torch.Tensor:
     return torch.cat(list(pool.map(lambda sc: _run_chunk(plan, *sc), chunks)))
 
 
-def _run_chunk(plan: Plan, sampled: Sampled, x: torch.Tensor) -> torch.Tensor:
+def _run_chunk(plan: Plan, sampled: Sampled, x: torch.Tensor, start: int = 0) -> torch.Tensor:
+    """Stages ``start`` onwards on one chunk; the region-first path has run stage 0."""
     opts = plan.recipe.output
-    for stage, params in zip(plan.stages, sampled.stages, strict=True):
+    for stage, params in zip(plan.stages[start:], sampled.stages[start:], strict=True):
         if stage.kind == "warp":
             oh, ow = params["out_hw"][0].tolist()
             x = kernels.warp(

@@ -24,6 +24,7 @@ from augsvc.codec import (
     read_image_batch,
 )
 from augsvc.codec.media_types import SAFETENSORS, ZIP
+from augsvc.decode_plan import plan_decode
 from augsvc.engine import AugmentResult, Plan, augment, cpu_workers
 from augsvc.errors import FieldError, ValidationFailed
 from augsvc.pixel_budget import PixelBudget
@@ -88,17 +89,11 @@ def probe_parts(parts: Sequence[EncodedImage], max_pixels: int) -> list[ImageHea
     return list(cpu_workers().map(probe, parts))
 
 
-def decode_headers(headers: list[ImageHeader]) -> list[torch.Tensor]:
-    # Decoders release the GIL: the engine's CPU workers (idle until augmentation
-    # starts) decode side by side.
-    return list(cpu_workers().map(ImageHeader.decode, headers))
-
-
 def run_augment(job: AugmentJob) -> AugmentOutput:
     # What decoding will cost is known from the headers alone: the request holds that
     # many pixels of the process's budget before a pixel is decoded.
     batch: torch.Tensor | None = None
-    headers: list[ImageHeader] = []
+    planned = None
     if job.tensor_body is not None:
         batch = read_image_batch(  # a view of the body: nothing to decode
             job.tensor_body,
@@ -109,11 +104,15 @@ def run_augment(job: AugmentJob) -> AugmentOutput:
         pixels = n * height * width
     else:
         headers = probe_parts(job.parts or [], job.limits.max_image_pixels)
-        n, pixels = len(headers), sum(h.pixels for h in headers)
+        # Each JPEG decodes at the coarsest scale its sample's warp can use, and the
+        # budget counts what is really decoded.
+        keys = np.arange(job.offset, job.offset + len(headers), dtype=np.int64)
+        planned = plan_decode(job.plan, headers, seed=job.seed, keys=keys)
+        n, pixels = len(headers), planned.pixels
     with job.budget.hold(pixels, f"the request's {n} images"):
         result = augment(
             job.plan,
-            batch if batch is not None else decode_headers(headers),
+            batch if planned is None else planned.decode(),
             seed=job.seed,
             offset=job.offset,
             device=job.device,
