@@ -106,7 +106,7 @@ class ObjectStore:
             signature_version="s3v4",
             # Path-style requests keep the host the configured one for any bucket name.
             s3={"addressing_style": "path" if self.custom_endpoint else "auto"},
-            retries={"mode": "standard", "max_attempts": self.attempts},
+            retries={"mode": "standard", "total_max_attempts": self.attempts},
             connect_timeout=5,
             read_timeout=30,
             max_pool_connections=self.concurrency + 4,
@@ -115,7 +115,9 @@ class ObjectStore:
             response_checksum_validation="when_required",
         )
         session = botocore.session.Session()
-        return session.create_client("s3", endpoint_url=self.endpoint, config=config)
+        client = session.create_client("s3", endpoint_url=self.endpoint, config=config)
+        client.meta.events.register_first("needs-retry.s3", _no_region_redirects)
+        return client
 
     def _count(self) -> None:
         with self._lock:
@@ -206,6 +208,15 @@ class _BodyDropped(Exception):
     def __init__(self, error: AugsvcError) -> None:
         super().__init__(error.detail)
         self.error = error
+
+
+def _no_region_redirects(request_dict: dict[str, Any], **_: Any) -> None:
+    """Turn off botocore's S3 region redirector: it would answer a redirect by asking the
+    bucket's region (a HEAD, which an endpoint that redirects everything answers with a
+    redirect again) and re-sending. The region is configured; a wrong one is an error."""
+    redirect = request_dict.get("context", {}).get("s3_redirect")
+    if isinstance(redirect, dict):
+        redirect["redirected"] = True  # what the redirector checks to never redirect twice
 
 
 def _the_range(body: bytes, content_range: str | None, start: int, end: int, where: str) -> bytes:
