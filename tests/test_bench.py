@@ -92,5 +92,6 @@ def test_service_and_stream_benches_run_end_to_end():
     assert all(len(r.seconds) == 1 and r.median > 0 for r in service.rows)
     assert "ratio to in-process engine" in service.markdown()
     stream = run_stream_bench(batch=4, repeats=1, warmup=0, device="cpu", size=(60, 80), files=8)
-    assert [r.images for r in stream.rows] == [8, 8]
+    assert [r.images for r in stream.rows] == [8, 8, 8]  # local disk and object store
+    assert "S3 bucket" in stream.rows[2].name
     assert stream.to_dict()["results"][1]["images_per_s"] > 0

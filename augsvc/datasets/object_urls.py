@@ -36,10 +36,6 @@ class ObjectUrl:
     def __str__(self) -> str:
         return f"s3://{self.bucket}/{self.key}" if self.key else f"s3://{self.bucket}"
 
-    def child(self, key: str) -> str:
-        """How an object under this URL is named in messages."""
-        return f"s3://{self.bucket}/{key}"
-
     def covers(self, other: ObjectUrl) -> bool:
         """``other`` is this prefix or lies under it, at a ``/`` boundary: ``s3://b/team``
         covers ``s3://b/team/x`` but not ``s3://b/team-b``."""
