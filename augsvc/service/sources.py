@@ -110,6 +110,10 @@ class SourceCache:
         parsed = DatasetSpec.model_validate(spec)
         return await asyncio.to_thread(open_source, parsed, self.roots, self.objects)
 
+    def remember(self, stored: StoredDataset, source: Source) -> None:
+        """Keep a source indexed for its registration."""
+        self._sources.put((stored.name, stored.created_at), source)
+
     async def get(self, stored: StoredDataset) -> Source:
         key = (stored.name, stored.created_at)
         source = self._sources.get(key)

@@ -93,6 +93,7 @@ async def put_dataset(
     spec = parse_spec(parse_document(body, "json", source="the dataset registration"))
     source = await sources.open(spec.model_dump(exclude_none=True))
     stored, created = await datasets.put(name, spec.model_dump(exclude_none=True))
+    sources.remember(stored, source)  # this replica's first stream need not list it again
     return JSONResponse(_record(stored, source), status_code=201 if created else 200)
 
 
