@@ -375,3 +375,69 @@ def test_a_range_answer_is_checked(credentials):
         plain_store.close()
         server.shutdown()
         plain.shutdown()
+
+
+# --- sources over the bucket: listing and prefetch ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def prefix(s3_server) -> str:
+    root = s3_server.root / BUCKET / "prefix"
+    for i in range(24):
+        (root / f"c{i % 2}").mkdir(parents=True, exist_ok=True)
+        (root / f"c{i % 2}" / f"{i:02d}.jpg").write_bytes(jpeg_bytes(16, 16, seed=i))
+    (root / "c0" / "notes.txt").write_text("not an image")
+    (root / "flat.jpg").write_bytes(jpeg_bytes(8, 8))  # beside class folders: not a sample
+    return "prefix"
+
+
+def test_a_prefix_lists_as_a_folder_walk(store, prefix):
+    from augsvc.datasets.remote_sources import ObjectSources
+
+    sources = ObjectSources(store, [parse_object_url(f"s3://{BUCKET}")])
+    source = sources.open(DatasetSpec(kind="folder", url=f"s3://{BUCKET}/{prefix}"))
+    assert source.classes == ["c0", "c1"]
+    assert source.keys == sorted(source.keys, key=lambda k: k.split("/"))
+    assert [k.rsplit("/", 1)[-1] for k in source.keys[:3]] == ["00.jpg", "02.jpg", "04.jpg"]
+    assert source.labels == [0] * 12 + [1] * 12
+
+
+@pytest.mark.parametrize(
+    ("relative", "plain"),
+    [("c0/a.jpg", True), ("c1/../c0/a.jpg", False), ("c1/./a.jpg", False), ("c1//a.jpg", False)],
+)
+def test_keys_a_folder_could_not_hold_are_not_samples(relative, plain):
+    """A server that normalised dot segments would read outside the allowed prefix."""
+    from augsvc.datasets.remote_sources import _plain
+
+    assert _plain(relative) is plain
+
+
+def test_a_stream_reads_the_next_batch_ahead_and_only_that(store, prefix):
+    """While batch k renders, batch k+1's objects download (and no further batch's)."""
+    import numpy as np
+
+    from augsvc.datasets.remote_sources import ObjectSources, prefetching
+
+    sources = ObjectSources(store, [parse_object_url(f"s3://{BUCKET}")])
+    source = sources.open(DatasetSpec(kind="folder", url=f"s3://{BUCKET}/{prefix}"))
+    order = np.arange(len(source))[::-1].copy()
+    batches = [np.arange(i, min(i + 5, len(source))) for i in range(0, len(source), 5)]
+    view = prefetching(source, order, batches)
+    base = store.requests
+
+    def settled_requests() -> int:
+        deadline = time.monotonic() + 10
+        seen = -1
+        while store.requests != seen and time.monotonic() < deadline:
+            seen = store.requests
+            time.sleep(0.3)
+        return seen
+
+    first = view.read_many([int(i) for i in order[batches[0]]])
+    assert settled_requests() - base == 5 + 5  # batch 0, and batch 1 ahead
+    second = view.read_many([int(i) for i in order[batches[1]]])
+    assert settled_requests() - base == 5 + 5 + 5  # batch 1 came from the prefetch
+    for got, batch in ((first, batches[0]), (second, batches[1])):
+        assert got == [source.read(int(i)) for i in order[batch]]
+    view.close()

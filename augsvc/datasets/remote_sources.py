@@ -201,10 +201,16 @@ class ObjectSources:
         return source
 
 
+def _plain(relative: str) -> bool:
+    """A key a folder could hold: no empty, ``.`` or ``..`` segment. Other keys are left
+    out: a server that normalised ``a/../b`` would read outside the allowed prefix."""
+    return all(part not in ("", ".", "..") for part in relative.split("/"))
+
+
 def _listing(store: ObjectStore, url: ObjectUrl) -> list[ObjectInfo]:
     """Everything under the prefix, sorted by path segments; ObjectNotFound when empty."""
     prefix = url.key + "/" if url.key else ""
-    found = [o for o in store.list(url.bucket, prefix) if not o.key.endswith("/")]
+    found = [o for o in store.list(url.bucket, prefix) if _plain(o.key[len(prefix) :])]
     if not found:
         raise ObjectNotFound(f"{url}: no objects under this prefix")
     return sorted(found, key=lambda o: _parts(o.key))
