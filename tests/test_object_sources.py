@@ -119,6 +119,13 @@ def test_a_spec_names_a_path_or_a_url():
         DatasetSpec(kind="folder")
 
 
+def test_without_an_allow_list_every_url_is_a_403_naming_it(tmp_path):
+    from augsvc.datasets.sources import open_source
+
+    with pytest.raises(UrlNotAllowed, match=r"s3://any-bucket/x.*AUGSVC_DATA_URLS"):
+        open_source(DatasetSpec(kind="folder", url="s3://any-bucket/x"), [tmp_path])
+
+
 # --- against rclone serve s3 ------------------------------------------------------------------
 
 
