@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PIP) -e '.[dev,bench,example]' -e 'clients/python[torch]'
+	$(PIP) -e '.[dev,bench,example,s3]' -e 'clients/python[torch]'
 	touch $@
 
 install: $(STAMP)

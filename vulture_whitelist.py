@@ -10,11 +10,16 @@ from augsvc_client.errors import RateLimited
 from augsvc_client.regularization.dropout import DropoutSchedule
 from augsvc_client.torch_data import AugsvcIterableDataset
 
+from augsvc.datasets.ranged_file import RangedFile
+
 Client.augment_iter  # noqa: B018  public SDK API
 AsyncClient.augment_iter  # noqa: B018  public SDK API
 AugsvcIterableDataset.set_epoch  # noqa: B018  called by training loops, as DistributedSampler's
 DropoutSchedule.state_dict  # noqa: B018  torch checkpointing protocol
 DropoutSchedule.load_state_dict  # noqa: B018  torch checkpointing protocol
+RangedFile.readable  # noqa: B018  the io protocol, which tarfile uses
+RangedFile.seekable  # noqa: B018
+RangedFile.tell  # noqa: B018
 RateLimited  # noqa: B018  found by walking the error tree (a proxy's 429)
 _.compress_type  # noqa: B018, F821  zipfile.ZipInfo fields read by zipfile
 _.external_attr  # noqa: B018, F821

@@ -6,9 +6,10 @@ Every field here is listed in the README's settings table.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -67,6 +68,23 @@ class Settings(BaseSettings):
         description="Comma-separated folders that registered datasets must lie under; "
         "empty = dataset registration refused.",
     )
+    data_urls: str = Field(
+        default="",
+        description="Comma-separated object-store URL prefixes (s3://bucket/prefix) that "
+        "registered datasets must lie under; empty = object-store datasets refused.",
+    )
+    s3_endpoint: str = Field(
+        default="",
+        description="The one S3-compatible endpoint datasets are read from "
+        "(https://host[:port]); empty = AWS S3 in s3_region.",
+    )
+    s3_region: str = Field(default="us-east-1", description="Region the S3 requests sign for.")
+    object_reads: int = Field(
+        default=16,
+        gt=0,
+        le=256,
+        description="Object-store reads in flight at once per process (prefetch and indexing).",
+    )
     max_streams: int = Field(
         default=4, gt=0, description="Concurrent dataset streams per process (503 beyond)."
     )
@@ -83,6 +101,30 @@ class Settings(BaseSettings):
         "themselves (custom ops); empty = the built-in ops only.",
     )
 
+    @field_validator("data_urls")
+    @classmethod
+    def _urls_parse_and_a_client_is_installed(cls, value: str) -> str:
+        """A bad allow-list entry or a missing client stops the service at start."""
+        from augsvc.datasets.object_urls import parse_object_url
+        from augsvc.errors import AugsvcError
+
+        entries = [u.strip() for u in value.split(",") if u.strip()]
+        for entry in entries:
+            try:
+                parse_object_url(entry)
+            except AugsvcError as exc:
+                raise ValueError(exc.detail) from None
+        if entries and importlib.util.find_spec("botocore") is None:
+            raise ValueError("object-store datasets need the s3 extra: pip install 'augsvc[s3]'")
+        return value
+
+    @field_validator("s3_endpoint")
+    @classmethod
+    def _endpoint_is_a_base_url(cls, value: str) -> str:
+        from augsvc.datasets.object_urls import check_endpoint
+
+        return check_endpoint(value.strip()) if value.strip() else ""
+
     @property
     def op_module_names(self) -> list[str]:
         return [m.strip() for m in self.op_modules.split(",") if m.strip()]
@@ -91,3 +133,7 @@ class Settings(BaseSettings):
     def data_root_paths(self) -> list[Path]:
         """The resolved data roots (symlinks followed), for path confinement."""
         return [Path(p.strip()).resolve() for p in self.data_roots.split(",") if p.strip()]
+
+    @property
+    def data_url_prefixes(self) -> list[str]:
+        return [u.strip() for u in self.data_urls.split(",") if u.strip()]

@@ -10,10 +10,12 @@ same tree. Routes never build HTTP errors by hand.
     ├── BadRequest (400 bad-request)
     ├── Unauthorized (401 unauthorized)
     ├── Forbidden (403 forbidden)
-    │   └── PathNotAllowed (403 path-not-allowed)
+    │   ├── PathNotAllowed (403 path-not-allowed)
+    │   └── UrlNotAllowed (403 url-not-allowed)
     ├── NotFound (404 not-found)
     │   ├── RecipeNotFound (404 recipe-not-found)
-    │   └── DatasetNotFound (404 dataset-not-found)
+    │   ├── DatasetNotFound (404 dataset-not-found)
+    │   └── ObjectNotFound (404 object-not-found)
     ├── MethodNotAllowed (405 method-not-allowed)
     ├── NotAcceptable (406 not-acceptable)
     ├── PreconditionFailed (412 precondition-failed)
@@ -27,7 +29,8 @@ same tree. Routes never build HTTP errors by hand.
     │   └── UndecodableImage (422 undecodable-image)
     └── Unavailable (503 unavailable)
         ├── StoreUnavailable (503 store-unavailable)
-        └── Overloaded (503 overloaded)
+        ├── Overloaded (503 overloaded)
+        └── ObjectStoreUnavailable (503 object-store-unavailable)
 """
 
 from __future__ import annotations
@@ -119,6 +122,12 @@ class PathNotAllowed(Forbidden):
     code, title = "path-not-allowed", "Path outside the configured data roots"
 
 
+class UrlNotAllowed(Forbidden):
+    """A dataset URL outside ``AUGSVC_DATA_URLS``, or one that names its own endpoint."""
+
+    code, title = "url-not-allowed", "URL outside the configured dataset URLs"
+
+
 class NotFound(AugsvcError):
     status, code, title = 404, "not-found", "Not found"
 
@@ -129,6 +138,12 @@ class RecipeNotFound(NotFound):
 
 class DatasetNotFound(NotFound):
     code, title = "dataset-not-found", "Dataset not found"
+
+
+class ObjectNotFound(NotFound):
+    """A bucket, prefix or object of a dataset in object storage is not there."""
+
+    code, title = "object-not-found", "Object not found in object storage"
 
 
 class MethodNotAllowed(AugsvcError):
@@ -191,6 +206,13 @@ class Overloaded(Unavailable):
     def __init__(self, detail: str, *, retry_after: int = 1, **kw: Any) -> None:
         kw.setdefault("headers", {"Retry-After": str(retry_after)})
         super().__init__(detail, **kw)
+
+
+class ObjectStoreUnavailable(Unavailable):
+    """The object store did not answer, or refused the server's own credentials, after
+    retries: a fault of the deployment, not of the request."""
+
+    code, title = "object-store-unavailable", "Object store unavailable"
 
 
 def all_errors() -> list[type[AugsvcError]]:

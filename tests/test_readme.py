@@ -36,7 +36,14 @@ from augsvc.recipes import parse_recipe
 from tests.readme import shell
 from tests.readme.blocks import KINDS, Block, block_ids, read_blocks
 from tests.readme.pyexec import run_example
-from tests.readme.world import README_URLS, seed_server, write_dataset, write_files
+from tests.readme.world import (
+    BUCKET,
+    DATA_URLS,
+    README_URLS,
+    seed_server,
+    write_dataset,
+    write_files,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -61,9 +68,18 @@ TEXT = [b for b in BLOCKS if b.kind == "text"]
 
 
 @pytest.fixture(scope="module")
-def readme_server(start_augsvc, tmp_path_factory):
+def readme_server(request, start_augsvc, tmp_path_factory):
     root = write_dataset(tmp_path_factory.mktemp("readme-data") / "imagenet")
-    server = start_augsvc(AUGSVC_DATA_ROOTS=str(root))
+    env = {"AUGSVC_DATA_ROOTS": str(root)}
+    try:  # without rclone (the dev extra) only the object-storage example fails
+        s3_server = request.getfixturevalue("s3_server")
+    except pytest.skip.Exception:
+        s3_server = None
+    if s3_server is not None:
+        write_dataset(s3_server.root / BUCKET / "imagenet")
+        env |= {"AUGSVC_DATA_URLS": DATA_URLS, "AUGSVC_S3_ENDPOINT": s3_server.endpoint}
+        env |= s3_server.env()
+    server = start_augsvc(**env)
     seed_server(server.url, root)
     return server
 

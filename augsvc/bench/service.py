@@ -21,7 +21,7 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -345,11 +345,11 @@ def run_service_bench(
     return EndToEndResult("service", env, [row for row, _ in rows])
 
 
-def _stream_epoch(client: httpx.Client, batch: int, epoch: int) -> int:
+def _stream_epoch(client: httpx.Client, batch: int, epoch: int, dataset: str = "bench") -> int:
     params = {"recipe": "bench", "seed": 0, "epoch": epoch, "batch_size": batch}
     count = 0
     buf = bytearray()
-    with client.stream("GET", "/v1/datasets/bench/stream", params=params) as r:
+    with client.stream("GET", f"/v1/datasets/{dataset}/stream", params=params) as r:
         r.raise_for_status()
         for chunk in r.iter_raw(1 << 20):  # big reads: per-chunk Python work adds up
             buf += chunk
@@ -363,7 +363,10 @@ def run_stream_bench(
     *, batch: int = 64, repeats: int = 5, warmup: int = 1, device: str = "auto",
     size: tuple[int, int] = (375, 500), files: int = 256, chain: str = "default",
 ) -> EndToEndResult:  # fmt: skip
-    """One epoch of a folder of JPEGs streamed, next to /v1/augment of the same JPEGs."""
+    """One epoch of a folder of JPEGs streamed, next to /v1/augment of the same JPEGs and,
+    when rclone and the s3 extra are installed, the same folder served as a bucket by
+    `rclone serve s3` on loopback."""
+    from augsvc.bench.object_store import loopback_s3, object_store_missing
     from augsvc.cli.serve import retain_freed_memory
     from augsvc.engine import resolve_device
 
@@ -371,17 +374,26 @@ def run_stream_bench(
 
     photos = bench_photos(files, size)
     jpegs = [_jpeg(p) for p in photos]
-    with tempfile.TemporaryDirectory() as root:
-        folder = Path(root) / "bench"
+    missing = object_store_missing()
+    if missing:
+        print(f"augsvc bench stream: no object-store row: {missing}", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as root, ExitStack() as stack:
+        folder = Path(root) / "bench-bucket" / "bench"  # a bucket of rclone's, and a folder
         for i, data in enumerate(jpegs):
             (folder / f"class{i % 4}").mkdir(parents=True, exist_ok=True)
             (folder / f"class{i % 4}" / f"{i:04d}.jpg").write_bytes(data)
         env = {"AUGSVC_DEVICE": device, "AUGSVC_DATA_ROOTS": root, **LARGE_LIMITS}
+        if not missing:
+            env |= stack.enter_context(loopback_s3(Path(root)))
+            env["AUGSVC_DATA_URLS"] = "s3://bench-bucket/bench"
         retain_freed_memory()
         with local_server(env) as url, httpx.Client(base_url=url, timeout=300) as client:
             client.put("/v1/recipes/bench", json=CHAINS[chain].recipe).raise_for_status()
             dataset = {"kind": "folder", "path": str(folder)}
             client.put("/v1/datasets/bench", json=dataset).raise_for_status()
+            if not missing:
+                remote = {"kind": "folder", "url": "s3://bench-bucket/bench"}
+                client.put("/v1/datasets/bench-s3", json=remote).raise_for_status()
 
             def augment_epoch(i: int) -> None:
                 for start in range(0, files, batch):
@@ -397,6 +409,12 @@ def run_stream_bench(
                 *[(Row(row.name, images=files), _per_epoch(fn, jpegs, batch))
                   for row, fn in jpeg_peers(jpegs[:batch], CHAINS[chain], batch)],
             ]  # fmt: skip
+            if not missing:
+                rows.append(
+                    (Row("GET /v1/datasets/{name}/stream (the same JPEGs in an S3 bucket: "
+                         "rclone serve s3 on loopback)", images=files),
+                     lambda i: _stream_epoch(client, batch, i, "bench-s3")),
+                )  # fmt: skip
             _measure(rows, repeats, warmup)
     environment = _environment(device, batch, repeats, files, size)
     environment["chain"] = CHAINS[chain].text

@@ -1,4 +1,5 @@
-"""Image sources a stream reads from: an ImageFolder tree or WebDataset tar shards.
+"""Image sources a stream reads from: an ImageFolder tree or WebDataset tar shards
+(on disk here; remote_sources.py reads the same layouts from object storage).
 
 Opening a source indexes it once (file list, class names, tar member offsets) so a
 stream can read any sample by index in O(1): a folder file is read directly, a tar
@@ -12,12 +13,15 @@ import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from augsvc.datasets.paths import confine, inside
 from augsvc.errors import FieldError, PathNotAllowed, ValidationFailed
+
+if TYPE_CHECKING:
+    from augsvc.datasets.remote_sources import ObjectSources
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 MAX_SAMPLES = 2**32
@@ -32,7 +36,22 @@ class DatasetSpec(BaseModel):
         description="folder: ImageFolder layout (class subfolders give labels); "
         "webdataset: .tar shards of key.jpg/key.png with optional key.cls"
     )
-    path: str = Field(min_length=1, max_length=4096, description="Under AUGSVC_DATA_ROOTS.")
+    path: str | None = Field(
+        default=None, min_length=1, max_length=4096, description="Under AUGSVC_DATA_ROOTS."
+    )
+    url: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2048,
+        description="Instead of path: s3://bucket/prefix in object storage, under "
+        "AUGSVC_DATA_URLS.",
+    )
+
+    @model_validator(mode="after")
+    def _one_location(self) -> DatasetSpec:
+        if (self.path is None) == (self.url is None):
+            raise ValueError("give exactly one of path (a server folder) and url (s3://...)")
+        return self
 
 
 def parse_spec(document: Any) -> DatasetSpec:
@@ -105,8 +124,15 @@ class TarSource:
             return f.read(m.size), m.label, m.key
 
 
-def open_source(spec: DatasetSpec, roots: Sequence[Path]) -> FolderSource | TarSource:
+def open_source(
+    spec: DatasetSpec, roots: Sequence[Path], objects: ObjectSources | None = None
+) -> Source:
     """Index the source; PathNotAllowed for escapes, ValidationFailed for unusable data."""
+    if spec.url is not None:
+        from augsvc.datasets.remote_sources import ObjectSources  # it builds on this module
+
+        return (objects or ObjectSources(None, [])).open(spec)  # no allow-list: 403
+    assert spec.path is not None
     path = confine(spec.path, roots)
     shown = spec.path if len(spec.path) <= 200 else spec.path[:197] + "..."
     try:
@@ -170,10 +196,17 @@ def _open_tar(spec: DatasetSpec, path: Path, roots: Sequence[Path]) -> TarSource
 
 
 def _index_shard(shard: Path) -> list[_Member]:
+    with shard.open("rb") as f:
+        return [_Member(shard, *entry) for entry in index_tar(f, shard.name)]
+
+
+def index_tar(fileobj: IO[bytes], shard_name: str) -> list[tuple[int, int, str, int | None]]:
+    """(data offset, size, key, label) of each sample of a WebDataset shard, in archive
+    order. Only headers (and .cls labels) are read: the reader seeks past image data."""
     images: dict[str, tarfile.TarInfo] = {}
     labels: dict[str, int] = {}
     try:
-        with tarfile.open(shard, "r:") as tar:
+        with tarfile.open(fileobj=fileobj, mode="r:") as tar:
             for info in tar:
                 if not info.isfile():
                     continue
@@ -184,11 +217,8 @@ def _index_shard(shard: Path) -> list[_Member]:
                 elif ext == ".cls":
                     text = tar.extractfile(info).read(32).decode("ascii", "replace").strip()
                     if not text.isdigit():
-                        raise ValidationFailed(f"{shard.name}: {info.name} is not an integer label")
+                        raise ValidationFailed(f"{shard_name}: {info.name} is not an integer label")
                     labels[key] = int(text)
     except tarfile.TarError as exc:
-        raise ValidationFailed(f"{shard.name} is not a readable tar file: {exc}") from None
-    return [
-        _Member(shard, info.offset_data, info.size, key, labels.get(key))
-        for key, info in images.items()
-    ]
+        raise ValidationFailed(f"{shard_name} is not a readable tar file: {exc}") from None
+    return [(info.offset_data, info.size, key, labels.get(key)) for key, info in images.items()]

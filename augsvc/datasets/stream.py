@@ -76,7 +76,12 @@ def render_frame(
     budget: PixelBudget,
 ) -> bytes:
     indices = order[positions]
-    reads = [source.read(int(i)) for i in indices]
+    read_many = getattr(source, "read_many", None)  # remote sources read a batch at once
+    reads = (
+        read_many([int(i) for i in indices])
+        if read_many is not None
+        else [source.read(int(i)) for i in indices]
+    )
     # decoders release the GIL; the engine's single-threaded CPU workers are idle here
     headers = list(
         cpu_workers().map(

@@ -16,9 +16,15 @@ from augsvc.pixel_budget import PixelBudget
 from augsvc.service.executor import EngineExecutor
 from augsvc.service.metrics import Metrics
 from augsvc.service.resolver import PlanCache, RecipeResolver
-from augsvc.service.sources import SourceCache
+from augsvc.service.sources import SourceCache, object_sources
 from augsvc.service.stream_producer import StreamPools
-from augsvc.store import DatasetStore, RecipeStore, open_dataset_store, open_recipe_store
+from augsvc.store import (
+    DatasetStore,
+    RecipeStore,
+    RedisRecipeStore,
+    open_dataset_store,
+    open_recipe_store,
+)
 
 
 @dataclass
@@ -37,6 +43,7 @@ class Services:
     async def close(self) -> None:
         self.streams.shutdown()
         self.executor.shutdown()
+        self.sources.close()
         await self.store.close()
 
 
@@ -47,6 +54,9 @@ def open_services(settings: Settings, device: torch.device, metrics: Metrics) ->
         on_hit=metrics.plan_cache_hits.inc,
         on_miss=metrics.plan_cache_misses.inc,
     )
+    sources = SourceCache(settings.data_root_paths, objects=object_sources(settings))
+    if isinstance(store, RedisRecipeStore):  # replicas share their shard indexes
+        sources.share_indexes(store.client, settings.redis_prefix)
     return Services(
         settings=settings,
         device=device,
@@ -55,7 +65,7 @@ def open_services(settings: Settings, device: torch.device, metrics: Metrics) ->
         datasets=open_dataset_store(settings, store),
         resolver=RecipeResolver(store, plans, settings.plan_cache_size),
         executor=EngineExecutor(settings.engine_threads, settings.queue_depth, metrics),
-        sources=SourceCache(settings.data_root_paths),
+        sources=sources,
         streams=StreamPools(settings.max_streams),
         pixel_budget=PixelBudget(
             settings.max_request_pixels,

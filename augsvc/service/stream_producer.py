@@ -21,6 +21,7 @@ import torch
 
 from augsvc.codec import frame, images_to_safetensors
 from augsvc.datasets import Source, epoch_order
+from augsvc.datasets.remote_sources import prefetching
 from augsvc.datasets.stream import StreamRequest, render_frame
 from augsvc.engine import Plan
 from augsvc.errors import AugsvcError, Overloaded, Unavailable
@@ -85,6 +86,7 @@ async def stream_frames(
     queue: asyncio.Queue[object] = asyncio.Queue(maxsize=prefetch)
     order = epoch_order(len(source), request.seed, request.epoch)
     batches = request.batches(len(source))
+    source = prefetching(source, order, batches)  # object storage: the next batch downloads
 
     async def produce() -> None:
         final = None
@@ -124,6 +126,8 @@ async def stream_frames(
             yield item  # type: ignore[misc]
     finally:
         producer.cancel()
+        if (close := getattr(source, "close", None)) is not None:
+            close()  # reads started for a batch nobody will render
         while not queue.empty():
             if queue.get_nowait() is not _DONE:
                 metrics.stream_frames_buffered.dec()

@@ -4,6 +4,8 @@
   photo and a crop of it, as JPEG), ``a.jpg``, ``b.png`` and ``recipe.yaml``.
 * On the server: recipe ``train`` at version 3 (examples pin ``train@3``) and the
   folder datasets ``imagenet`` and ``imagenet-train`` (12 photo crops, 3 classes).
+* In object storage: the same crops under ``s3://my-team-datasets/imagenet``, the one
+  allowed prefix (``AUGSVC_DATA_URLS``), on a loopback S3 server.
 * The server's URL stands in for the README's ``http://127.0.0.1:8000``.
 """
 
@@ -67,6 +69,10 @@ def write_dataset(root: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"{i:03d}.jpg").write_bytes(_encode(48, 64, "JPEG", top=i * 20, left=i * 25))
     return root
+
+
+BUCKET = "my-team-datasets"
+DATA_URLS = f"s3://{BUCKET}/imagenet"
 
 
 def seed_server(url: str, dataset_root: Path) -> None:

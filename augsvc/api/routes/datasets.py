@@ -41,14 +41,16 @@ from augsvc.errors import (
     BadRequest,
     DatasetNotFound,
     InvalidReference,
+    ObjectNotFound,
+    ObjectStoreUnavailable,
     Overloaded,
     PathNotAllowed,
     PayloadTooLarge,
     StoreUnavailable,
     UndecodableImage,
     UnsupportedMediaType,
+    UrlNotAllowed,
 )
-from augsvc.service.sources import open_spec
 from augsvc.service.stream_producer import stream_frames
 from augsvc.store import StoredDataset
 
@@ -71,7 +73,8 @@ def _record(stored: StoredDataset, source: Source | None = None) -> dict[str, An
     status_code=201,
     responses={**UNCHANGED,
                **problems(*WRITE, BadRequest, InvalidReference, PathNotAllowed, PayloadTooLarge,
-                          UnsupportedMediaType)},
+                          UnsupportedMediaType, UrlNotAllowed, ObjectNotFound,
+                          ObjectStoreUnavailable)},
     openapi_extra=DATASET_BODY,
 )  # fmt: skip
 async def put_dataset(
@@ -88,8 +91,9 @@ async def put_dataset(
     require_content_type(content_type or JSON, [JSON])
     body = await read_body(request, MAX_SPEC_BYTES, "dataset registration")
     spec = parse_spec(parse_document(body, "json", source="the dataset registration"))
-    source = await open_spec(spec.model_dump(), sources.roots)
-    stored, created = await datasets.put(name, spec.model_dump())
+    source = await sources.open(spec.model_dump(exclude_none=True))
+    stored, created = await datasets.put(name, spec.model_dump(exclude_none=True))
+    sources.remember(stored, source)  # this replica's first stream need not list it again
     return JSONResponse(_record(stored, source), status_code=201 if created else 200)
 
 
@@ -98,7 +102,11 @@ async def list_datasets(_: ReadAuth, datasets: DatasetsDep) -> dict[str, Any]:
     return {"datasets": [_record(d) for d in await datasets.list()]}
 
 
-@router.get("/{name}", responses=problems(*READ, DatasetNotFound, StoreUnavailable))
+@router.get(
+    "/{name}",
+    responses=problems(*READ, DatasetNotFound, StoreUnavailable, PathNotAllowed, UrlNotAllowed,
+                       ObjectNotFound, ObjectStoreUnavailable),
+)  # fmt: skip
 async def get_dataset(
     name: NamePath, _: ReadAuth, datasets: DatasetsDep, sources: SourcesDep
 ) -> dict[str, Any]:
@@ -118,7 +126,7 @@ async def delete_dataset(name: NamePath, _: AdminAuth, datasets: DatasetsDep) ->
     responses={
         200: {"content": {STREAM: {}}, "description": "length-prefixed frames"},
         **problems(*READ, *LOOKUP, DatasetNotFound, PathNotAllowed, UndecodableImage,
-                   Overloaded),
+                   Overloaded, UrlNotAllowed, ObjectNotFound, ObjectStoreUnavailable),
     },
 )  # fmt: skip
 async def stream_dataset(

@@ -12,10 +12,12 @@ at all), :class:`DeadlineExceeded` (the retry policy's total deadline ran out) a
     ├── BadRequest (400 bad-request)
     ├── Unauthorized (401 unauthorized)
     ├── Forbidden (403 forbidden)
-    │   └── PathNotAllowed (403 path-not-allowed)       a dataset path outside the allowed roots
+    │   ├── PathNotAllowed (403 path-not-allowed)       a dataset path outside the allowed roots
+    │   └── UrlNotAllowed (403 url-not-allowed)         a dataset URL outside the allowed URLs
     ├── NotFound (404 not-found)
     │   ├── RecipeNotFound (404 recipe-not-found)
-    │   └── DatasetNotFound (404 dataset-not-found)
+    │   ├── DatasetNotFound (404 dataset-not-found)
+    │   └── ObjectNotFound (404 object-not-found)       a bucket or object of a dataset is gone
     ├── MethodNotAllowed (405 method-not-allowed)
     ├── NotAcceptable (406 not-acceptable)
     ├── PreconditionFailed (412 precondition-failed)
@@ -30,7 +32,8 @@ at all), :class:`DeadlineExceeded` (the retry policy's total deadline ran out) a
     ├── RateLimited (429 rate-limited)                 client side: any 429
     ├── Unavailable (503 unavailable)
     │   ├── StoreUnavailable (503 store-unavailable)
-    │   └── Overloaded (503 overloaded)
+    │   ├── Overloaded (503 overloaded)
+    │   └── ObjectStoreUnavailable (503 object-store-unavailable)
     ├── TransportError (no status, transport)          client side: no HTTP answer
     ├── DeadlineExceeded (no status, deadline-exceeded) client side: retries ran out of time
     └── StreamOutOfStep (no status, stream-out-of-step) client side: a resumed stream
@@ -119,6 +122,10 @@ class PathNotAllowed(Forbidden):
     code = "path-not-allowed"
 
 
+class UrlNotAllowed(Forbidden):
+    code = "url-not-allowed"
+
+
 class NotFound(AugsvcError):
     status, code = 404, "not-found"
 
@@ -129,6 +136,10 @@ class RecipeNotFound(NotFound):
 
 class DatasetNotFound(NotFound):
     code = "dataset-not-found"
+
+
+class ObjectNotFound(NotFound):
+    code = "object-not-found"
 
 
 class MethodNotAllowed(AugsvcError):
@@ -189,6 +200,10 @@ class StoreUnavailable(Unavailable):
 
 class Overloaded(Unavailable):
     code = "overloaded"
+
+
+class ObjectStoreUnavailable(Unavailable):
+    code = "object-store-unavailable"
 
 
 class TransportError(AugsvcError):
