@@ -1,0 +1,91 @@
+"""A headless Debian chromium, driven by selenium, that cannot reach past 127.0.0.1.
+
+Whatever a page does, the browser resolves no host but 127.0.0.1 (every other name maps
+to not-found in its own resolver) and its own background traffic (updates, sync,
+safe browsing, metrics, component downloads) is switched off, so nothing leaves the
+machine. What the page itself asked for is read back from the performance log.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CHROMIUM_NAMES = ("chromium", "chromium-browser")
+DRIVER_NAMES = ("chromedriver",)
+
+#: Flags that keep chromium's own traffic off the network.
+QUIET_FLAGS = (
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+    "--disable-background-networking",
+    "--disable-sync",
+    "--disable-component-update",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--disable-domain-reliability",
+    "--disable-client-side-phishing-detection",
+    "--disable-breakpad",
+    "--no-pings",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--metrics-recording-only",
+    "--safebrowsing-disable-auto-update",
+    "--disable-features=Translate,OptimizationHints,MediaRouter,AutofillServerCommunication,"
+    "CertificateTransparencyComponentUpdater,InterestFeedContentSuggestions",
+)
+
+
+def find_browser() -> tuple[str, str] | None:
+    """(chromium, chromedriver) from PATH, or None (`make browser` installs both)."""
+    browser = next((p for n in CHROMIUM_NAMES if (p := shutil.which(n))), None)
+    driver = next((p for n in DRIVER_NAMES if (p := shutil.which(n))), None)
+    return (browser, driver) if browser and driver else None
+
+
+def start_chromium(browser: str, driver: str, profile: Path, width: int = 1280,
+                   height: int = 800) -> Any:  # fmt: skip
+    """A headless chromium under selenium, with console and network logging on."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in (
+        "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+        f"--window-size={width},{height}", f"--user-data-dir={profile}", *QUIET_FLAGS,
+    ):  # fmt: skip
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    session = webdriver.Chrome(options=options, service=Service(executable_path=driver))
+    session.set_window_size(width, height)
+    return session
+
+
+@dataclass(frozen=True)
+class Logs:
+    requests: list[str]  # every URL the page asked for, in order
+    console: list[dict[str, Any]]  # console messages and page errors
+
+
+def drain_logs(session: Any) -> Logs:
+    """What the page requested and printed since the last drain."""
+    requests = []
+    for entry in session.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            requests.append(message["params"]["request"]["url"])
+    return Logs(requests=requests, console=session.get_log("browser"))
+
+
+def is_local(url: str) -> bool:
+    """An URL this machine answers: 127.0.0.1, or an in-page blob:/data: URL of it."""
+    from urllib.parse import urlsplit
+
+    if url.startswith("data:"):
+        return True
+    if url.startswith("blob:"):
+        url = url[len("blob:") :]
+    return urlsplit(url).hostname == "127.0.0.1"
