@@ -81,11 +81,49 @@ def drain_logs(session: Any) -> Logs:
 
 
 def is_local(url: str) -> bool:
-    """An URL this machine answers: 127.0.0.1, or an in-page blob:/data: URL of it."""
+    """An URL answered on this machine: 127.0.0.1, an in-page blob: of it, data:, or
+    chrome:// (the browser's built-in pages and icons, served from inside it)."""
     from urllib.parse import urlsplit
 
-    if url.startswith("data:"):
+    if url.startswith(("data:", "chrome://")):
         return True
     if url.startswith("blob:"):
         url = url[len("blob:") :]
     return urlsplit(url).hostname == "127.0.0.1"
+
+
+def wait_for(session: Any, script: str, timeout_s: float = 60.0) -> Any:
+    """Poll ``return <script>`` in the page until it is truthy; its value."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(session, timeout_s, poll_frequency=0.1).until(
+        lambda s: s.execute_script(f"return {script}")
+    )
+
+
+#: The bytes of what the grid <img> shows (a blob: URL of the page), base64-encoded.
+GRID_BYTES_JS = """
+const done = arguments[arguments.length - 1];
+fetch(document.getElementById("grid").src)
+  .then((r) => r.arrayBuffer())
+  .then((b) => { let s = ""; for (const x of new Uint8Array(b)) s += String.fromCharCode(x); done(btoa(s)); })
+  .catch((e) => done("error: " + e));
+"""
+
+
+def grid_bytes(session: Any) -> bytes:
+    import base64
+
+    encoded = session.execute_async_script(GRID_BYTES_JS)
+    assert not encoded.startswith("error"), encoded
+    return base64.b64decode(encoded)
+
+
+def screenshot(session: Any, path: Path, width: int = 1280, height: int = 800) -> None:
+    """A PNG of the viewport at exactly width x height CSS pixels, scale 1."""
+    session.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    session.save_screenshot(str(path))

@@ -30,14 +30,14 @@ ASSETS: Final = frozenset(
 )
 
 #: No inline script or style, no plugin, no framing, no form posts; images may be blob:
-#: URLs (the grid and a dropped photo are shown from memory).
+#: URLs (the grid is shown from memory), which the page may also read back.
 CSP: Final = "; ".join(
     [
         "default-src 'none'",
         "script-src 'self'",
         "style-src 'self'",
         "img-src 'self' blob:",
-        "connect-src 'self'",
+        "connect-src 'self' blob:",
         "base-uri 'none'",
         "form-action 'none'",
         "frame-ancestors 'none'",

@@ -26,14 +26,15 @@ export const sampleViews = [];
 
 // --- requests ------------------------------------------------------------------------
 
-function sameOrigin(url) {
-  return new URL(url, document.baseURI).origin === window.location.origin;
-}
+// URLs resolve against the page's own origin and path, without any user:password the
+// address bar may hold (fetch refuses those; the browser's Basic login is sent anyway).
+const BASE = new URL(window.location.pathname, window.location.origin);
 
-async function api(url, options = {}) {
+async function api(path, options = {}) {
+  const url = new URL(path, BASE);
   const headers = new Headers(options.headers || {});
   const key = $("key").value.trim();
-  if (key && sameOrigin(url)) headers.set("X-API-Key", key);
+  if (key && url.origin === BASE.origin) headers.set("X-API-Key", key);
   return fetch(url, { ...options, headers, credentials: "same-origin" });
 }
 
@@ -275,11 +276,11 @@ async function save() {
     ? `Saved ${record.ref}.`
     : `Unchanged: the same recipe is ${record.ref}.`;
   await loadRecipeList();
+  // The draft becomes what was stored (the canonical form the server keeps).
   state.from = record;
   $("ref").value = record.ref;
   $("recipe-select").value = record.name;
-  renderOrigin();
-  schedulePreview();
+  setDoc(structuredClone(record.recipe));
 }
 
 // --- preview ---------------------------------------------------------------------------

@@ -1,0 +1,271 @@
+"""The playground in a real browser: Debian's chromium, headless, driven by selenium,
+against a real `augsvc serve` backed by a real redis-server.
+
+The browser cannot reach anything but 127.0.0.1 (tests/browser.py), and every request
+the page makes is read back from chromium's own log and checked to be local. Pictures
+are compared by their bytes with what the service's routes answer for the same recipe
+and seed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+from safetensors.numpy import load as load_safetensors
+
+from tests.browser import (
+    drain_logs,
+    find_browser,
+    grid_bytes,
+    is_local,
+    screenshot,
+    start_chromium,
+    wait_for,
+)
+
+pytestmark = pytest.mark.slow
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+RECIPE = {
+    "ops": [
+        {"op": "random_resized_crop", "size": 160, "scale": [0.3, 1.0]},
+        {"op": "hflip"},
+        {"op": "color_jitter", "brightness": 0.4, "saturation": 0.3, "hue": 0.05},
+        {"op": "rotate", "degrees": 10, "p": 0.5},
+    ]
+}
+JITTER = 2  # index of color_jitter in RECIPE
+
+
+@pytest.fixture(scope="module")
+def chromium(tmp_path_factory):
+    found = find_browser()
+    if found is None:
+        pytest.skip("chromium and chromedriver are not on PATH: `make browser` installs them")
+    pytest.importorskip("selenium", reason="the dev extra brings selenium: `make install`")
+    session = start_chromium(*found, tmp_path_factory.mktemp("chromium-profile"))
+    try:
+        yield session
+    finally:
+        session.quit()
+
+
+@pytest.fixture(scope="module")
+def service(start_augsvc, redis_server):
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    return start_augsvc(AUGSVC_REDIS_URL=redis_server.url, AUGSVC_REDIS_PREFIX=prefix)
+
+
+@pytest.fixture
+def stored(service) -> str:
+    """A fresh recipe name with RECIPE stored as version 1."""
+    name = f"pg-{uuid.uuid4().hex[:8]}"
+    httpx.put(f"{service.url}/v1/recipes/{name}", json=RECIPE).raise_for_status()
+    return name
+
+
+def open_page(session, url: str) -> None:
+    session.get("about:blank")
+    drain_logs(session)  # what the browser did before this page is not the page's
+    session.get(url)
+    wait_for(session, "document.body.dataset.ready === 'true'")
+    wait_for(session, "document.body.dataset.preview === 'ready'")
+
+
+def field(session, loc: str):
+    return session.find_element("css selector", f'[data-loc="{loc}"] input')
+
+
+def retype(session, loc: str, text: str) -> None:
+    element = field(session, loc)
+    element.clear()
+    element.send_keys(text)
+
+
+def problems_of(logs) -> list[dict]:
+    return [m for m in logs.console if m["level"] in ("SEVERE", "WARNING")]
+
+
+def test_the_page_loads_with_every_request_local_and_no_console_errors(chromium, service, stored):
+    open_page(chromium, f"{service.url}/ui?recipe={stored}")
+    logs = drain_logs(chromium)
+    assert logs.requests, "the performance log recorded nothing"
+    assert [url for url in logs.requests if not is_local(url)] == []
+    assert problems_of(logs) == []
+    assert f"{service.url}/v1/recipes/{stored}%401/preview?seed=0&n=9" in logs.requests
+    # the screenshot of a real run (the README's is one of these)
+    path = ARTIFACTS / "playground.png"
+    screenshot(chromium, path)
+    with Image.open(path) as shot:
+        assert shot.size == (1280, 800)
+
+
+def test_editing_a_parameter_updates_the_preview_to_the_routes_bytes(chromium, service, stored):
+    open_page(chromium, f"{service.url}/ui?recipe={stored}")
+    with service.client() as client:
+        before = client.get(f"/v1/recipes/{stored}@1/preview", params={"seed": 0, "n": 9})
+        assert grid_bytes(chromium) == before.content
+
+        retype(chromium, f"ops.{JITTER}.brightness", "0.9")
+        edited = client.get(f"/v1/recipes/{stored}@1").json()["recipe"]  # what the page loaded
+        edited["ops"][JITTER]["brightness"] = 0.9
+        expected = client.post(
+            "/v1/preview", params={"seed": 0, "n": 9}, files={"recipe": json.dumps(edited)}
+        )
+        expected.raise_for_status()
+        digest = expected.headers["X-Augsvc-Recipe-Digest"]
+        wait_for(chromium, f"document.getElementById('grid').dataset.digest === '{digest}'")
+        after = grid_bytes(chromium)
+        assert after != before.content
+        assert after == expected.content
+        # the JSON view followed the form
+        assert json.loads(chromium.find_element("id", "json").get_attribute("value")) == edited
+        # and the stored route answers the same bytes for that recipe and seed
+        check = f"check-{stored}"
+        client.put(f"/v1/recipes/{check}", json=edited).raise_for_status()
+        assert client.get(f"/v1/recipes/{check}/preview", params={"n": 9}).content == after
+
+        # another seed: the grid is that seed's
+        seed = chromium.find_element("id", "seed")
+        seed.clear()
+        seed.send_keys("7")
+        wait_for(chromium, "document.getElementById('grid').dataset.seed === '7'")
+        wait_for(chromium, "document.body.dataset.preview === 'ready'")
+        seeded = client.get(f"/v1/recipes/{check}/preview", params={"n": 9, "seed": 7}).content
+        assert grid_bytes(chromium) == seeded
+
+
+def test_an_edit_in_the_json_view_rebuilds_the_forms(chromium, service, stored):
+    open_page(chromium, f"{service.url}/ui?recipe={stored}")
+    text = chromium.find_element("id", "json")
+    text.clear()
+    text.send_keys(json.dumps({"ops": [{"op": "vflip", "p": 1.0}, {"op": "grayscale"}]}))
+    wait_for(chromium, "document.querySelectorAll('#ops > li').length === 2")
+    ops = [li.get_attribute("data-op") for li in chromium.find_elements("css selector", "#ops > li")]
+    assert ops == ["vflip", "grayscale"]
+    assert field(chromium, "ops.0.p").get_attribute("value") == "1"
+
+
+def test_an_invalid_value_shows_the_servers_message_next_to_its_field(chromium, service, stored):
+    open_page(chromium, f"{service.url}/ui?recipe={stored}")
+    retype(chromium, f"ops.{JITTER}.brightness", "-3")
+    bad = json.loads(json.dumps(RECIPE))
+    bad["ops"][JITTER]["brightness"] = -3
+    answer = httpx.post(f"{service.url}/v1/preview", files={"recipe": json.dumps(bad)})
+    assert answer.status_code == 422
+    (error,) = answer.json()["errors"]
+    assert error["loc"] == ["ops", JITTER, "brightness"]
+    slot = f'[data-loc="ops.{JITTER}.brightness"] .field-error'
+    wait_for(chromium, f"document.querySelector('{slot}').textContent === {json.dumps(error['msg'])}")
+    # only that field is marked
+    marked = chromium.find_elements("css selector", ".field.invalid")
+    assert [m.get_attribute("data-loc") for m in marked] == [f"ops.{JITTER}.brightness"]
+
+
+def test_saving_creates_the_next_version(chromium, service, stored):
+    open_page(chromium, f"{service.url}/ui?recipe={stored}")
+    retype(chromium, f"ops.{JITTER}.brightness", "0.7")
+    wait_for(chromium, "document.getElementById('origin').textContent.startsWith('Edited')")
+    chromium.find_element("id", "save").click()
+    wait_for(chromium, f"document.getElementById('save-status').textContent === 'Saved {stored}@2.'")
+    versions = httpx.get(f"{service.url}/v1/recipes/{stored}/versions").json()["versions"]
+    assert [v["version"] for v in versions] == [1, 2]
+    brightness = versions[1]["recipe"]["ops"][JITTER]["brightness"]
+    assert brightness == pytest.approx([0.3, 1.7])  # 0.7, in its canonical form
+    # the page now shows the saved version through its own preview route
+    wait_for(chromium, f"document.getElementById('origin').textContent.startsWith('Showing {stored}@2')")
+
+    # someone else writes version 3: a save based on version 2 is refused, not lost
+    other = {"ops": [{"op": "vflip"}]}
+    httpx.put(f"{service.url}/v1/recipes/{stored}", json=other).raise_for_status()
+    retype(chromium, f"ops.{JITTER}.brightness", "0.5")
+    chromium.find_element("id", "save").click()
+    wait_for(chromium, "document.getElementById('save-status').textContent.startsWith('Not saved')")
+    versions = httpx.get(f"{service.url}/v1/recipes/{stored}/versions").json()["versions"]
+    assert len(versions) == 3
+
+
+def test_clicking_a_sample_shows_its_key_and_drawn_params(chromium, service, stored):
+    open_page(chromium, f"{service.url}/ui?recipe={stored}")
+    grid = chromium.find_element("id", "grid")
+    columns, gap, width = 3, 4, grid.size["width"]
+    natural = chromium.execute_script("return arguments[0].naturalWidth", grid)
+    cell = (natural - (columns + 1) * gap) / columns
+    scale = width / natural
+    key = 5  # row 1, column 2
+    x = (gap + 2 * (cell + gap) + cell / 2) * scale
+    y = (gap + 1 * (cell + gap) + cell / 2) * scale
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    ActionChains(chromium).move_to_element_with_offset(
+        grid, int(x - grid.size["width"] / 2), int(y - grid.size["height"] / 2)
+    ).click().perform()
+    wait_for(chromium, f"document.getElementById('tile-info').dataset.key === '{key}'")
+    shown = json.loads(chromium.find_element("id", "tile-info").text)
+    photo = httpx.get(f"{service.url}/ui/sample.jpg").content
+    answer = httpx.post(
+        f"{service.url}/v1/augment",
+        params={"recipe": f"{stored}@1", "seed": 0, "offset": key},
+        files={"image": ("sample.jpg", photo, "image/jpeg")},
+        headers={"Accept": "application/x-safetensors"},
+    )
+    answer.raise_for_status()
+    tensors = load_safetensors(answer.content)
+    assert shown["key"] == key == int(tensors["keys"][0])
+    expected = {n[len("params.") :]: t[0].tolist() for n, t in tensors.items() if n.startswith("params.")}
+    assert shown["params"].keys() == expected.keys()
+    for name, value in expected.items():
+        np.testing.assert_allclose(shown["params"][name], value, rtol=1e-6, err_msg=name)
+
+
+def test_docs_and_redoc_render_offline(chromium, service):
+    operations = sum(
+        len(methods) for methods in httpx.get(f"{service.url}/openapi.json").json()["paths"].values()
+    )
+    chromium.get("about:blank")
+    drain_logs(chromium)
+    chromium.get(f"{service.url}/docs")
+    wait_for(chromium, f"document.querySelectorAll('.opblock').length === {operations}")
+    summaries = chromium.find_elements("css selector", ".opblock-summary-path")
+    assert any(s.text.replace("\u200b", "") == "/v1/ops" for s in summaries)
+    logs = drain_logs(chromium)
+    assert [url for url in logs.requests if not is_local(url)] == []
+    assert problems_of(logs) == []
+
+    chromium.get(f"{service.url}/redoc")
+    wait_for(chromium, "document.querySelectorAll('[data-section-id^=\"operation/\"]').length > 0")
+    logs = drain_logs(chromium)
+    assert [url for url in logs.requests if not is_local(url)] == []
+    assert problems_of(logs) == []
+
+
+@pytest.fixture(scope="module")
+def keyed_service(start_augsvc):
+    return start_augsvc(AUGSVC_API_KEYS="pg-admin-key:admin,pg-read-key:read")
+
+
+def test_a_read_key_sees_save_disabled_with_the_reason(chromium, keyed_service):
+    # the browser's own Basic login (user name ignored, the key as password), as a person
+    # answering the page's challenge would
+    origin = keyed_service.url.replace("http://", "http://anyone:pg-read-key@")
+    chromium.get("about:blank")
+    chromium.get(f"{origin}/ui")
+    wait_for(chromium, "document.body.dataset.ready === 'true'")
+    save = chromium.find_element("id", "save")
+    assert not save.is_enabled()
+    reason = chromium.find_element("id", "save-reason").text
+    assert reason == "This key has read scope: saving needs an admin key."
+    assert chromium.find_element("id", "auth-status").text == "key scope: read"
+    # an admin key typed into the page is sent by the page itself and wins
+    key = chromium.find_element("id", "key")
+    key.send_keys("pg-admin-key")
+    key.send_keys("\t")  # change event
+    wait_for(chromium, "!document.getElementById('save').disabled")
+    assert chromium.find_element("id", "save-reason").text == ""
