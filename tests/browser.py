@@ -106,7 +106,11 @@ GRID_BYTES_JS = """
 const done = arguments[arguments.length - 1];
 fetch(document.getElementById("grid").src)
   .then((r) => r.arrayBuffer())
-  .then((b) => { let s = ""; for (const x of new Uint8Array(b)) s += String.fromCharCode(x); done(btoa(s)); })
+  .then((b) => {
+    let s = "";
+    for (const x of new Uint8Array(b)) s += String.fromCharCode(x);
+    done(btoa(s));
+  })
   .catch((e) => done("error: " + e));
 """
 

@@ -9,7 +9,6 @@ and seed.
 
 from __future__ import annotations
 
-import io
 import json
 import uuid
 from pathlib import Path
@@ -89,6 +88,10 @@ def retype(session, loc: str, text: str) -> None:
     element.send_keys(text)
 
 
+def text(element_id: str) -> str:
+    return f"document.getElementById('{element_id}').textContent"
+
+
 def problems_of(logs) -> list[dict]:
     return [m for m in logs.console if m["level"] in ("SEVERE", "WARNING")]
 
@@ -148,7 +151,8 @@ def test_an_edit_in_the_json_view_rebuilds_the_forms(chromium, service, stored):
     text.clear()
     text.send_keys(json.dumps({"ops": [{"op": "vflip", "p": 1.0}, {"op": "grayscale"}]}))
     wait_for(chromium, "document.querySelectorAll('#ops > li').length === 2")
-    ops = [li.get_attribute("data-op") for li in chromium.find_elements("css selector", "#ops > li")]
+    cards = chromium.find_elements("css selector", "#ops > li")
+    ops = [li.get_attribute("data-op") for li in cards]
     assert ops == ["vflip", "grayscale"]
     assert field(chromium, "ops.0.p").get_attribute("value") == "1"
 
@@ -163,7 +167,8 @@ def test_an_invalid_value_shows_the_servers_message_next_to_its_field(chromium, 
     (error,) = answer.json()["errors"]
     assert error["loc"] == ["ops", JITTER, "brightness"]
     slot = f'[data-loc="ops.{JITTER}.brightness"] .field-error'
-    wait_for(chromium, f"document.querySelector('{slot}').textContent === {json.dumps(error['msg'])}")
+    message = json.dumps(error["msg"])
+    wait_for(chromium, f"document.querySelector('{slot}').textContent === {message}")
     # only that field is marked
     marked = chromium.find_elements("css selector", ".field.invalid")
     assert [m.get_attribute("data-loc") for m in marked] == [f"ops.{JITTER}.brightness"]
@@ -172,22 +177,22 @@ def test_an_invalid_value_shows_the_servers_message_next_to_its_field(chromium, 
 def test_saving_creates_the_next_version(chromium, service, stored):
     open_page(chromium, f"{service.url}/ui?recipe={stored}")
     retype(chromium, f"ops.{JITTER}.brightness", "0.7")
-    wait_for(chromium, "document.getElementById('origin').textContent.startsWith('Edited')")
+    wait_for(chromium, f"{text('origin')}.startsWith('Edited')")
     chromium.find_element("id", "save").click()
-    wait_for(chromium, f"document.getElementById('save-status').textContent === 'Saved {stored}@2.'")
+    wait_for(chromium, f"{text('save-status')} === 'Saved {stored}@2.'")
     versions = httpx.get(f"{service.url}/v1/recipes/{stored}/versions").json()["versions"]
     assert [v["version"] for v in versions] == [1, 2]
     brightness = versions[1]["recipe"]["ops"][JITTER]["brightness"]
     assert brightness == pytest.approx([0.3, 1.7])  # 0.7, in its canonical form
     # the page now shows the saved version through its own preview route
-    wait_for(chromium, f"document.getElementById('origin').textContent.startsWith('Showing {stored}@2')")
+    wait_for(chromium, f"{text('origin')}.startsWith('Showing {stored}@2')")
 
     # someone else writes version 3: a save based on version 2 is refused, not lost
     other = {"ops": [{"op": "vflip"}]}
     httpx.put(f"{service.url}/v1/recipes/{stored}", json=other).raise_for_status()
     retype(chromium, f"ops.{JITTER}.brightness", "0.5")
     chromium.find_element("id", "save").click()
-    wait_for(chromium, "document.getElementById('save-status').textContent.startsWith('Not saved')")
+    wait_for(chromium, f"{text('save-status')}.startsWith('Not saved')")
     versions = httpx.get(f"{service.url}/v1/recipes/{stored}/versions").json()["versions"]
     assert len(versions) == 3
 
@@ -219,16 +224,19 @@ def test_clicking_a_sample_shows_its_key_and_drawn_params(chromium, service, sto
     answer.raise_for_status()
     tensors = load_safetensors(answer.content)
     assert shown["key"] == key == int(tensors["keys"][0])
-    expected = {n[len("params.") :]: t[0].tolist() for n, t in tensors.items() if n.startswith("params.")}
+    expected = {
+        name.removeprefix("params."): tensor[0].tolist()
+        for name, tensor in tensors.items()
+        if name.startswith("params.")
+    }
     assert shown["params"].keys() == expected.keys()
     for name, value in expected.items():
         np.testing.assert_allclose(shown["params"][name], value, rtol=1e-6, err_msg=name)
 
 
 def test_docs_and_redoc_render_offline(chromium, service):
-    operations = sum(
-        len(methods) for methods in httpx.get(f"{service.url}/openapi.json").json()["paths"].values()
-    )
+    paths = httpx.get(f"{service.url}/openapi.json").json()["paths"]
+    operations = sum(len(methods) for methods in paths.values())
     chromium.get("about:blank")
     drain_logs(chromium)
     chromium.get(f"{service.url}/docs")
