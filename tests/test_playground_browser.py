@@ -65,7 +65,7 @@ def service(start_augsvc, redis_server):
 @pytest.fixture
 def stored(service) -> str:
     """A fresh recipe name with RECIPE stored as version 1."""
-    name = f"pg-{uuid.uuid4().hex[:8]}"
+    name = f"demo-{uuid.uuid4().hex[:6]}"
     httpx.put(f"{service.url}/v1/recipes/{name}", json=RECIPE).raise_for_status()
     return name
 
