@@ -28,6 +28,7 @@ from tests.browser import (
     start_chromium,
     wait_for,
 )
+from tests.imagegen import jpeg_bytes, png_bytes
 
 pytestmark = pytest.mark.slow
 
@@ -155,6 +156,70 @@ def test_an_edit_in_the_json_view_rebuilds_the_forms(chromium, service, stored):
     ops = [li.get_attribute("data-op") for li in cards]
     assert ops == ["vflip", "grayscale"]
     assert field(chromium, "ops.0.p").get_attribute("value") == "1"
+
+
+def select_op(session, name: str) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    Select(session.find_element("id", "op-select")).select_by_value(name)
+    session.find_element("id", "add-op").click()
+
+
+def draft(session) -> dict:
+    return json.loads(session.find_element("id", "json").get_attribute("value"))
+
+
+def test_ops_are_added_reordered_and_removed_from_the_catalogue(chromium, service):
+    open_page(chromium, f"{service.url}/ui")
+    assert draft(chromium) == {"ops": []}
+    select_op(chromium, "hflip")
+    select_op(chromium, "rotate")
+    assert draft(chromium) == {"ops": [{"op": "hflip"}, {"op": "rotate"}]}
+    # rotate needs degrees: the server says so, at the field
+    slot = '[data-loc="ops.1.degrees"] .field-error'
+    wait_for(chromium, f"document.querySelector('{slot}').textContent === 'Field required'")
+    retype(chromium, "ops.1.degrees", "[-30, 30]")
+    chromium.find_element("css selector", '[data-loc="ops.1"] button[title="move up"]').click()
+    chromium.find_element("css selector", '[data-loc="ops.1"] button[title="remove"]').click()
+    wanted = {"ops": [{"op": "rotate", "degrees": [-30, 30]}]}
+    assert draft(chromium) == wanted
+    expected = httpx.post(f"{service.url}/v1/preview", params={"n": 9},
+                          files={"recipe": json.dumps(wanted)})  # fmt: skip
+    digest = expected.headers["X-Augsvc-Recipe-Digest"]
+    wait_for(chromium, f"document.getElementById('grid').dataset.digest === '{digest}'")
+    wait_for(chromium, "document.body.dataset.preview === 'ready'")
+    assert grid_bytes(chromium) == expected.content
+
+
+DROP_JS = """
+const [name, type, encoded] = arguments;
+const bytes = Uint8Array.from(atob(encoded), (c) => c.charCodeAt(0));
+const data = new DataTransfer();
+data.items.add(new File([bytes], name, { type }));
+document.getElementById("drop").dispatchEvent(
+  new DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true }));
+"""
+
+
+def test_a_chosen_or_dropped_image_is_previewed_like_the_route_previews_it(
+    chromium, service, stored, tmp_path
+):
+    import base64
+
+    open_page(chromium, f"{service.url}/ui?recipe={stored}")
+    chosen = tmp_path / "chosen.jpg"
+    chosen.write_bytes(jpeg_bytes(320, 240, seed=3))
+    chromium.find_element("id", "photo").send_keys(str(chosen))
+    wait_for(chromium, f"{text('preview-status')}.endsWith('on chosen.jpg')")
+    route = f"{service.url}/v1/recipes/{stored}@1/preview"
+    image = {"image": ("chosen.jpg", chosen.read_bytes(), "image/jpeg")}
+    assert grid_bytes(chromium) == httpx.post(route, params={"n": 9}, files=image).content
+
+    dropped = png_bytes(200, 300, seed=4)
+    chromium.execute_script(DROP_JS, "dropped.png", "image/png", base64.b64encode(dropped).decode())
+    wait_for(chromium, f"{text('preview-status')}.endsWith('on dropped.png')")
+    image = {"image": ("dropped.png", dropped, "image/png")}
+    assert grid_bytes(chromium) == httpx.post(route, params={"n": 9}, files=image).content
 
 
 def test_an_invalid_value_shows_the_servers_message_next_to_its_field(chromium, service, stored):
