@@ -67,17 +67,19 @@ def start_chromium(browser: str, driver: str, profile: Path, width: int = 1280,
 @dataclass(frozen=True)
 class Logs:
     requests: list[str]  # every URL the page asked for, in order
+    headers: list[dict[str, str]]  # the headers the page set on each of them
     console: list[dict[str, Any]]  # console messages and page errors
 
 
 def drain_logs(session: Any) -> Logs:
     """What the page requested and printed since the last drain."""
-    requests = []
+    requests, headers = [], []
     for entry in session.get_log("performance"):
         message = json.loads(entry["message"])["message"]
         if message["method"] == "Network.requestWillBeSent":
             requests.append(message["params"]["request"]["url"])
-    return Logs(requests=requests, console=session.get_log("browser"))
+            headers.append(message["params"]["request"].get("headers", {}))
+    return Logs(requests=requests, headers=headers, console=session.get_log("browser"))
 
 
 def is_local(url: str) -> bool:

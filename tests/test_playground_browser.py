@@ -9,6 +9,7 @@ and seed.
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
 from pathlib import Path
@@ -144,6 +145,17 @@ def test_editing_a_parameter_updates_the_preview_to_the_routes_bytes(chromium, s
         wait_for(chromium, "document.body.dataset.preview === 'ready'")
         seeded = client.get(f"/v1/recipes/{check}/preview", params={"n": 9, "seed": 7}).content
         assert grid_bytes(chromium) == seeded
+
+        # and another sample count
+        count = chromium.find_element("id", "count")
+        count.clear()
+        count.send_keys("4")
+        wait_for(chromium, "document.getElementById('grid').dataset.n === '4'")
+        wait_for(chromium, "document.body.dataset.preview === 'ready'")
+        four = client.get(f"/v1/recipes/{check}/preview", params={"n": 4, "seed": 7}).content
+        assert grid_bytes(chromium) == four
+        with Image.open(io.BytesIO(four)) as grid:  # 2x2 cells of 160 and 3 gaps of 4
+            assert grid.size == (2 * 160 + 3 * 4, 2 * 160 + 3 * 4)
 
 
 def test_an_edit_in_the_json_view_rebuilds_the_forms(chromium, service, stored):
@@ -339,6 +351,14 @@ def test_a_read_key_sees_save_disabled_with_the_reason(chromium, keyed_service):
     # an admin key typed into the page is sent by the page itself and wins
     key = chromium.find_element("id", "key")
     key.send_keys("pg-admin-key")
-    key.send_keys("\t")  # change event
+    key.send_keys("\n")  # Enter
     wait_for(chromium, "!document.getElementById('save').disabled")
     assert chromium.find_element("id", "save-reason").text == ""
+    wait_for(chromium, "document.body.dataset.preview === 'ready'")
+    logs = drain_logs(chromium)
+    # the typed key went out with the page's own requests, to this origin only
+    keyed = [url for url, sent in zip(logs.requests, logs.headers, strict=True)
+             if "pg-admin-key" in str(sent)]  # fmt: skip
+    assert keyed and all(url.startswith(f"{keyed_service.url}/v1/") for url in keyed)
+    assert not any("pg-admin-key" in url for url in logs.requests)
+    assert problems_of(logs) == []

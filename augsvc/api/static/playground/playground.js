@@ -471,11 +471,14 @@ async function start() {
     if (name) loadRecipe(name);
     else { state.from = null; setDoc({ ops: [] }); }
   });
-  $("key").addEventListener("change", async () => {
+  const useKey = async () => {
     await checkKey();
     await Promise.all([loadCatalogue(), loadRecipeList()]);
     schedulePreview();
-  });
+  };
+  $("key").addEventListener("change", useKey);
+  // Enter in the key field: the form goes nowhere (the CSP allows no form target).
+  $("key-form").addEventListener("submit", (event) => { event.preventDefault(); useKey(); });
   for (const id of ["seed", "count"]) $(id).addEventListener("input", schedulePreview);
   $("grid").addEventListener("click", showSample);
   wireDrop();
