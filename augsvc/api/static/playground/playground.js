@@ -485,8 +485,8 @@ async function start() {
   renderSave();
   await Promise.all([checkKey(), loadCatalogue(), loadRecipeList()]);
   const wanted = new URLSearchParams(window.location.search).get("recipe");
-  if (wanted) await loadRecipe(wanted);
-  else schedulePreview();
+  if (wanted) await loadRecipe(wanted);  // a reference that fails is shown, the draft stays
+  schedulePreview();
   document.body.dataset.ready = "true";
 }
 
