@@ -150,3 +150,41 @@ def test_recipe_commands_work_against_a_real_server(bare, start_augsvc, tmp_path
     missing = augsvc("recipe", "get", "nope")
     assert missing.returncode == 1 and "recipe-not-found" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_the_installed_wheel_serves_the_playground_and_offline_docs(bare, tmp_path):
+    """The page's files are package data of the wheel, and the docs' bundles come with
+    a declared dependency: both answer from the bare install."""
+    import re
+    import signal
+    import time
+
+    import httpx
+
+    executable, env = bare
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(executable), "serve", "--host", "127.0.0.1", "--port", "0"],
+            env={**env, "AUGSVC_DEVICE": "cpu", "PYTHONUNBUFFERED": "1"}, stdout=out,
+            stderr=subprocess.STDOUT, cwd=tmp_path, start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while not (found := re.search(r"listening on (http://\S+)", log.read_text())):
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        url = found.group(1)
+        paths = [
+            "/ui",
+            "/ui/assets/playground.js",
+            "/ui/assets/playground.css",
+            "/docs",
+            "/docs/assets/swagger-ui-bundle.js",
+            "/docs/assets/redoc.standalone.js",
+        ]
+        for path in paths:
+            assert httpx.get(url + path, timeout=30).status_code == 200, path
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)

@@ -18,7 +18,17 @@ from augsvc.api.auth import KeyRing
 from augsvc.api.metrics import MetricsMiddleware
 from augsvc.api.openapi import install_openapi
 from augsvc.api.problems import CatchAllMiddleware, install_problem_handlers
-from augsvc.api.routes import augment, catalogue, datasets, health, preview, recipes
+from augsvc.api.routes import (
+    augment,
+    catalogue,
+    datasets,
+    docs,
+    health,
+    playground,
+    preview,
+    recipes,
+    whoami,
+)
 from augsvc.config import Settings
 from augsvc.engine import resolve_device
 from augsvc.ops import import_op_modules
@@ -60,6 +70,8 @@ def create_app(settings: Settings) -> FastAPI:
         version=augsvc_version(),
         summary="Seeded, batched image augmentation as a service",
         lifespan=lifespan,
+        docs_url=None,  # routes/docs.py serves /docs and /redoc from local files
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.keys = keys
@@ -70,7 +82,8 @@ def create_app(settings: Settings) -> FastAPI:
     install_openapi(app)
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # added last = outermost
-    for module in (health, catalogue, recipes, preview, augment, datasets):
+    routes = (health, catalogue, recipes, preview, augment, datasets, whoami, docs, playground)
+    for module in routes:
         app.include_router(module.router)
     return app
 

@@ -8,6 +8,8 @@ never logged or echoed in errors.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 from dataclasses import dataclass
 from enum import IntEnum
@@ -83,11 +85,27 @@ class KeyRing:
 
 
 def presented_key(authorization: str | None, x_api_key: str | None) -> str | None:
-    """The key from ``Authorization: Bearer <key>`` or ``X-API-Key`` (Bearer wins)."""
-    if authorization:
-        kind, _, value = authorization.strip().partition(" ")
-        if kind.lower() == "bearer" and value.strip():
-            return value.strip()
+    """The key from ``Authorization: Bearer <key>``, ``X-API-Key``, or the password of
+    ``Authorization: Basic`` (any user name), in that order.
+
+    Basic is what a browser can send on a plain navigation (the playground page asks for
+    it with a Basic challenge), and it sends it again by itself on every request to the
+    same origin; a key the page sets explicitly (``X-API-Key``) therefore wins over it.
+    """
+    kind, _, value = (authorization or "").strip().partition(" ")
+    if kind.lower() == "bearer" and value.strip():
+        return value.strip()
     if x_api_key and x_api_key.strip():
         return x_api_key.strip()
+    if kind.lower() == "basic" and value.strip():
+        return _basic_password(value.strip())
     return None
+
+
+def _basic_password(token: str) -> str | None:
+    try:
+        decoded = base64.b64decode(token, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    _, sep, password = decoded.partition(":")
+    return password if sep and password else None

@@ -27,10 +27,16 @@ def to_displayable(img: torch.Tensor) -> torch.Tensor:
     return img
 
 
+def columns(n: int) -> int:
+    """The grid's column count for n images; a client maps a click to a sample key with it."""
+    return math.ceil(math.sqrt(n))
+
+
 def tile(images: list[torch.Tensor]) -> torch.Tensor:
-    """uint8 (3, H, W) grid, ceil(sqrt(n)) columns, cells as large as the largest image."""
+    """uint8 (3, H, W) grid, :func:`columns` columns, cells as large as the largest image,
+    ``GAP`` pixels between and around them."""
     shown = [to_displayable(img) for img in images]
-    cols = math.ceil(math.sqrt(len(shown)))
+    cols = columns(len(shown))
     rows = math.ceil(len(shown) / cols)
     cell_h = max(img.shape[1] for img in shown)
     cell_w = max(img.shape[2] for img in shown)

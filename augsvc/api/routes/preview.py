@@ -2,7 +2,13 @@
 
 GET uses the bundled sample photo, so a recipe can be reviewed from a browser; POST
 takes one uploaded image (a multipart file part, or a raw image/* body). The seed
-defaults to 0, so a preview URL always shows the same grid.
+defaults to 0, so a preview URL always shows the same grid. POST /v1/preview shows a
+recipe that is not stored yet (the playground's draft): a multipart ``recipe`` part,
+read as an inline recipe of /v1/augment is, and at most one image part (the bundled
+photo without one). The grid is the same bytes as the stored recipe's preview.
+
+Every grid says how it is laid out (``X-Augsvc-Grid-Columns``, ``X-Augsvc-Grid-Gap``),
+so a client can tell which sample key a point of the picture shows.
 """
 
 from __future__ import annotations
@@ -29,16 +35,21 @@ from augsvc.config import Settings
 from augsvc.engine import MAX_SEED
 from augsvc.errors import (
     BadRequest,
+    FieldError,
     ImageTooLarge,
+    InvalidRecipe,
     Overloaded,
     PayloadTooLarge,
     UndecodableImage,
     UnsupportedMediaType,
     ValidationFailed,
 )
+from augsvc.recipes.documents import read_document
+from augsvc.service.grid import GAP, columns
 from augsvc.service.preview import preview_photo, preview_upload
+from augsvc.service.resolver import RecipeResolver, Resolved
 
-router = APIRouter(prefix="/v1/recipes", tags=["preview"])
+router = APIRouter(prefix="/v1", tags=["preview"])
 
 PNG: dict[int | str, dict[str, Any]] = {
     200: {"content": {"image/png": {}}, "description": "a grid of n augmentations"}
@@ -53,13 +64,18 @@ def _check_count(n: int, settings: Settings) -> None:
         raise ValidationFailed(f"n={n} is more than preview_max ({settings.preview_max})")
 
 
-def _png(body: bytes, seed: int, digest: str) -> Response:
-    headers = {"X-Augsvc-Seed": str(seed), "X-Augsvc-Recipe-Digest": digest}
+def _png(body: bytes, seed: int, n: int, digest: str) -> Response:
+    headers = {
+        "X-Augsvc-Seed": str(seed),
+        "X-Augsvc-Recipe-Digest": digest,
+        "X-Augsvc-Grid-Columns": str(columns(n)),
+        "X-Augsvc-Grid-Gap": str(GAP),
+    }
     return Response(body, media_type="image/png", headers=headers)
 
 
 @router.get(
-    "/{ref}/preview",
+    "/recipes/{ref}/preview",
     response_class=Response,
     responses={**PNG, **problems(*READ, *LOOKUP, PayloadTooLarge, Overloaded)},
 )
@@ -83,11 +99,11 @@ async def preview_sample(
             max_output_pixels=settings.max_output_pixels,
         )  # fmt: skip
 
-    return _png(await executor.run(job), seed, resolved.digest)
+    return _png(await executor.run(job), seed, n, resolved.digest)
 
 
 @router.post(
-    "/{ref}/preview",
+    "/recipes/{ref}/preview",
     response_class=Response,
     responses={
         **PNG,
@@ -128,4 +144,82 @@ async def preview_uploaded(
             max_pixels=settings.max_image_pixels, max_output_pixels=settings.max_output_pixels,
         )  # fmt: skip
 
-    return _png(await executor.run(job), seed, resolved.digest)
+    return _png(await executor.run(job), seed, n, resolved.digest)
+
+
+@router.post(
+    "/preview",
+    response_class=Response,
+    responses={
+        **PNG,
+        **problems(*READ, BadRequest, InvalidRecipe, PayloadTooLarge, ImageTooLarge,
+                   UnsupportedMediaType, UndecodableImage, Overloaded),
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                MULTIPART: {
+                    "schema": {
+                        "type": "object",
+                        "required": ["recipe"],
+                        "properties": {
+                            "recipe": {"type": "string", "description": "the recipe, as JSON"},
+                            "image": {"type": "string", "format": "binary",
+                                      "description": "optional: the bundled photo without it"},
+                        },
+                    }
+                }
+            },
+        }
+    },
+)  # fmt: skip
+async def preview_draft(
+    request: Request,
+    _: ReadAuth,
+    settings: SettingsDep,
+    resolver: ResolverDep,
+    executor: ExecutorDep,
+    device: DeviceDep,
+    budget: PixelBudgetDep,
+    seed: Seed = 0,
+    n: Count = 16,
+    content_type: Annotated[str | None, Header()] = None,
+) -> Response:
+    """The grid of an inline recipe, exactly as its stored version's preview would be."""
+    _check_count(n, settings)
+    require_content_type(content_type, [MULTIPART])
+    body = await read_body(request, settings.max_request_bytes)
+    upload = parse_multipart(body, content_type or "", max_images=1)
+    if upload.recipe is None:
+        raise ValidationFailed(
+            "send the recipe as a multipart part named 'recipe' (JSON)",
+            errors=[FieldError(("body", "recipe"), "Field required")],
+        )
+    resolved = _draft(upload.recipe, resolver, settings.max_recipe_bytes)
+    image = upload.images[0] if upload.images else None
+
+    def job() -> bytes:
+        if image is None:
+            return preview_photo(
+                resolved.plan, seed, n, device=device, budget=budget,
+                max_output_pixels=settings.max_output_pixels,
+            )  # fmt: skip
+        return preview_upload(
+            resolved.plan, bytes(image.data), image.label, seed, n, device=device,
+            budget=budget, max_pixels=settings.max_image_pixels,
+            max_output_pixels=settings.max_output_pixels,
+        )  # fmt: skip
+
+    return _png(await executor.run(job), seed, n, resolved.digest)
+
+
+def _draft(raw: bytes, resolver: RecipeResolver, max_bytes: int) -> Resolved:
+    """The ``recipe`` part, held to the limit and parser of a stored recipe's PUT body."""
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(
+            f"the 'recipe' part ({len(raw)} bytes) is larger than the limit of {max_bytes} "
+            "bytes (AUGSVC_MAX_RECIPE_BYTES)"
+        )
+    document = read_document(raw, "json", source="the 'recipe' part", loc=("body", "recipe"))
+    return resolver.inline(document)
