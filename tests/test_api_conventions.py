@@ -14,9 +14,16 @@ import shutil
 import subprocess
 from datetime import datetime
 
+import httpx
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from augsvc.errors import InvalidRecipe
+from augsvc.recipes import digest, parse_recipe
 from tests.imagegen import jpeg_bytes
+from tests.mixes import recipes
 
 
 def curl(*args: str) -> tuple[int, dict]:
@@ -78,6 +85,36 @@ def test_a_recipe_sent_without_a_content_type_is_sniffed(server, tmp_path):
     status, third = curl("-X", "PUT", f"{server.url}/v1/recipes/sniffed", "-H", "Content-Type:",
                          "--data-binary", f"@{as_yaml}")  # fmt: skip
     assert status == 200 and third["version"] == 1
+
+
+WRITINGS = {
+    "json": lambda r: json.dumps(r).encode(),
+    "indented json": lambda r: b"\n  " + json.dumps(r, indent=2).encode(),
+    "yaml": lambda r: yaml.safe_dump(r, sort_keys=False).encode(),
+    "flow yaml": lambda r: yaml.safe_dump(r, default_flow_style=True).encode(),
+}
+UNLABELLED = (None, "application/x-www-form-urlencoded", "text/plain", "application/octet-stream")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+          HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(document=recipes(), writing=st.sampled_from(sorted(WRITINGS)),
+       content_type=st.sampled_from(UNLABELLED))  # fmt: skip
+def test_any_recipe_written_any_way_without_a_type_stores_the_same_digest(
+    server, document, writing, content_type
+):
+    try:
+        expected = digest(parse_recipe(document))
+    except InvalidRecipe:
+        return
+    headers = {"Content-Type": content_type} if content_type else {}
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        # a fresh copy: PyYAML writes shared lists as anchors, which the server refuses
+        body = WRITINGS[writing](json.loads(json.dumps(document)))
+        response = client.put("/v1/recipes/any-writing", content=body, headers=headers)
+        assert "content-type" in response.request.headers or content_type is None
+    assert response.status_code in (200, 201), response.text
+    assert response.json()["digest"] == expected
 
 
 def test_a_body_of_another_type_gets_a_415_naming_the_header(server, tmp_path):

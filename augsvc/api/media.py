@@ -30,23 +30,25 @@ def require_content_type(content_type: str | None, supported: Sequence[str]) -> 
 UNLABELLED = ("", "application/x-www-form-urlencoded", "application/octet-stream", "text/plain")
 
 
-def document_syntax(
+def document_syntaxes(
     content_type: str | None,
     body: bytes | bytearray,
     json_type: str,
     yaml_types: Sequence[str] = (),
-) -> Literal["json", "yaml"]:
-    """How to parse a document body: by its Content-Type when it names JSON or YAML;
-    sniffed when the type is unlabelled (``{`` or ``[`` first is JSON, anything else YAML
-    where YAML is taken); otherwise 415 naming the header to send."""
+) -> list[Literal["json", "yaml"]]:
+    """How to parse a document body, in the order to try: by its Content-Type when it
+    names JSON or YAML; sniffed when the type is unlabelled (``{`` or ``[`` first: JSON,
+    then YAML where YAML is taken, for YAML's flow style; anything else: YAML, or JSON
+    where only JSON is taken); otherwise 415 naming the header to send."""
     kind = base_type(content_type)
     if kind == json_type:
-        return "json"
+        return ["json"]
     if kind in yaml_types:
-        return "yaml"
+        return ["yaml"]
     if kind in UNLABELLED:
-        looks_json = body.lstrip()[:1] in (b"{", b"[")
-        return "json" if looks_json or not yaml_types else "yaml"
+        if not yaml_types:
+            return ["json"]
+        return ["json", "yaml"] if body.lstrip()[:1] in (b"{", b"[") else ["yaml"]
     accepted = " or ".join([json_type, *yaml_types[:1]])
     raise UnsupportedMediaType(
         f"unsupported Content-Type {kind!r}: send the document with the header"

@@ -21,7 +21,7 @@ from augsvc.api.deps import (
     StreamsDep,
 )
 from augsvc.api.limits import read_body
-from augsvc.api.media import document_syntax
+from augsvc.api.media import document_syntaxes
 from augsvc.api.openapi import (
     DATASET_BODY,
     LOOKUP,
@@ -113,7 +113,7 @@ async def put_dataset(
     # Read here, under a byte limit and the nesting limit of every user document, not by
     # FastAPI, which would buffer a body of any size and hand it to json.loads whole.
     body = await read_body(request, MAX_SPEC_BYTES, "dataset registration")
-    document_syntax(content_type, body, JSON)  # JSON, or 415 naming the header
+    document_syntaxes(content_type, body, JSON)  # JSON, or 415 naming the header
     spec = parse_spec(parse_document(body, "json", source="the dataset registration"))
     source = await sources.open(spec.model_dump(exclude_none=True))
     stored, created = await datasets.put(name, spec.model_dump(exclude_none=True))

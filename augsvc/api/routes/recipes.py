@@ -7,14 +7,14 @@ write into a safe concurrent update (412 when someone else wrote in between), an
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Request
 from starlette.responses import JSONResponse, Response
 
 from augsvc.api.deps import AdminAuth, ReadAuth, SettingsDep, StoreDep
 from augsvc.api.limits import read_body
-from augsvc.api.media import document_syntax
+from augsvc.api.media import document_syntaxes
 from augsvc.api.openapi import (
     LOOKUP,
     NOT_MODIFIED,
@@ -86,6 +86,20 @@ def _stored_response(
     return JSONResponse(record(stored), status_code=status, headers=headers)
 
 
+def _read_recipe(body: bytearray, syntaxes: list[Literal["json", "yaml"]]) -> Any:
+    """The document in the first syntax that reads it; else the first syntax's error
+    (a sniffed ``{...}`` that is neither JSON nor YAML is reported as JSON)."""
+    try:
+        return read_document(body, syntaxes[0])
+    except InvalidRecipe:
+        for fallback in syntaxes[1:]:
+            try:
+                return read_document(body, fallback)
+            except InvalidRecipe:
+                continue
+        raise
+
+
 @router.put(
     "/{name}",
     status_code=201,
@@ -106,8 +120,9 @@ async def put_recipe(
     """Create the next version of ``name``; the same content as the latest answers 200."""
     check_name(name)
     body = await read_body(request, settings.max_recipe_bytes, "recipe document")
-    syntax = document_syntax(content_type, body, JSON, YAML_TYPES)
-    recipe = parse_recipe(read_document(body, syntax))
+    recipe = parse_recipe(
+        _read_recipe(body, document_syntaxes(content_type, body, JSON, YAML_TYPES))
+    )
     match = None
     if if_match is not None:
         tags = _entity_tags(if_match)
