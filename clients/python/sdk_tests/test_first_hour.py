@@ -167,3 +167,15 @@ def test_split_items_reads_labels_and_names_a_mix():
     assert split_items(["a", "b"], 0) == (["a", "b"], None)
     with pytest.raises(ValueError, match=r"items 4\.\.5 mix"):
         split_items([("a", 1), "b"], 4)
+
+
+def test_the_torch_dataset_reads_the_environment_too(monkeypatch):
+    pytest.importorskip("torch")
+    from augsvc_client.torch_data import AugsvcIterableDataset
+
+    monkeypatch.setenv("AUGSVC_URL", "http://from-env:8123")
+    monkeypatch.setenv("AUGSVC_API_KEY", "env-key")
+    dataset = AugsvcIterableDataset(None, "imagenet", "train@3", seed=0)
+    with dataset._client() as client:
+        assert client.base_url == "http://from-env:8123"
+        assert client._http.headers["Authorization"] == "Bearer env-key"
