@@ -178,8 +178,11 @@ def test_invalid_recipe_bodies(client):
     assert_problem(response, 422, "invalid-recipe", "JSON object")
     response = client.put("/v1/recipes/Bad%20Name", json=RECIPE)
     assert_problem(response, 422, "invalid-reference", "Bad Name")
+    # curl's default type is sniffed (tests/test_api_conventions.py): a form is no recipe
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     response = client.put("/v1/recipes/form", content=b"a=b", headers=form)
+    assert_problem(response, 422, "invalid-recipe", "JSON object")
+    response = client.put("/v1/recipes/form", content=b"a=b", headers={"Content-Type": "image/png"})
     assert_problem(response, 415, "unsupported-media-type", "application/json", "application/yaml")
 
 

@@ -49,6 +49,7 @@ def test_media_types_are_the_same_strings():
     assert sdk_request.SAFETENSORS == media_types.SAFETENSORS
     assert sdk_request.STREAM == media_types.STREAM
     assert sdk_request.JSON == media_types.JSON
+    assert sdk_request.ZIP == media_types.ZIP
 
 
 @settings(max_examples=40, deadline=None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 from augsvc.errors import NotAcceptable, UnsupportedMediaType
 
@@ -21,6 +22,38 @@ def require_content_type(content_type: str | None, supported: Sequence[str]) -> 
             f"unsupported Content-Type {shown}: send one of {', '.join(supported)}"
         )
     return kind
+
+
+#: What clients send when nobody chose a type: none at all, curl's default for ``-d`` and
+#: ``--data-binary`` (form-urlencoded), and the generic binary and text types. A document
+#: sent with one of these is recognised by its first byte rather than refused.
+UNLABELLED = ("", "application/x-www-form-urlencoded", "application/octet-stream", "text/plain")
+
+
+def document_syntaxes(
+    content_type: str | None,
+    body: bytes | bytearray,
+    json_type: str,
+    yaml_types: Sequence[str] = (),
+) -> list[Literal["json", "yaml"]]:
+    """How to parse a document body, in the order to try: by its Content-Type when it
+    names JSON or YAML; sniffed when the type is unlabelled (``{`` or ``[`` first: JSON,
+    then YAML where YAML is taken, for YAML's flow style; anything else: YAML, or JSON
+    where only JSON is taken); otherwise 415 naming the header to send."""
+    kind = base_type(content_type)
+    if kind == json_type:
+        return ["json"]
+    if kind in yaml_types:
+        return ["yaml"]
+    if kind in UNLABELLED:
+        if not yaml_types:
+            return ["json"]
+        return ["json", "yaml"] if body.lstrip()[:1] in (b"{", b"[") else ["yaml"]
+    accepted = " or ".join([json_type, *yaml_types[:1]])
+    raise UnsupportedMediaType(
+        f"unsupported Content-Type {kind!r}: send the document with the header"
+        f" 'Content-Type: {accepted}'"
+    )
 
 
 def _accept_entries(accept: str) -> list[tuple[str, float]]:

@@ -162,6 +162,11 @@ def install_openapi(app: FastAPI) -> None:
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(recipe.pop("$defs", {}))
             components["Recipe"] = recipe
+            canonical = recipe_json_schema(
+                ref_template="#/components/schemas/{model}", mode="serialization"
+            )
+            components.update(canonical.pop("$defs", {}))
+            components["RecipeCanonical"] = canonical
             components["DatasetSpec"] = DatasetSpec.model_json_schema()
             app.openapi_schema = schema
         return app.openapi_schema

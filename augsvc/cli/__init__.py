@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+_FROM_ENVIRONMENT = ("url", "api_key")
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -39,8 +40,23 @@ def _bench(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _seed(text: str) -> int:
+    """--seed: an integer the service would accept too."""
+    value = int(text)
+    if not 0 <= value < 2**64:
+        raise argparse.ArgumentTypeError(f"seed must be in 0..2**64-1, got {value}")
+    return value
+
+
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows each option's default in --help."""
+    """Shows each option's default in --help (options without one say nothing)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is argparse.SUPPRESS:
+            return action.help
+        if action.dest in _FROM_ENVIRONMENT:  # their help already names the value in force
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _add_service_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
@@ -53,11 +69,12 @@ def _add_service_options(parser: argparse.ArgumentParser, *, defaults: bool) -> 
     url = os.environ.get("AUGSVC_URL", DEFAULT_URL)
     parser.add_argument(
         "--url", default=url if defaults else argparse.SUPPRESS,
-        help=f"the service's base URL (AUGSVC_URL; now {url})",
+        help=f"the service's base URL (default: AUGSVC_URL, else {DEFAULT_URL}; now {url})",
     )  # fmt: skip
+    key = os.environ.get("AUGSVC_API_KEY") or None
     parser.add_argument(
-        "--api-key", default=os.environ.get("AUGSVC_API_KEY") if defaults else argparse.SUPPRESS,
-        help="API key sent as a Bearer token (AUGSVC_API_KEY)",
+        "--api-key", default=key if defaults else argparse.SUPPRESS,
+        help=f"API key sent as a Bearer token (AUGSVC_API_KEY; now {'set' if key else 'unset'})",
     )  # fmt: skip
 
 
@@ -76,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(func=_serve)
 
-    recipe = sub.add_parser("recipe", help="manage recipes on a running service")
+    recipe = sub.add_parser(
+        "recipe", help="manage recipes on a running service", formatter_class=_Help
+    )
     _add_service_options(recipe, defaults=False)
     rsub = recipe.add_subparsers(dest="action", required=True)
     actions = {
@@ -86,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         "delete": "delete every version of NAME",
     }
     for action, summary in actions.items():
-        leaf = rsub.add_parser(action, help=summary, description=summary)
+        leaf = rsub.add_parser(action, help=summary, description=summary, formatter_class=_Help)
         _add_service_options(leaf, defaults=False)
         if action in ("put", "delete"):
             leaf.add_argument("name")
@@ -99,9 +118,17 @@ def build_parser() -> argparse.ArgumentParser:
     augment = sub.add_parser(
         "augment", formatter_class=_Help, help="augment local image files in-process"
     )
-    augment.add_argument("--recipe", required=True, help="recipe JSON/YAML file")
-    augment.add_argument("--seed", type=int, default=0)
-    augment.add_argument("--offset", type=int, default=0)
+    _add_service_options(augment, defaults=False)
+    augment.add_argument(
+        "--recipe", required=True,
+        help="a recipe JSON/YAML file, or a stored reference (name, name@N, sha256:...) "
+        "fetched from --url",
+    )  # fmt: skip
+    augment.add_argument(
+        "--seed", type=_seed, default=None,
+        help="0..2**64-1; default: a random one, printed (as the service draws one)",
+    )  # fmt: skip
+    augment.add_argument("--offset", type=int, default=0, help="sample key of the first image")
     augment.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     augment.add_argument("--out", required=True, help="output folder (PNG files)")
     augment.add_argument("images", nargs="+")

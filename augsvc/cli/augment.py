@@ -3,17 +3,26 @@
 The same engine, seeds and sample keys as the service, without a server: output
 ``<offset+i>.png`` for the i-th input is byte-identical to what POST /v1/augment returns
 for that image at that key, which makes this the quickest way to try a recipe.
+
+``--recipe`` is a local JSON/YAML file or, when no such file exists, a stored reference
+(``name``, ``name@3``, ``sha256:...``) fetched from the service at ``--url``: the
+pixels are still computed here, from the stored canonical document, so they equal the
+service's. Without ``--seed`` a random 63-bit seed is drawn, as the service draws one,
+and printed so the run can be repeated.
 """
 
 from __future__ import annotations
 
 import argparse
+import secrets
 import sys
 from pathlib import Path
 from typing import Any
 
-from augsvc.errors import AugsvcError
+from augsvc.cli.recipe import TIMEOUT_S, describe
+from augsvc.errors import AugsvcError, InvalidReference
 from augsvc.recipes.documents import read_document, syntax_of
+from augsvc.recipes.refs import parse_ref
 
 MAX_PIXELS = 200_000_000  # local files are trusted more than uploads, but not unboundedly
 
@@ -24,14 +33,42 @@ def load_document(path: Path) -> Any:
     return read_document(path.read_bytes(), syntax_of(path.name), source=str(path))
 
 
+def fetch_document(ref: str, url: str, api_key: str | None) -> Any:
+    """The canonical document of a stored recipe, through the SDK."""
+    from augsvc_client import Client
+
+    with Client(url, api_key, timeout=TIMEOUT_S) as client:
+        return client.get_recipe(ref)["recipe"]
+
+
+def recipe_document(args: argparse.Namespace) -> Any:
+    """The recipe of ``--recipe``: a file when one exists at that path, else a stored
+    reference (a malformed one is refused before any request, naming both readings)."""
+    path = Path(args.recipe)
+    if path.exists():
+        return load_document(path)
+    try:
+        parse_ref(args.recipe)
+    except InvalidReference:
+        raise InvalidReference(
+            f"--recipe {args.recipe!r} is neither an existing file nor a stored recipe"
+            " reference (name, name@version or sha256:<64 hex>)"
+        ) from None
+    return fetch_document(args.recipe, args.url, args.api_key)
+
+
 def run(args: argparse.Namespace) -> int:
+    from augsvc_client.errors import AugsvcError as ClientError
+
     from augsvc.codec import encode_png, probe_image
     from augsvc.decode_plan import plan_decode
     from augsvc.engine import augment, compile_plan, resolve_device
     from augsvc.recipes import parse_recipe
 
+    if args.seed is None:
+        args.seed = secrets.randbits(63)  # as the service: 63 bits fit any signed int64
     try:
-        plan = compile_plan(parse_recipe(load_document(Path(args.recipe))))
+        plan = compile_plan(parse_recipe(recipe_document(args)))
         device = resolve_device(args.device)
         headers = [
             probe_image(Path(p).read_bytes(), max_pixels=MAX_PIXELS, name=Path(p).name)
@@ -45,12 +82,17 @@ def run(args: argparse.Namespace) -> int:
         for field in err.errors:
             print(f"  {field.path}: {field.msg}", file=sys.stderr)
         return 1
+    except ClientError as error:  # the stored recipe could not be fetched
+        print(f"augsvc augment: {describe(error)}", file=sys.stderr)
+        return 1
     except (OSError, ValueError) as exc:  # missing file, bad JSON/YAML, bad device
         print(f"augsvc augment: {exc}", file=sys.stderr)
         return 1
     if plan.out_dtype != "uint8":
         print("augsvc augment: the recipe outputs float32; PNG needs uint8", file=sys.stderr)
         return 1
+    print(f"augsvc augment: seed {args.seed} (--seed {args.seed} repeats this run)",
+          file=sys.stderr)  # fmt: skip
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     outputs = result.images if isinstance(result.images, list) else result.images.unbind(0)

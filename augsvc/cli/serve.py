@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 
 import uvicorn
 from pydantic import ValidationError
@@ -48,6 +49,7 @@ def serve(host: str, port: int, log_level: str = "info") -> int:
     except ValidationError as exc:
         print(f"augsvc: invalid settings (AUGSVC_* environment):\n{exc}", file=sys.stderr)
         return 2
+    warn_missing_data_roots(settings)
     from augsvc.api.app import create_app  # torch/kornia import here, after the settings check
 
     retain_freed_memory()
@@ -74,25 +76,44 @@ def serve(host: str, port: int, log_level: str = "info") -> int:
         # clean shutdown. This handler just asks the server to stop, so a drained
         # SIGTERM exits 0, and one arriving before uvicorn takes over still stops it.
         signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
+    keyed = settings.api_keys is not None and bool(settings.api_keys.get_secret_value().strip())
     with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
-        runner.run(_serve(server, host))
+        runner.run(_serve(server, host, keyed))
     return 0 if server.started else 1
 
 
-async def _serve(server: uvicorn.Server, host: str) -> None:
-    announcer = asyncio.create_task(_announce(server, host))
+def warn_missing_data_roots(settings: Settings) -> list[Path]:
+    """Log a warning for each configured data root that is not a folder: every
+    registration under it would be refused, and a typo is easier to fix at start than
+    from a 403 later. The service still starts (the volume may be mounted later)."""
+    missing = [root for root in settings.data_root_paths if not root.is_dir()]
+    for root in missing:
+        logging.getLogger("augsvc.serve").warning(
+            "AUGSVC_DATA_ROOTS names %s, which is not an existing folder: datasets under it"
+            " cannot be registered until it exists", root,
+        )  # fmt: skip
+    return missing
+
+
+def startup_line(url: str, keyed: bool) -> str:
+    """Where to point a browser or curl; with API keys configured the curl needs one."""
+    auth = "-H 'Authorization: Bearer <key from AUGSVC_API_KEYS>' " if keyed else ""
+    return f"augsvc listening on {url} — try: curl {auth}{url}/v1/ops  (API docs: {url}/docs)"
+
+
+async def _serve(server: uvicorn.Server, host: str, keyed: bool) -> None:
+    announcer = asyncio.create_task(_announce(server, host, keyed))
     try:
         await server.serve()
     finally:
         announcer.cancel()
 
 
-async def _announce(server: uvicorn.Server, host: str) -> None:
+async def _announce(server: uvicorn.Server, host: str, keyed: bool) -> None:
     """Print where to point a browser or curl, once the socket is really listening."""
     while not server.started:
         await asyncio.sleep(0.02)
     port = server.servers[0].sockets[0].getsockname()[1] if server.servers else server.config.port
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}"
-    print(f"augsvc listening on {url} — try: curl {url}/v1/ops  (API docs: {url}/docs)",
-          flush=True)  # fmt: skip
+    print(startup_line(url, keyed), flush=True)

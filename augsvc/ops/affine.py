@@ -12,6 +12,7 @@ from augsvc.engine.rng import Draws
 from augsvc.ops.base import Canvas, GeometricOp, Params, gated
 from augsvc.ops.fields import (
     Degrees,
+    NumberOrPair,
     Pair,
     _pair,
     number,
@@ -55,7 +56,11 @@ class Affine(GeometricOp):
     def _scale(cls, v: Any) -> Pair:
         return positive_range(v, "scale")
 
-    @field_validator("shear", mode="before")
+    @field_validator(
+        "shear",
+        mode="before",
+        json_schema_input_type=NumberOrPair | tuple[float, float, float, float],
+    )
     @classmethod
     def _shear(cls, v: Any) -> tuple[float, float, float, float]:
         if isinstance(v, list | tuple) and len(v) == 4:

@@ -10,7 +10,7 @@ from augsvc.engine import colour
 from augsvc.engine.colour import ColourMap
 from augsvc.engine.rng import Draws
 from augsvc.ops.base import Canvas, ColourOp, Params, gated
-from augsvc.ops.fields import Pair, factor_range, ordered, symmetric_range
+from augsvc.ops.fields import NumberOrPair, Pair, factor_range, ordered, symmetric_range
 from augsvc.ops.registry import register
 
 
@@ -30,7 +30,9 @@ class ColorJitter(ColourOp):
     saturation: Pair = (1.0, 1.0)
     hue: Pair = (0.0, 0.0)
 
-    @field_validator("brightness", "contrast", "saturation", mode="before")
+    @field_validator(
+        "brightness", "contrast", "saturation", mode="before", json_schema_input_type=NumberOrPair
+    )
     @classmethod
     def _factor(cls, v: Any) -> Pair:
         v = ordered(factor_range(v))
@@ -38,7 +40,7 @@ class ColorJitter(ColourOp):
             raise ValueError("factors must be >= 0")
         return v
 
-    @field_validator("hue", mode="before")
+    @field_validator("hue", mode="before", json_schema_input_type=NumberOrPair)
     @classmethod
     def _hue(cls, v: Any) -> Pair:
         return ordered(symmetric_range(v, name="hue"), lo=-0.5, hi=0.5)

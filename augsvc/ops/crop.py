@@ -10,7 +10,7 @@ from pydantic import Field, field_validator
 from augsvc.engine import geometry
 from augsvc.engine.rng import Draws
 from augsvc.ops.base import Canvas, GeometricOp, Params, Size
-from augsvc.ops.fields import size_hw
+from augsvc.ops.fields import SizeInput, size_hw
 from augsvc.ops.registry import register
 
 
@@ -24,7 +24,9 @@ class Crop(GeometricOp):
     size: tuple[int, int] = Field(description="Crop size: n or [height, width].")
     position: Literal["center", "random"] = "center"
 
-    _size = field_validator("size", mode="before")(lambda cls, v: size_hw(v))
+    _size = field_validator("size", mode="before", json_schema_input_type=SizeInput)(
+        lambda cls, v: size_hw(v)
+    )
 
     def sample(self, draws: Draws, canvas: Canvas) -> Params:
         """slots 1-2: vertical and horizontal position (random crops only)."""

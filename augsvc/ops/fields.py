@@ -14,6 +14,18 @@ from pydantic import BeforeValidator, Field
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0, description="Chance the op is applied.")]
 Pair = tuple[float, float]
+
+# The input forms: what a recipe may say before a validator turns it into the canonical
+# form. Each ``mode="before"`` validator that accepts a shorthand declares one as its
+# ``json_schema_input_type``, so the published JSON schema (validation mode) accepts what
+# the server accepts, and the serialization-mode schema stays the canonical form of
+# stored records.
+#: ``x`` or ``[min, max]``.
+NumberOrPair = float | tuple[float, float]
+#: ``n`` or ``[height, width]``.
+SizeInput = int | tuple[int, int]
+#: A grey value, or 1, 3 or 4 channel values.
+PixelInput = int | Annotated[list[int], Field(min_length=1, max_length=4)]
 #: Largest side an op may produce; a recipe asking for more is a mistake or an attack.
 MAX_SIDE = 16384
 
@@ -127,7 +139,7 @@ def _degrees(v: Any) -> Pair:
 
 
 #: An angle range in degrees: d for [-d, d], or [min, max], within [-360, 360].
-Degrees = Annotated[Pair, BeforeValidator(_degrees)]
+Degrees = Annotated[Pair, BeforeValidator(_degrees, json_schema_input_type=NumberOrPair)]
 #: A box's area as a fraction of the image, [min, max] in (0, 1] (torchvision's ``scale``).
 AreaFraction = Annotated[Pair, BeforeValidator(lambda v: positive_range(v, "scale", hi=1.0))]
 #: An aspect-ratio range [min, max] > 0 (torchvision's ``ratio``).

@@ -10,7 +10,15 @@ from pydantic import Field, field_validator
 from augsvc.engine import kernels
 from augsvc.engine.rng import Draws
 from augsvc.ops.base import Canvas, OpKind, Params, PixelOp, gated
-from augsvc.ops.fields import Pair, Probability, number, positive_range, size_hw
+from augsvc.ops.fields import (
+    NumberOrPair,
+    Pair,
+    Probability,
+    SizeInput,
+    number,
+    positive_range,
+    size_hw,
+)
 from augsvc.ops.registry import register
 
 
@@ -24,7 +32,7 @@ class GaussianBlur(PixelOp):
     sigma: Pair = (0.1, 2.0)
     p: Probability = 0.5
 
-    @field_validator("kernel_size", mode="before")
+    @field_validator("kernel_size", mode="before", json_schema_input_type=SizeInput)
     @classmethod
     def _kernel(cls, v: Any) -> tuple[int, int]:
         h, w = size_hw(v)
@@ -32,7 +40,7 @@ class GaussianBlur(PixelOp):
             raise ValueError("kernel_size must be odd and at most 101")
         return (h, w)
 
-    @field_validator("sigma", mode="before")
+    @field_validator("sigma", mode="before", json_schema_input_type=NumberOrPair)
     @classmethod
     def _sigma(cls, v: Any) -> Pair:
         if isinstance(v, int | float) and not isinstance(v, bool):

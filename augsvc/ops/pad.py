@@ -21,7 +21,11 @@ class Pad(GeometricOp):
     op: Literal["pad"] = "pad"
     padding: tuple[int, int, int, int]
 
-    @field_validator("padding", mode="before")
+    @field_validator(
+        "padding",
+        mode="before",
+        json_schema_input_type=int | tuple[int, int] | tuple[int, int, int, int],
+    )
     @classmethod
     def _padding(cls, v: Any) -> tuple[int, int, int, int]:
         if isinstance(v, int) and not isinstance(v, bool):

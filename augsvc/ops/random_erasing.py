@@ -12,7 +12,7 @@ from augsvc.engine import kernels
 from augsvc.engine.rng import Draws
 from augsvc.ops._boxes import random_box
 from augsvc.ops.base import Canvas, OpKind, Params, PixelOp
-from augsvc.ops.fields import AreaFraction, AspectRatio, Probability, pixel_values
+from augsvc.ops.fields import AreaFraction, AspectRatio, PixelInput, Probability, pixel_values
 from augsvc.ops.registry import register
 
 
@@ -28,7 +28,7 @@ class RandomErasing(PixelOp):
     value: tuple[int, ...] = (0,)
     p: Probability = 0.5
 
-    @field_validator("value", mode="before")
+    @field_validator("value", mode="before", json_schema_input_type=PixelInput)
     @classmethod
     def _value(cls, v: Any) -> tuple[int, ...]:
         return pixel_values(v, "value")

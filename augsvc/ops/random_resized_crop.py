@@ -11,7 +11,7 @@ from augsvc.engine import geometry
 from augsvc.engine.rng import Draws
 from augsvc.ops._boxes import random_box
 from augsvc.ops.base import Canvas, GeometricOp, Params, Size
-from augsvc.ops.fields import AreaFraction, AspectRatio, size_hw
+from augsvc.ops.fields import AreaFraction, AspectRatio, SizeInput, size_hw
 from augsvc.ops.registry import register
 
 
@@ -26,7 +26,9 @@ class RandomResizedCrop(GeometricOp):
     scale: AreaFraction = Field(default=(0.08, 1.0), description="Area fraction range, in (0, 1].")
     ratio: AspectRatio = Field(default=(3 / 4, 4 / 3), description="Aspect ratio (w/h) range, > 0.")
 
-    _size = field_validator("size", mode="before")(lambda cls, v: size_hw(v))
+    _size = field_validator("size", mode="before", json_schema_input_type=SizeInput)(
+        lambda cls, v: size_hw(v)
+    )
 
     def sample(self, draws: Draws, canvas: Canvas) -> Params:
         """slots 1-22: the box search (see ``random_box``)."""

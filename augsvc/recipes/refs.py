@@ -27,14 +27,30 @@ class RecipeRef:
         return f"{self.name}@{self.version}" if self.version else str(self.name)
 
 
+#: How a name is described in errors: the rule in words, the pattern, and why.
+NAME_RULE = (
+    f"names are lowercase, 1-64 of a-z 0-9 . _ - starting with a letter or digit"
+    f" (pattern ^{NAME_PATTERN}$), so that one name has one spelling in URLs and keys"
+)
+
+
+def _suggestion(text: str, pattern: re.Pattern[str]) -> str:
+    """``; did you mean 'train'?`` when lowercasing alone would make ``text`` valid."""
+    lowered = text.lower()
+    return f"; did you mean {lowered!r}?" if lowered != text and pattern.fullmatch(lowered) else ""
+
+
 def check_name(name: str, what: str = "recipe") -> str:
-    """Names of recipes and datasets: they appear in URLs and Redis keys."""
+    """Names of recipes and datasets: they appear in URLs and Redis keys.
+
+    Names are not case-folded: ``Train`` and ``train`` would otherwise be one recipe
+    stored under a spelling the user never typed, and the reference a client wrote down
+    would differ from the one the server echoes. The error says so and suggests the
+    lowercase spelling."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         shown = repr(name) if len(repr(name)) <= 80 else repr(name)[:77] + "..."
-        raise InvalidReference(
-            f"invalid {what} name {shown}: use 1-64 of a-z 0-9 . _ - starting with a"
-            " letter or digit"
-        )
+        hint = _suggestion(name, _NAME) if isinstance(name, str) else ""
+        raise InvalidReference(f"invalid {what} name {shown}: {NAME_RULE}{hint}")
     return name
 
 
@@ -44,5 +60,6 @@ def parse_ref(text: str) -> RecipeRef:
     if m := _REF.fullmatch(text):
         return RecipeRef(name=m["name"], version=int(m["version"]) if m["version"] else None)
     raise InvalidReference(
-        f"malformed recipe reference {text[:80]!r}: expected name, name@version or sha256:<64 hex>"
+        f"malformed recipe reference {text[:80]!r}: expected name, name@version or"
+        f" sha256:<64 hex>; {NAME_RULE}{_suggestion(text[:80], _REF)}"
     )

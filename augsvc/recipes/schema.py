@@ -22,7 +22,7 @@ from pydantic import (
 
 from augsvc.errors import FieldError, InvalidRecipe
 from augsvc.ops import Op, op_class, op_names
-from augsvc.ops.fields import pixel_values, size_hw
+from augsvc.ops.fields import PixelInput, SizeInput, pixel_values, size_hw
 
 MAX_OPS = 64
 
@@ -61,12 +61,12 @@ class OutputOptions(BaseModel):
         description="Pre-shrink a sample's source when its warp shrinks by more than 2x.",
     )
 
-    @field_validator("size", mode="before")
+    @field_validator("size", mode="before", json_schema_input_type=SizeInput | None)
     @classmethod
     def _size(cls, v: Any) -> tuple[int, int] | None:
         return None if v is None else size_hw(v)
 
-    @field_validator("fill", mode="before")
+    @field_validator("fill", mode="before", json_schema_input_type=PixelInput)
     @classmethod
     def _fill(cls, v: Any) -> tuple[int, ...]:
         return pixel_values(v, "fill")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
@@ -20,7 +21,7 @@ from augsvc.api.deps import (
     StreamsDep,
 )
 from augsvc.api.limits import read_body
-from augsvc.api.media import require_content_type
+from augsvc.api.media import document_syntaxes
 from augsvc.api.openapi import (
     DATASET_BODY,
     LOOKUP,
@@ -31,6 +32,7 @@ from augsvc.api.openapi import (
     RefQuery,
     problems,
 )
+from augsvc.api.timestamps import iso_timestamp
 from augsvc.codec.media_types import JSON, STREAM
 from augsvc.datasets import Source, parse_spec
 from augsvc.datasets.order import MAX_EPOCH
@@ -38,6 +40,7 @@ from augsvc.datasets.stream import StreamRequest
 from augsvc.documents import parse_document
 from augsvc.engine import MAX_SEED
 from augsvc.errors import (
+    AugsvcError,
     BadRequest,
     DatasetNotFound,
     InvalidReference,
@@ -51,6 +54,7 @@ from augsvc.errors import (
     UnsupportedMediaType,
     UrlNotAllowed,
 )
+from augsvc.service.sources import SourceCache
 from augsvc.service.stream_producer import stream_frames
 from augsvc.store import StoredDataset
 
@@ -60,12 +64,32 @@ router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 MAX_SPEC_BYTES = 64 * 1024
 
 
-def _record(stored: StoredDataset, source: Source | None = None) -> dict[str, Any]:
-    record: dict[str, Any] = {"name": stored.name, **stored.spec, "created_at": stored.created_at}
-    if source is not None:
-        record["size"] = len(source)
-        record["classes"] = source.classes
-    return record
+def _record(stored: StoredDataset, source: Source) -> dict[str, Any]:
+    """The JSON shape of a registration: its spec, when, and what the source holds."""
+    return {
+        "name": stored.name,
+        **stored.spec,
+        "created_at": iso_timestamp(stored.created_at),
+        "size": len(source),
+        "classes": source.classes,
+    }
+
+
+async def _listed(stored: StoredDataset, sources: SourceCache) -> dict[str, Any]:
+    """A list entry: the record, or, when the source cannot be read any more (a folder
+    gone, a bucket unreachable), the registration with the problem, so one broken
+    dataset does not hide the others."""
+    try:
+        return _record(stored, await sources.get(stored))
+    except AugsvcError as err:
+        return {
+            "name": stored.name,
+            **stored.spec,
+            "created_at": iso_timestamp(stored.created_at),
+            "size": None,
+            "classes": None,
+            "error": {"code": err.code, "detail": err.detail},
+        }
 
 
 @router.put(
@@ -88,8 +112,8 @@ async def put_dataset(
     """Register (or replace) a dataset. The path is checked and indexed first."""
     # Read here, under a byte limit and the nesting limit of every user document, not by
     # FastAPI, which would buffer a body of any size and hand it to json.loads whole.
-    require_content_type(content_type or JSON, [JSON])
     body = await read_body(request, MAX_SPEC_BYTES, "dataset registration")
+    document_syntaxes(content_type, body, JSON)  # JSON, or 415 naming the header
     spec = parse_spec(parse_document(body, "json", source="the dataset registration"))
     source = await sources.open(spec.model_dump(exclude_none=True))
     stored, created = await datasets.put(name, spec.model_dump(exclude_none=True))
@@ -98,8 +122,11 @@ async def put_dataset(
 
 
 @router.get("", responses=problems(*READ, StoreUnavailable))
-async def list_datasets(_: ReadAuth, datasets: DatasetsDep) -> dict[str, Any]:
-    return {"datasets": [_record(d) for d in await datasets.list()]}
+async def list_datasets(_: ReadAuth, datasets: DatasetsDep, sources: SourcesDep) -> dict[str, Any]:
+    """Every registration by name, with its size and classes (sources this replica has
+    not opened yet are opened together, not one after another)."""
+    stored = await datasets.list()
+    return {"datasets": list(await asyncio.gather(*(_listed(d, sources) for d in stored)))}
 
 
 @router.get(

@@ -7,15 +7,14 @@ write into a safe concurrent update (412 when someone else wrote in between), an
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Request
 from starlette.responses import JSONResponse, Response
 
 from augsvc.api.deps import AdminAuth, ReadAuth, SettingsDep, StoreDep
 from augsvc.api.limits import read_body
-from augsvc.api.media import require_content_type
+from augsvc.api.media import document_syntaxes
 from augsvc.api.openapi import (
     LOOKUP,
     NOT_MODIFIED,
@@ -27,6 +26,7 @@ from augsvc.api.openapi import (
     RefPath,
     problems,
 )
+from augsvc.api.timestamps import iso_timestamp
 from augsvc.codec.media_types import JSON, YAML_TYPES
 from augsvc.errors import (
     InvalidRecipe,
@@ -46,14 +46,13 @@ router = APIRouter(prefix="/v1/recipes", tags=["recipes"])
 
 def record(stored: StoredRecipe) -> dict[str, Any]:
     """The JSON shape of one stored version."""
-    created = datetime.fromtimestamp(stored.created_at, tz=UTC)
     return {
         "name": stored.name,
         "version": stored.version,
         "ref": f"{stored.name}@{stored.version}",
         "digest": stored.digest,
         "recipe": stored.document,
-        "created_at": created.isoformat().replace("+00:00", "Z"),
+        "created_at": iso_timestamp(stored.created_at),
     }
 
 
@@ -87,6 +86,20 @@ def _stored_response(
     return JSONResponse(record(stored), status_code=status, headers=headers)
 
 
+def _read_recipe(body: bytearray, syntaxes: list[Literal["json", "yaml"]]) -> Any:
+    """The document in the first syntax that reads it; else the first syntax's error
+    (a sniffed ``{...}`` that is neither JSON nor YAML is reported as JSON)."""
+    try:
+        return read_document(body, syntaxes[0])
+    except InvalidRecipe:
+        for fallback in syntaxes[1:]:
+            try:
+                return read_document(body, fallback)
+            except InvalidRecipe:
+                continue
+        raise
+
+
 @router.put(
     "/{name}",
     status_code=201,
@@ -106,9 +119,10 @@ async def put_recipe(
 ) -> Response:
     """Create the next version of ``name``; the same content as the latest answers 200."""
     check_name(name)
-    kind = require_content_type(content_type or JSON, [JSON, *YAML_TYPES])
     body = await read_body(request, settings.max_recipe_bytes, "recipe document")
-    recipe = parse_recipe(read_document(body, "json" if kind == JSON else "yaml"))
+    recipe = parse_recipe(
+        _read_recipe(body, document_syntaxes(content_type, body, JSON, YAML_TYPES))
+    )
     match = None
     if if_match is not None:
         tags = _entity_tags(if_match)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,21 +19,30 @@ import httpx
 
 from . import request
 from .batches import AugmentedBatch, StreamBatch
-from .client import DEFAULT_TIMEOUT, auth_headers, transport_error
+from .client import DEFAULT_TIMEOUT, auth_headers, connection, transport_error
 from .errors import AugsvcError, TransportError
-from .pipeline import batch_bounds, choose_seed, load_batch, with_labels
-from .request import Call, error_for
+from .pipeline import (
+    batch_bounds,
+    choose_seed,
+    chunks,
+    is_indexed,
+    load_batch,
+    split_items,
+    with_labels,
+)
+from .request import AugmentOutput, Call, error_for
 from .retry import RetryPolicy, RetryState
 from .streaming import StreamCursor
 from .wire import FrameBuffer, Output, decode_stream_frame
 
 
 class AsyncClient:
-    """An async connection pool to one augsvc server (see :class:`Client` for options)."""
+    """An async connection pool to one augsvc server (see :class:`Client` for options,
+    ``AUGSVC_URL`` and ``AUGSVC_API_KEY`` included)."""
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | None = None,
         api_key: str | None = None,
         *,
         timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
@@ -41,7 +50,7 @@ class AsyncClient:
         transport: httpx.AsyncBaseTransport | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url, api_key = connection(base_url, api_key)
         self.retry = retry if retry is not None else RetryPolicy()
         self._rng = rng
         self._http = httpx.AsyncClient(
@@ -97,16 +106,25 @@ class AsyncClient:
     async def ops(self) -> Any:
         return await self._send(request.ops())
 
-    async def preview(self, ref: str, seed: int = 0, n: int = 16) -> bytes:
-        return await self._send(request.preview(ref, seed, n))
+    async def preview(self, ref: str, seed: int = 0, n: int = 16, image: Any = None) -> bytes:
+        call = await asyncio.to_thread(request.preview, ref, seed, n, image)
+        return await self._send(call)
 
     # --- datasets ----------------------------------------------------------------------
 
-    async def put_dataset(self, name: str, kind: str, path: str) -> dict[str, Any]:
-        return await self._send(request.put_dataset(name, kind, path))
+    async def put_dataset(
+        self, name: str, kind: str = "folder", path: str | None = None, *, url: str | None = None
+    ) -> dict[str, Any]:
+        return await self._send(request.put_dataset(name, kind, path, url))
 
     async def get_dataset(self, name: str) -> dict[str, Any]:
         return await self._send(request.get_dataset(name))
+
+    async def list_datasets(self) -> list[dict[str, Any]]:
+        return await self._send(request.list_datasets())
+
+    async def delete_dataset(self, name: str) -> None:
+        await self._send(request.delete_dataset(name))
 
     # --- augmentation ------------------------------------------------------------------
 
@@ -117,7 +135,7 @@ class AsyncClient:
         seed: int | None = None,
         offset: int = 0,
         return_params: bool = False,
-        output: Output = "numpy",
+        output: AugmentOutput = "numpy",
     ) -> AugmentedBatch:
         call = await asyncio.to_thread(
             request.augment,
@@ -132,27 +150,42 @@ class AsyncClient:
 
     async def augment_iter(
         self,
-        dataset: Sequence[Any],
+        dataset: Iterable[Any],
         batch_size: int,
         recipe: str | Mapping[str, Any],
         seed: int | None = None,
         prefetch: int = 4,
         return_params: bool = False,
-        output: Output = "numpy",
+        output: AugmentOutput = "numpy",
     ) -> AsyncIterator[AugmentedBatch]:
+        """As :meth:`Client.augment_iter`; an iterable dataset is read in a worker
+        thread, one batch at a time, so a slow generator never blocks the event loop."""
         if prefetch < 1:
             raise ValueError("prefetch must be >= 1")
         seed = choose_seed(seed)
 
-        async def work(start: int, stop: int) -> AugmentedBatch:
-            images, labels = await asyncio.to_thread(load_batch, dataset, start, stop)
+        async def send(start: int, images: list[Any], labels: Any) -> AugmentedBatch:
             batch = await self.augment(images, recipe, seed, start, return_params, output)
             return with_labels(batch, labels, output)
 
+        async def indexed(start: int, stop: int) -> AugmentedBatch:
+            loaded = await asyncio.to_thread(load_batch, dataset, start, stop)  # type: ignore[arg-type]
+            return await send(start, *loaded)
+
+        async def jobs() -> AsyncIterator[Awaitable[AugmentedBatch]]:
+            if is_indexed(dataset):
+                for start, stop in batch_bounds(len(dataset), batch_size):  # type: ignore[arg-type]
+                    yield indexed(start, stop)
+                return
+            batches = chunks(dataset, batch_size)
+            while (step := await asyncio.to_thread(next, batches, None)) is not None:
+                start, items = step
+                yield send(start, *split_items(items, start))
+
         pending: deque[asyncio.Task[AugmentedBatch]] = deque()
         try:
-            for start, stop in batch_bounds(len(dataset), batch_size):
-                pending.append(asyncio.ensure_future(work(start, stop)))
+            async for job in jobs():
+                pending.append(asyncio.ensure_future(job))
                 if len(pending) >= prefetch:
                     yield await pending.popleft()
             while pending:

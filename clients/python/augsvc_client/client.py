@@ -7,10 +7,11 @@ httpx.AsyncClient.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,33 @@ import httpx
 from . import request
 from .batches import AugmentedBatch, StreamBatch
 from .errors import AugsvcError, TransportError
-from .pipeline import batch_bounds, choose_seed, load_batch, with_labels
-from .request import Call, error_for
+from .pipeline import (
+    batch_bounds,
+    choose_seed,
+    chunks,
+    is_indexed,
+    load_batch,
+    split_items,
+    with_labels,
+)
+from .request import AugmentOutput, Call, error_for
 from .retry import RetryPolicy, RetryState
 from .streaming import StreamCursor
 from .wire import FrameBuffer, Output, decode_stream_frame
 
 DEFAULT_TIMEOUT = 60.0
+#: Where a client connects when neither ``base_url`` nor ``AUGSVC_URL`` says (the
+#: address ``augsvc serve`` listens on by default), as the command line does.
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def connection(base_url: str | None, api_key: str | None) -> tuple[str, str | None]:
+    """The URL and key to use: the arguments, else ``AUGSVC_URL`` / ``AUGSVC_API_KEY``
+    from the environment (as the ``augsvc`` command reads them), else the local default
+    and no key. ``api_key=""`` sends no key even when the environment has one."""
+    url = base_url or os.environ.get("AUGSVC_URL") or DEFAULT_URL
+    key = api_key if api_key is not None else os.environ.get("AUGSVC_API_KEY") or None
+    return url.rstrip("/"), key
 
 
 def auth_headers(api_key: str | None) -> dict[str, str]:
@@ -42,14 +63,16 @@ def transport_error(exc: httpx.TransportError) -> TransportError:
 class Client:
     """A connection pool to one augsvc server.
 
-    ``timeout`` is per request (seconds or an ``httpx.Timeout``); ``retry`` bounds the
-    retries of idempotent calls; ``transport`` replaces httpx's (tests, custom TLS, ...).
-    Use it as a context manager, or call :meth:`close`.
+    ``base_url`` and ``api_key`` default to ``AUGSVC_URL`` and ``AUGSVC_API_KEY`` (then
+    ``http://127.0.0.1:8000`` and no key). ``timeout`` is per request (seconds or an
+    ``httpx.Timeout``); ``retry`` bounds the retries of idempotent calls; ``transport``
+    replaces httpx's (tests, custom TLS, ...). Use it as a context manager, or call
+    :meth:`close`.
     """
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | None = None,
         api_key: str | None = None,
         *,
         timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
@@ -57,7 +80,7 @@ class Client:
         transport: httpx.BaseTransport | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
+        self.base_url, api_key = connection(base_url, api_key)
         self.retry = retry if retry is not None else RetryPolicy()
         self._rng = rng
         self._http = httpx.Client(
@@ -123,18 +146,34 @@ class Client:
         """The op catalogue with parameter schemas."""
         return self._send(request.ops())
 
-    def preview(self, ref: str, seed: int = 0, n: int = 16) -> bytes:
-        """A PNG grid of ``n`` augmentations of the server's sample photo."""
-        return self._send(request.preview(ref, seed, n))
+    def preview(self, ref: str, seed: int = 0, n: int = 16, image: Any = None) -> bytes:
+        """A PNG grid of ``n`` augmentations (sample keys 0..n-1) of ``image`` (a path,
+        bytes, PIL image, array or tensor, as ``augment`` takes), or of the server's
+        sample photo when ``image`` is None."""
+        return self._send(request.preview(ref, seed, n, image))
 
     # --- datasets ----------------------------------------------------------------------
 
-    def put_dataset(self, name: str, kind: str, path: str) -> dict[str, Any]:
-        """Register a server-side image source (``kind`` folder or webdataset)."""
-        return self._send(request.put_dataset(name, kind, path))
+    def put_dataset(
+        self, name: str, kind: str = "folder", path: str | None = None, *, url: str | None = None
+    ) -> dict[str, Any]:
+        """Register (or replace) a server-side image source: ``kind`` folder or
+        webdataset, at ``path`` (under the server's data roots) or ``url``
+        (``s3://bucket/prefix``). Returns the record, with ``size`` and ``classes``."""
+        return self._send(request.put_dataset(name, kind, path, url))
 
     def get_dataset(self, name: str) -> dict[str, Any]:
+        """One dataset's record: ``kind``, ``path`` or ``url``, ``size``, ``classes``."""
         return self._send(request.get_dataset(name))
+
+    def list_datasets(self) -> list[dict[str, Any]]:
+        """Every dataset's record, by name (a source the server cannot read any more has
+        ``size`` None and an ``error``)."""
+        return self._send(request.list_datasets())
+
+    def delete_dataset(self, name: str) -> None:
+        """Remove the registration (the files stay)."""
+        self._send(request.delete_dataset(name))
 
     # --- augmentation ------------------------------------------------------------------
 
@@ -145,13 +184,15 @@ class Client:
         seed: int | None = None,
         offset: int = 0,
         return_params: bool = False,
-        output: Output = "numpy",
+        output: AugmentOutput = "numpy",
     ) -> AugmentedBatch:
         """Augment ``images`` (paths, bytes, PIL, numpy, torch; see ``inputs``).
 
         ``recipe`` is a stored reference or an inline dict. With an explicit ``seed``
         the call is idempotent and retried on 429/503/connection errors; without one
         the server picks a seed (``batch.seed``) and the call is not retried.
+        ``output="list"`` returns ``images`` as a list of (C, H, W) uint8 arrays, for
+        recipes whose samples end at different sizes or channel counts.
         """
         call = request.augment(
             images, recipe, seed=seed, offset=offset, return_params=return_params, output=output
@@ -160,35 +201,47 @@ class Client:
 
     def augment_iter(
         self,
-        dataset: Sequence[Any],
+        dataset: Iterable[Any],
         batch_size: int,
         recipe: str | Mapping[str, Any],
         seed: int | None = None,
         prefetch: int = 4,
         return_params: bool = False,
-        output: Output = "numpy",
+        output: AugmentOutput = "numpy",
     ) -> Iterator[AugmentedBatch]:
         """Augment a local dataset batch by batch, ``prefetch`` requests in flight.
 
-        Batches come in order; sample keys are dataset positions; labels of
-        ``(image, label)`` items are carried into ``batch.labels``. Without a seed, one
-        random seed is chosen for the whole pass (``batch.seed``).
+        ``dataset`` is indexable (a list, a map-style torch Dataset) or any iterable (a
+        generator, a torch IterableDataset); see :mod:`augsvc_client.pipeline`. Batches
+        come in order; sample keys are dataset positions; labels of ``(image, label)``
+        items are carried into ``batch.labels``. Without a seed, one random seed is
+        chosen for the whole pass (``batch.seed``).
         """
         if prefetch < 1:
             raise ValueError("prefetch must be >= 1")
         seed = choose_seed(seed)
 
-        def work(start: int, stop: int) -> AugmentedBatch:
-            images, labels = load_batch(dataset, start, stop)
+        def send(start: int, images: list[Any], labels: Any) -> AugmentedBatch:
             batch = self.augment(images, recipe, seed, start, return_params, output)
             return with_labels(batch, labels, output)
 
-        bounds = batch_bounds(len(dataset), batch_size)
+        def indexed(start: int, stop: int) -> AugmentedBatch:
+            return send(start, *load_batch(dataset, start, stop))  # type: ignore[arg-type]
+
+        jobs: Iterator[tuple[Callable[..., AugmentedBatch], tuple[Any, ...]]]
+        if is_indexed(dataset):
+            bounds = batch_bounds(len(dataset), batch_size)  # type: ignore[arg-type]
+            jobs = ((indexed, bound) for bound in bounds)
+        else:  # read here, in order, as the pipeline asks for the next batch
+            jobs = (
+                (send, (start, *split_items(items, start)))
+                for start, items in chunks(dataset, batch_size)
+            )
         pending: deque[Future[AugmentedBatch]] = deque()
         with ThreadPoolExecutor(max_workers=prefetch, thread_name_prefix="augsvc") as pool:
             try:
-                for start, stop in bounds:
-                    pending.append(pool.submit(work, start, stop))
+                for work, args in jobs:
+                    pending.append(pool.submit(work, *args))
                     if len(pending) >= prefetch:
                         yield pending.popleft().result()
                 while pending:

@@ -1,23 +1,31 @@
 """The bookkeeping of ``augment_iter``, shared by both clients.
 
-A local dataset (anything with ``len`` and integer indexing whose items are images or
-``(image, label)`` pairs) is cut into consecutive batches; batch ``b`` covers positions
-``[b * batch_size, ...)`` and is sent with ``offset`` = its first position, so every
-sample's key is its dataset position and the result does not depend on ``batch_size``
-or on how many requests were in flight.
+A local dataset whose items are images or ``(image, label)`` pairs is cut into
+consecutive batches; batch ``b`` covers positions ``[b * batch_size, ...)`` and is sent
+with ``offset`` = its first position, so every sample's key is its position in the
+dataset and the result does not depend on ``batch_size`` or on how many requests were
+in flight.
+
+Two kinds of dataset: *indexed* ones (``len`` and integer indexing: lists, map-style
+torch Datasets) are read batch by batch in the worker that sends the batch, so reading
+overlaps too; anything else that can be iterated (generators, torch IterableDatasets,
+files read line by line) is read in order by the caller, ``batch_size`` items at a time,
+and positions are counted as items arrive. The same items in the same order give the
+same keys, and so the same bytes, either way.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import secrets
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from .batches import AugmentedBatch
-from .wire import Output, convert
+from .wire import convert
 
 
 def batch_bounds(length: int, batch_size: int) -> Iterator[tuple[int, int]]:
@@ -36,14 +44,11 @@ def _is_label(value: Any) -> bool:
     return getattr(value, "ndim", None) == 0  # a 0-d numpy array or torch tensor
 
 
-def load_batch(dataset: Sequence[Any], start: int, stop: int) -> tuple[list[Any], Any]:
-    """The images of ``dataset[start:stop]`` and their labels (None when unlabelled).
-
-    Integer labels become an int64 array; other labels (strings, boxes) stay a list.
-    """
+def split_items(items: Sequence[Any], start: int) -> tuple[list[Any], Any]:
+    """The images of ``items`` (positions ``start``, ...) and their labels (None when
+    unlabelled). Integer labels become an int64 array; others (strings, boxes) a list."""
     images, labels = [], []
-    for i in range(start, stop):
-        item = dataset[i]
+    for item in items:
         if isinstance(item, tuple) and len(item) == 2:
             images.append(item[0])
             labels.append(item[1])
@@ -52,16 +57,43 @@ def load_batch(dataset: Sequence[Any], start: int, stop: int) -> tuple[list[Any]
     if not labels:
         return images, None
     if len(labels) != len(images):
-        raise ValueError(f"items {start}..{stop - 1} mix labelled and unlabelled samples")
+        stop = start + len(items) - 1
+        raise ValueError(f"items {start}..{stop} mix labelled and unlabelled samples")
     if all(_is_label(v) for v in labels):
         return images, np.asarray([int(v) for v in labels], dtype=np.int64)
     return images, labels
 
 
-def with_labels(batch: AugmentedBatch, labels: Any, output: Output) -> AugmentedBatch:
+def load_batch(dataset: Sequence[Any], start: int, stop: int) -> tuple[list[Any], Any]:
+    """The images of ``dataset[start:stop]`` and their labels (see :func:`split_items`)."""
+    return split_items([dataset[i] for i in range(start, stop)], start)
+
+
+def is_indexed(dataset: Any) -> bool:
+    """Whether ``dataset`` is read by position (``len`` and ``__getitem__``) rather than
+    iterated. A torch IterableDataset inherits ``__getitem__`` from Dataset without
+    supporting it, so it counts as iterable (found by name: torch is not imported)."""
+    if any(cls.__name__ == "IterableDataset" for cls in type(dataset).__mro__):
+        return False
+    return hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")
+
+
+def chunks(items: Iterable[Any], batch_size: int) -> Iterator[tuple[int, list[Any]]]:
+    """``(start, items)`` of consecutive batches of an iterable, read as they are asked
+    for (the last one possibly short)."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    iterator = iter(items)
+    start = 0
+    while chunk := list(itertools.islice(iterator, batch_size)):
+        yield start, chunk
+        start += len(chunk)
+
+
+def with_labels(batch: AugmentedBatch, labels: Any, output: str) -> AugmentedBatch:
     if labels is None:
         return batch
-    if isinstance(labels, np.ndarray):
+    if isinstance(labels, np.ndarray) and output == "torch":
         labels = convert(labels, output)
     return dataclasses.replace(batch, labels=labels)
 

@@ -12,23 +12,28 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
 import numpy as np
 
+from .archives import read_png_zip
 from .batches import AugmentedBatch
 from .errors import AugsvcError, from_problem
 from .inputs import prepare_images
 from .wire import ImagesBody, Output, convert, read_safetensors
 
 SAFETENSORS = "application/x-safetensors"
+ZIP = "application/zip"
 STREAM = "application/x-augsvc-stream"
 JSON = "application/json"
 YAML = "application/yaml"
 
 Decoder = Callable[[httpx.Response], Any]
+#: What ``augment`` returns images as: one numpy array or torch tensor (N, C, H, W), or
+#: a list of (C, H, W) numpy arrays that may differ in size and channel count.
+AugmentOutput = Literal["numpy", "torch", "list"]
 
 
 @dataclass(frozen=True)
@@ -95,6 +100,22 @@ def decode_nothing(response: httpx.Response) -> None:
 def _header_int(response: httpx.Response, name: str, default: int = 0) -> int:
     value = response.headers.get(name)
     return int(value) if value is not None and value.strip().lstrip("-").isdigit() else default
+
+
+def list_decoder(offset: int) -> Decoder:
+    """A zip of PNGs as a batch whose ``images`` is a list of (C, H, W) uint8 arrays."""
+
+    def decode(response: httpx.Response) -> AugmentedBatch:
+        images = read_png_zip(response.content)
+        first = _header_int(response, "X-Augsvc-Offset", offset)
+        return AugmentedBatch(
+            images=images,
+            keys=np.arange(first, first + len(images), dtype=np.int64),
+            seed=_header_int(response, "X-Augsvc-Seed"),
+            digest=response.headers.get("X-Augsvc-Recipe-Digest", ""),
+        )
+
+    return decode
 
 
 def batch_decoder(output: Output) -> Decoder:
@@ -181,28 +202,47 @@ def ops() -> Call:
     return Call("GET", "/v1/ops", json_member("ops"))
 
 
-def preview(ref: str, seed: int, n: int) -> Call:
+def preview(ref: str, seed: int, n: int, image: Any = None) -> Call:
+    """The PNG grid of ``n`` augmentations: of the server's sample photo, or of
+    ``image`` (any one image ``augment`` takes), which is uploaded."""
+    params = {"seed": str(seed), "n": str(n)}
+    path = f"/v1/recipes/{segment(ref)}/preview"
+    if image is None:
+        return Call("GET", path, decode_bytes, params=params, headers={"Accept": "image/png"})
+    payload = prepare_images([image], allow_tensor=False)
     return Call(
-        "GET",
-        f"/v1/recipes/{segment(ref)}/preview",
-        decode_bytes,
-        params={"seed": str(seed), "n": str(n)},
-        headers={"Accept": "image/png"},
-    )
+        "POST", path, decode_bytes, params=params, headers={"Accept": "image/png"},
+        files=payload.files,
+    )  # fmt: skip
 
 
-def put_dataset(name: str, kind: str, path: str) -> Call:
+def put_dataset(name: str, kind: str, path: str | None, url: str | None) -> Call:
+    """Register a source by ``path`` (under the server's data roots) or ``url``
+    (``s3://bucket/prefix`` under its allowed prefixes); the server wants exactly one."""
+    spec: dict[str, str] = {"kind": kind}
+    if path is not None:
+        spec["path"] = str(path)
+    if url is not None:
+        spec["url"] = url
     return Call(
         "PUT",
         f"/v1/datasets/{segment(name)}",
         decode_json,
         headers={"Content-Type": JSON},
-        content=_json_body({"kind": kind, "path": path}),
+        content=_json_body(spec),
     )
 
 
 def get_dataset(name: str) -> Call:
     return Call("GET", f"/v1/datasets/{segment(name)}", decode_json)
+
+
+def list_datasets() -> Call:
+    return Call("GET", "/v1/datasets", json_member("datasets"))
+
+
+def delete_dataset(name: str) -> Call:
+    return Call("DELETE", f"/v1/datasets/{segment(name)}", decode_nothing)
 
 
 def augment(
@@ -212,11 +252,16 @@ def augment(
     seed: int | None,
     offset: int,
     return_params: bool,
-    output: Output,
+    output: AugmentOutput,
 ) -> Call:
-    """POST /v1/augment. Idempotent exactly when the seed is explicit."""
-    if output not in ("numpy", "torch"):
-        raise ValueError(f"output must be 'numpy' or 'torch', got {output!r}")
+    """POST /v1/augment. Idempotent exactly when the seed is explicit.
+
+    ``output="list"`` asks for a zip of PNGs and returns a list of (C, H, W) arrays, so
+    samples of different sizes or channel counts fit; parameters need one tensor."""
+    if output not in ("numpy", "torch", "list"):
+        raise ValueError(f"output must be 'numpy', 'torch' or 'list', got {output!r}")
+    if output == "list" and return_params:
+        raise ValueError("return_params needs a tensor answer: use output='numpy' or 'torch'")
     params = {"offset": str(offset), "return_params": "true" if return_params else "false"}
     if seed is not None:
         params["seed"] = str(seed)
@@ -229,13 +274,15 @@ def augment(
     else:
         raise TypeError("recipe must be a reference string or an inline recipe dict")
     payload = prepare_images(images, allow_tensor=data is None)
-    headers = {"Accept": SAFETENSORS}
+    headers = {"Accept": ZIP if output == "list" else SAFETENSORS}
+    if output == "list":
+        params["format"] = "png"  # lossless
     if payload.tensor is not None:
         headers["Content-Type"] = SAFETENSORS
     return Call(
         "POST",
         "/v1/augment",
-        batch_decoder(output),
+        list_decoder(offset) if output == "list" else batch_decoder(output),
         params=params,
         headers=headers,
         content=payload.tensor,

@@ -66,9 +66,13 @@ def batches_per_epoch(
 
 
 class AugsvcIterableDataset(IterableDataset):  # type: ignore[type-arg]
+    """A dataset stream as a torch IterableDataset (see the module docstring);
+    ``base_url`` and ``api_key`` None read ``AUGSVC_URL`` / ``AUGSVC_API_KEY``, as
+    :class:`~augsvc_client.Client` does."""
+
     def __init__(
         self,
-        base_url: str,
+        base_url: str | None,
         dataset: str,
         recipe: str,
         seed: int,
