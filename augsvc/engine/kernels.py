@@ -171,7 +171,18 @@ def sampling_thetas(matrix: np.ndarray, src_hw: np.ndarray, out_hw: tuple[int, i
     return np.ascontiguousarray(theta[:, :2], dtype=np.float32)
 
 
-@lru_cache(maxsize=16)
+def _stream_key(device: torch.device) -> int:
+    """The calling thread's CUDA stream (0 elsewhere). Cached device tensors are kept
+    per stream: one made on another thread's stream could still be being written, or
+    be freed and its memory reused there, while this stream reads it."""
+    return torch.cuda.current_stream(device).stream_id if device.type == "cuda" else 0
+
+
+@lru_cache(maxsize=64)
+def _stream_axes(h: int, w: int, device: torch.device, dtype: torch.dtype, stream: int):
+    return _axes(h, w, device, dtype)
+
+
 def _axes(h: int, w: int, device: torch.device, dtype: torch.dtype):
     """Normalised output pixel centres, as Kornia's meshgrid: -1..1, and 0 for an axis
     of one pixel (where ``normalize_homography`` puts that pixel)."""
@@ -186,7 +197,7 @@ def affine_grid(theta: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
     which has too small an inner dimension to run efficiently."""
     n = theta.shape[0]
     h, w = out_hw
-    xs, ys = _axes(h, w, theta.device, theta.dtype)
+    xs, ys = _stream_axes(h, w, theta.device, theta.dtype, _stream_key(theta.device))
     t = theta.reshape(n, 6, 1, 1)
     grid = torch.empty((n, h, w, 2), dtype=theta.dtype, device=theta.device)
     torch.add(t[:, 2] + t[:, 1] * ys, t[:, 0] * xs, out=grid[..., 0])

@@ -46,7 +46,19 @@ def resolve_device(spec: str = "auto") -> torch.device:
         raise ValueError(f"device {spec!r} requested but CUDA is not available")
     if device.type not in ("cpu", "cuda"):
         raise ValueError(f"unsupported device {spec!r}: use auto, cpu, cuda or cuda:N")
+    if device.type == "cuda":
+        check_device_index(spec, device, torch.cuda.device_count())
     return device
+
+
+def check_device_index(spec: str, device: torch.device, count: int) -> None:
+    """Refuse ``cuda:N`` beyond the devices present where the device is resolved (at
+    start-up), not at the first request's first kernel."""
+    if device.index is not None and device.index >= count:
+        present = f"cuda:0..cuda:{count - 1}" if count > 1 else "only cuda:0"
+        raise ValueError(
+            f"device {spec!r} requested but this machine has {count} CUDA device(s): {present}"
+        )
 
 
 @dataclass
