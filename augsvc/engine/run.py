@@ -256,8 +256,12 @@ def _run_region_first(
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, hw in enumerate(first["out_hw"].tolist()):
         groups.setdefault((channels[i], *hw), []).append(i)
-    step = chunk_size(device)
-    chunks = [rows[j : j + step] for rows in groups.values() for j in range(0, len(rows), step)]
+    out_pixels = np.prod(first["out_hw"], axis=1)
+    chunks = [
+        chunk
+        for rows in groups.values()
+        for chunk in split_rows(rows, out_pixels[rows], chunk_size(device), device_chunk(device))
+    ]
 
     def warp_one(i: int) -> torch.Tensor:
         top, left, bottom, right = regions.boxes[i].tolist()
@@ -290,8 +294,37 @@ def _to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
 def chunk_size(device: torch.device) -> int:
     """Samples processed together. On CPU a few at a time keep each sample's float
     copy in cache through warp, colour and conversion (whole batches spill out of it);
-    a GPU wants the whole group in one launch."""
+    a GPU wants the whole group in one launch, up to :func:`device_chunk` pixels."""
     return 1 << 30 if device.type == "cuda" else 4
+
+
+#: Output pixels a CUDA chunk may hold: each stage keeps a float copy or two of every
+#: channel (tens of bytes a pixel), so this bounds device memory near 2 GiB whatever
+#: the request's pixel budget admitted, while a batch of 256 crops of 224 is one chunk.
+DEVICE_CHUNK_PIXELS = 1 << 25
+
+
+def device_chunk(device: torch.device) -> int | None:
+    return DEVICE_CHUNK_PIXELS if device.type == "cuda" else None
+
+
+def split_rows(
+    rows: list[int], pixels: np.ndarray, step: int, max_pixels: int | None
+) -> list[list[int]]:
+    """``rows`` in order, cut into runs of at most ``step`` rows and (when given) at
+    most ``max_pixels`` pixels, a row larger than that alone in its run."""
+    chunks: list[list[int]] = []
+    held = 0
+    for row, px in zip(rows, np.asarray(pixels).tolist(), strict=True):
+        full = chunks and (
+            len(chunks[-1]) >= step or (max_pixels is not None and held + px > max_pixels)
+        )
+        if not chunks or full:
+            chunks.append([])
+            held = 0
+        chunks[-1].append(row)
+        held += px
+    return chunks
 
 
 _pools: dict[int, ThreadPoolExecutor] = {}
@@ -342,8 +375,11 @@ def run_stages(plan: Plan, sampled: Sampled, x: torch.Tensor) -> torch.Tensor:
     Every stage is per-sample, so chunking (and running chunks in parallel) never
     changes a result.
     """
+    n, _, h, w = x.shape
     step = chunk_size(x.device)
-    n = x.shape[0]
+    limit = device_chunk(x.device)
+    if limit is not None:
+        step = max(1, min(step, limit // (h * w)))
     if n <= step:
         return _run_chunk(plan, sampled, x)
     chunks = [
