@@ -130,6 +130,7 @@ def warp_source(
     mode: str,
     padding_mode: str,
     fill: tuple[int, ...],
+    theta: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Box-shrink ``src`` (uint8 or float, usually one sample's source region) by
     ``factor``, then warp it through ``matrix`` (shrunk-source pixel -> output pixel):
@@ -137,12 +138,16 @@ def warp_source(
 
     The affine case builds its sampling map from :func:`sampling_thetas` (numpy, all of
     it float64 until the final cast), which costs microseconds per call where Kornia's
-    normalisation costs a fraction of a millisecond: this runs once per sample."""
+    normalisation costs a fraction of a millisecond: this runs once per sample. A
+    device batch passes ``theta`` (that map, float32, already uploaded with its
+    batch-mates')."""
     x = box_shrink(src, factor)
     if (padding_mode == "constant" and any(fill)) or not geometry.is_affine(matrix):
         return _warp_once(x, matrix, out_hw, mode=mode, padding_mode=padding_mode, fill=fill)
-    hw = np.array([x.shape[-2:]], dtype=np.int64)
-    theta = torch.from_numpy(sampling_thetas(matrix, hw, out_hw)).to(x.device, x.dtype)
+    if theta is None:
+        hw = np.array([x.shape[-2:]], dtype=np.int64)
+        theta = torch.from_numpy(sampling_thetas(matrix, hw, out_hw))
+    theta = theta.to(x.device, x.dtype)
     grid = affine_grid(theta, out_hw)
     padding_mode = "zeros" if padding_mode == "constant" else padding_mode
     return F.grid_sample(x, grid, mode=mode, padding_mode=padding_mode, align_corners=True)

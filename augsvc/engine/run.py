@@ -16,6 +16,7 @@ from augsvc.engine.colour import apply_colour
 from augsvc.engine.plan import Plan, Sampled, sample_plan
 from augsvc.engine.region import ScaledSource
 from augsvc.engine.rng import MAX_SEED
+from augsvc.engine.transfer import upload_packed, upload_params
 from augsvc.errors import PayloadTooLarge, ValidationFailed
 
 Images = torch.Tensor | Sequence[torch.Tensor | ScaledSource]
@@ -263,9 +264,11 @@ def _run_region_first(
         for chunk in split_rows(rows, out_pixels[rows], chunk_size(device), device_chunk(device))
     ]
 
-    def warp_one(i: int) -> torch.Tensor:
+    def crop(i: int) -> torch.Tensor:
         top, left, bottom, right = regions.boxes[i].tolist()
-        src = _to_device(pixels[i][None, :, top:bottom, left:right], device)
+        return pixels[i][None, :, top:bottom, left:right]
+
+    def warp_one(i: int, src: torch.Tensor, theta: torch.Tensor | None) -> torch.Tensor:
         return kernels.warp_source(
             kernels.convert_channels(src, channels[i]),
             int(regions.factors[i]),
@@ -274,11 +277,30 @@ def _run_region_first(
             mode=opts.interpolation,
             padding_mode=opts.padding_mode,
             fill=opts.fill,
+            theta=theta,
         )
 
     def run_chunk(rows: list[int]) -> Part:
-        x = torch.cat([warp_one(i) for i in rows])
+        if device.type == "cuda":  # one upload of every region, one of every sampling map
+            srcs = upload_packed([crop(i) for i in rows], device)
+            thetas = list(upload_params({"theta": _thetas(rows)}, device)["theta"].unbind(0))
+        else:
+            srcs, thetas = [_to_device(crop(i), device) for i in rows], [None] * len(rows)
+        x = torch.cat([warp_one(i, src, t[None] if t is not None else None)
+                       for i, src, t in zip(rows, srcs, thetas, strict=True)])  # fmt: skip
         return rows, _run_chunk(plan, sampled.take(np.array(rows)), x, start=1)
+
+    def _thetas(rows: list[int]) -> np.ndarray:
+        """Each sample's affine sampling map for its shrunk region, as warp_source
+        would compute it alone (unused by fill and perspective warps)."""
+        out = []
+        for i in rows:
+            top, left, bottom, right = regions.boxes[i].tolist()
+            k = int(regions.factors[i])
+            hw = np.array([[(bottom - top) // k, (right - left) // k]], dtype=np.int64)
+            out_hw = tuple(first["out_hw"][i].tolist())
+            out.append(kernels.sampling_thetas(regions.matrices[i : i + 1], hw, out_hw)[0])
+        return np.stack(out)
 
     if device.type == "cuda" or torch.get_num_threads() == 1 or len(chunks) == 1:
         return [run_chunk(rows) for rows in chunks]
@@ -407,11 +429,9 @@ def _run_chunk(plan: Plan, sampled: Sampled, x: torch.Tensor, start: int = 0) ->
                 antialias=opts.antialias,
             )
         elif stage.kind == "colour":
-            a = torch.as_tensor(params["a"], dtype=torch.float32, device=x.device)
-            b = params.get("b")
-            if b is not None:
-                b = torch.as_tensor(b, dtype=torch.float32, device=x.device)
-            x = apply_colour(x.float(), a, b, 255.0)
+            maps = {k: params[k] for k in ("a", "b") if params.get(k) is not None}
+            uploaded = upload_params(maps, x.device)  # one copy on a device
+            x = apply_colour(x.float(), uploaded["a"], uploaded.get("b"), 255.0)
         else:
             ((_, op),) = stage.ops
             x = op.apply(x.float(), params)

@@ -26,6 +26,7 @@ from augsvc.codec import (
 from augsvc.codec.media_types import SAFETENSORS, ZIP
 from augsvc.decode_plan import plan_decode
 from augsvc.engine import AugmentResult, Plan, augment, cpu_workers
+from augsvc.engine.transfer import to_host
 from augsvc.errors import FieldError, ValidationFailed
 from augsvc.pixel_budget import PixelBudget
 
@@ -161,9 +162,7 @@ def encode_safetensors(result: AugmentResult, job: AugmentJob) -> bytes:
 
 
 def encode_zip(result: AugmentResult, image_format: ImageFormat) -> bytes:
-    images = (
-        list(result.images.unbind(0)) if isinstance(result.images, torch.Tensor) else result.images
-    )
+    images = to_host(result.images)  # one device-to-host copy for the batch
     if images and images[0].dtype != torch.uint8:
         raise ValidationFailed(
             "this recipe produces float32 images, which PNG/JPEG cannot hold: "
@@ -172,5 +171,5 @@ def encode_zip(result: AugmentResult, image_format: ImageFormat) -> bytes:
         )
     encode = encode_png if image_format == "png" else encode_jpeg
     suffix = "png" if image_format == "png" else "jpg"
-    files = [(f"{i:06d}.{suffix}", encode(img.cpu())) for i, img in enumerate(images)]
+    files = [(f"{i:06d}.{suffix}", encode(img)) for i, img in enumerate(images)]
     return make_zip(files)

@@ -1,0 +1,144 @@
+"""Moving a batch between host and device in one copy each way.
+
+A per-image ``.cpu()`` is a device-to-host copy and a stream sync per image, and a
+per-image upload from pageable memory is a staging copy and a sync per image: on a GPU
+both leave it idle between hundreds of tiny transfers. Here a batch goes down as one
+copy into pinned memory (:func:`to_host`), and many host tensors go up as one packed
+buffer (:func:`upload_packed`) from a per-thread ring of pinned buffers
+(:class:`StagingRing`), each reused only after the event recorded behind its last copy
+has passed, which is also what makes reusing it safe.
+
+On the CPU every function hands back the tensors it was given.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+
+def to_host(images: torch.Tensor | Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """The images as CPU tensors: one device-to-host copy for a whole batch (a list of
+    different shapes is flattened into one buffer on the device first), one sync."""
+    items = list(images.unbind(0)) if isinstance(images, torch.Tensor) else list(images)
+    if not items or all(t.device.type == "cpu" for t in items):
+        return items
+    device = items[0].device
+    flat = (
+        images.reshape(-1)
+        if isinstance(images, torch.Tensor)
+        else torch.cat([t.reshape(-1) for t in items])
+    )
+    host = torch.empty(flat.shape, dtype=flat.dtype, pin_memory=True)
+    host.copy_(flat, non_blocking=True)
+    torch.cuda.current_stream(device).synchronize()
+    out, offset = [], 0
+    for t in items:
+        out.append(host[offset : offset + t.numel()].view(t.shape))
+        offset += t.numel()
+    return out
+
+
+class StagingRing:
+    """A few pinned host buffers, used in turn, for one thread's uploads.
+
+    A buffer is handed out again only once the event recorded after its last upload
+    has completed, so a non-blocking copy never reads a buffer that is being refilled
+    (``Tensor.pin_memory()`` returns an already pinned tensor itself, so uploading a
+    caller's pinned tensor without waiting could read it while the caller reuses it)."""
+
+    def __init__(self, slots: int = 3) -> None:
+        self._buffers: list[torch.Tensor | None] = [None] * slots
+        self._events: list[torch.cuda.Event | None] = [None] * slots
+        self._next = 0
+
+    def upload(self, host: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """Copy the flat uint8 ``host`` to ``device`` through the next pinned buffer."""
+        slot = self._next
+        self._next = (slot + 1) % len(self._buffers)
+        event = self._events[slot]
+        if event is not None:
+            event.synchronize()  # the buffer's previous upload has been read
+        buffer = self._buffers[slot]
+        if buffer is None or buffer.numel() < host.numel():
+            buffer = torch.empty(_rounded(host.numel()), dtype=torch.uint8, pin_memory=True)
+            self._buffers[slot] = buffer
+        staged = buffer[: host.numel()]
+        staged.copy_(host)
+        out = staged.to(device, non_blocking=True)
+        self._events[slot] = event = torch.cuda.Event()
+        event.record(torch.cuda.current_stream(device))
+        return out
+
+
+def _rounded(n: int) -> int:
+    """Grow buffers in powers of two, so a ring settles after a few batches."""
+    return 1 << max(20, (n - 1).bit_length())
+
+
+_rings = threading.local()
+
+
+def staging_ring() -> StagingRing:
+    """The calling thread's ring (engine threads each have their own stream too)."""
+    ring = getattr(_rings, "ring", None)
+    if ring is None:
+        ring = _rings.ring = StagingRing()
+    return ring
+
+
+def pack(tensors: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[int]]:
+    """uint8 tensors of any shapes (and strides) as one flat host buffer, and where
+    each starts in it."""
+    sizes = [t.numel() for t in tensors]
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64).tolist()
+    flat = torch.empty(starts[-1], dtype=torch.uint8)
+    for t, start, size in zip(tensors, starts[:-1], sizes, strict=True):
+        flat[start : start + size].view(t.shape).copy_(t)
+    return flat, starts[:-1]
+
+
+def upload_packed(tensors: Sequence[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
+    """Many uint8 host tensors on ``device`` through one copy: packed, staged in the
+    thread's pinned ring, uploaded, and viewed back in their shapes on the device."""
+    if device.type == "cpu" or any(t.device.type != "cpu" for t in tensors):
+        return [t.to(device) for t in tensors]
+    flat, starts = pack(tensors)
+    on_device = staging_ring().upload(flat, device)
+    return [
+        on_device[start : start + t.numel()].view(t.shape)
+        for t, start in zip(tensors, starts, strict=True)
+    ]
+
+
+def upload_params(arrays: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
+    """Per-sample parameter arrays (each (N, ...)) on ``device`` as float32, through one
+    packed (N, K) upload; views of it are handed back under the same names. On the CPU
+    each array is converted on its own, exactly as a plain ``torch.as_tensor`` would."""
+    if device.type == "cpu":
+        return {k: torch.as_tensor(v, dtype=torch.float32) for k, v in arrays.items()}
+    table = pack_params(arrays)
+    flat = torch.from_numpy(table).view(torch.uint8).reshape(-1)
+    on_device = staging_ring().upload(flat, device).view(torch.float32).view(table.shape)
+    return unpack_params(on_device, arrays)
+
+
+def pack_params(arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """The arrays side by side as one C-contiguous float32 (N, K) table, in their order."""
+    n = len(next(iter(arrays.values())))
+    columns = [np.asarray(v, dtype=np.float32).reshape(n, -1) for v in arrays.values()]
+    return np.ascontiguousarray(np.concatenate(columns, axis=1))
+
+
+def unpack_params(table: torch.Tensor, arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """:func:`pack_params`' table split back into the arrays' names and shapes."""
+    out, col = {}, 0
+    for name, values in arrays.items():
+        shape = np.shape(values)
+        width = int(np.prod(shape[1:], dtype=np.int64))
+        out[name] = table[:, col : col + width].reshape(shape)
+        col += width
+    return out
