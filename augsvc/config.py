@@ -22,6 +22,11 @@ class Settings(BaseSettings):
     )
     redis_prefix: str = Field(default="augsvc", description="Key prefix in Redis.")
     device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N")
+    device_decode: bool = Field(
+        default=False,
+        description="On CUDA, decode uploaded baseline JPEGs with nvJPEG in one batch "
+        "(pixels a few grey levels from libjpeg's, so off unless asked for).",
+    )
 
     api_keys: SecretStr | None = Field(
         default=None,

@@ -104,14 +104,15 @@ def pack(tensors: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[int]]:
 def upload_packed(tensors: Sequence[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
     """Many uint8 host tensors on ``device`` through one copy: packed, staged in the
     thread's pinned ring, uploaded, and viewed back in their shapes on the device."""
-    if device.type == "cpu" or any(t.device.type != "cpu" for t in tensors):
-        return [t.to(device) for t in tensors]
-    flat, starts = pack(tensors)
+    out = [t if t.device.type == "cpu" else t.to(device) for t in tensors]
+    host = [i for i, t in enumerate(tensors) if t.device.type == "cpu"]
+    if device.type == "cpu" or not host:
+        return out
+    flat, starts = pack([tensors[i] for i in host])  # those decoded on the device stay
     on_device = staging_ring().upload(flat, device)
-    return [
-        on_device[start : start + t.numel()].view(t.shape)
-        for t, start in zip(tensors, starts, strict=True)
-    ]
+    for i, start in zip(host, starts, strict=True):
+        out[i] = on_device[start : start + tensors[i].numel()].view(tensors[i].shape)
+    return out
 
 
 def upload_params(arrays: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:

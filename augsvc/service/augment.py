@@ -65,6 +65,7 @@ class AugmentJob:
     return_params: bool = True
     parts: Sequence[EncodedImage] | None = None  # multipart uploads, in order
     tensor_body: bytes | None = None  # an application/x-safetensors body
+    device_decode: bool = False  # plain JPEGs decoded on a CUDA device
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ def run_augment(job: AugmentJob) -> AugmentOutput:
     with job.budget.hold(pixels, f"the request's {n} images"):
         result = augment(
             job.plan,
-            batch if planned is None else planned.decode(),
+            batch if planned is None else planned.decode(job.device if job.device_decode else None),
             seed=job.seed,
             offset=job.offset,
             device=job.device,
