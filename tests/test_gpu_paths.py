@@ -114,7 +114,9 @@ def test_threads_with_their_own_streams_equal_serial():
 
     def job(seed):
         streams.add(torch.cuda.current_stream().stream_id)
-        return augment(plan, images, seed=seed, device=CUDA).images
+        out = augment(plan, images, seed=seed, device=CUDA).images
+        torch.cuda.current_stream().synchronize()  # done before another stream reads it
+        return out
 
     with ThreadPoolExecutor(3, initializer=bind_thread, initargs=(CUDA,)) as pool:
         parallel = list(pool.map(job, range(6)))

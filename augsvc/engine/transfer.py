@@ -54,24 +54,38 @@ class StagingRing:
         self._buffers: list[torch.Tensor | None] = [None] * slots
         self._events: list[torch.cuda.Event | None] = [None] * slots
         self._next = 0
+        self._reserved = 0
 
-    def upload(self, host: torch.Tensor, device: torch.device) -> torch.Tensor:
-        """Copy the flat uint8 ``host`` to ``device`` through the next pinned buffer."""
+    def reserve(self, nbytes: int) -> torch.Tensor:
+        """The next pinned buffer's first ``nbytes`` (uint8), to fill and :meth:`send`;
+        waits until that buffer's previous upload has been read."""
         slot = self._next
         self._next = (slot + 1) % len(self._buffers)
         event = self._events[slot]
         if event is not None:
-            event.synchronize()  # the buffer's previous upload has been read
+            event.synchronize()
+        self._events[slot] = None
         buffer = self._buffers[slot]
-        if buffer is None or buffer.numel() < host.numel():
-            buffer = torch.empty(_rounded(host.numel()), dtype=torch.uint8, pin_memory=True)
+        if buffer is None or buffer.numel() < nbytes:
+            buffer = torch.empty(_rounded(nbytes), dtype=torch.uint8, pin_memory=True)
             self._buffers[slot] = buffer
-        staged = buffer[: host.numel()]
-        staged.copy_(host)
+        self._reserved = slot
+        return buffer[:nbytes]
+
+    def send(self, staged: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """Upload what :meth:`reserve` handed out, without waiting, and mark its buffer
+        busy until the copy has been read."""
         out = staged.to(device, non_blocking=True)
-        self._events[slot] = event = torch.cuda.Event()
+        event = torch.cuda.Event()
         event.record(torch.cuda.current_stream(device))
+        self._events[self._reserved] = event
         return out
+
+    def upload(self, host: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """Copy the flat uint8 ``host`` to ``device`` through the next pinned buffer."""
+        staged = self.reserve(host.numel())
+        staged.copy_(host)
+        return self.send(staged, device)
 
 
 def _rounded(n: int) -> int:
@@ -93,12 +107,17 @@ def staging_ring() -> StagingRing:
 def pack(tensors: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[int]]:
     """uint8 tensors of any shapes (and strides) as one flat host buffer, and where
     each starts in it."""
+    flat = torch.empty(sum(t.numel() for t in tensors), dtype=torch.uint8)
+    return flat, pack_into(flat, tensors)
+
+
+def pack_into(flat: torch.Tensor, tensors: Sequence[torch.Tensor]) -> list[int]:
+    """Copy the tensors one after another into ``flat``; where each starts."""
     sizes = [t.numel() for t in tensors]
     starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64).tolist()
-    flat = torch.empty(starts[-1], dtype=torch.uint8)
     for t, start, size in zip(tensors, starts[:-1], sizes, strict=True):
         flat[start : start + size].view(t.shape).copy_(t)
-    return flat, starts[:-1]
+    return starts[:-1]
 
 
 def upload_packed(tensors: Sequence[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
@@ -108,8 +127,10 @@ def upload_packed(tensors: Sequence[torch.Tensor], device: torch.device) -> list
     host = [i for i, t in enumerate(tensors) if t.device.type == "cpu"]
     if device.type == "cpu" or not host:
         return out
-    flat, starts = pack([tensors[i] for i in host])  # those decoded on the device stay
-    on_device = staging_ring().upload(flat, device)
+    ring = staging_ring()  # packed straight into pinned memory: one host copy
+    staged = ring.reserve(sum(tensors[i].numel() for i in host))
+    starts = pack_into(staged, [tensors[i] for i in host])  # device-decoded ones stay
+    on_device = ring.send(staged, device)
     for i, start in zip(host, starts, strict=True):
         out[i] = on_device[start : start + tensors[i].numel()].view(tensors[i].shape)
     return out
