@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from augsvc.engine import kernels, region
+from augsvc.engine import geometry, kernels, region, varlen_warp
 from augsvc.engine.colour import apply_colour
 from augsvc.engine.plan import Plan, Sampled, sample_plan
 from augsvc.engine.region import ScaledSource
@@ -264,6 +264,8 @@ def _run_region_first(
         for chunk in split_rows(rows, out_pixels[rows], chunk_size(device), device_chunk(device))
     ]
 
+    affine_first = geometry.affine_rows(regions.matrices)
+
     def crop(i: int) -> torch.Tensor:
         top, left, bottom, right = regions.boxes[i].tolist()
         return pixels[i][None, :, top:bottom, left:right]
@@ -280,15 +282,51 @@ def _run_region_first(
             theta=theta,
         )
 
+    # Per sample (its own matrix decides), so its path never depends on its batch-mates.
+    together = affine_first & varlen_warp.supported(
+        opts.interpolation, opts.padding_mode, opts.fill, True
+    )
+
+    def warp_together(rows: list[int], srcs: list[torch.Tensor]) -> torch.Tensor:
+        """The chunk's first warp as one pass over all its regions (a device's way)."""
+        shrunk = []
+        for i, src in zip(rows, srcs, strict=True):
+            src = kernels.convert_channels(src, channels[i])
+            k = int(regions.factors[i])
+            shrunk.append(kernels.box_shrink(src, k) if k > 1 else src)
+        out_hw = tuple(first["out_hw"][rows[0]].tolist())
+        return varlen_warp.warp_varlen(
+            shrunk,
+            regions.matrices[rows],
+            out_hw,
+            mode=opts.interpolation,
+            padding_mode="zeros" if opts.padding_mode == "constant" else opts.padding_mode,
+        )
+
     def run_chunk(rows: list[int]) -> Part:
-        if device.type == "cuda":  # one upload of every region, one of every sampling map
-            srcs = upload_packed([crop(i) for i in rows], device)
-            thetas = list(upload_params({"theta": _thetas(rows)}, device)["theta"].unbind(0))
+        if device.type == "cuda":
+            x = warp_on_device(rows)
         else:
-            srcs, thetas = [_to_device(crop(i), device) for i in rows], [None] * len(rows)
-        x = torch.cat([warp_one(i, src, t[None] if t is not None else None)
-                       for i, src, t in zip(rows, srcs, thetas, strict=True)])  # fmt: skip
+            x = torch.cat([warp_one(i, _to_device(crop(i), device), None) for i in rows])
         return rows, _run_chunk(plan, sampled.take(np.array(rows)), x, start=1)
+
+    def warp_on_device(rows: list[int]) -> torch.Tensor:
+        """One upload of every region; the affine samples warped in one pass, the rest
+        one by one with their sampling maps uploaded together."""
+        srcs = upload_packed([crop(i) for i in rows], device)
+        joint = [j for j, i in enumerate(rows) if together[i]]
+        if len(joint) == len(rows):
+            return warp_together(rows, srcs)
+        parts: list[torch.Tensor] = [torch.empty(0)] * len(rows)
+        if joint:
+            out = warp_together([rows[j] for j in joint], [srcs[j] for j in joint])
+            for m, j in enumerate(joint):
+                parts[j] = out[m : m + 1]
+        alone = [j for j in range(len(rows)) if not together[rows[j]]]
+        thetas = upload_params({"t": _thetas([rows[j] for j in alone])}, device)["t"]
+        for m, j in enumerate(alone):
+            parts[j] = warp_one(rows[j], srcs[j], thetas[m : m + 1])
+        return torch.cat(parts)
 
     def _thetas(rows: list[int]) -> np.ndarray:
         """Each sample's affine sampling map for its shrunk region, as warp_source

@@ -136,6 +136,15 @@ def upload_packed(tensors: Sequence[torch.Tensor], device: torch.device) -> list
     return out
 
 
+def upload_array(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A host array of any dtype on ``device`` through the thread's pinned ring."""
+    host = torch.from_numpy(np.ascontiguousarray(array))
+    if device.type == "cpu":
+        return host
+    staged = staging_ring().upload(host.reshape(-1).view(torch.uint8), device)
+    return staged.view(host.dtype).view(host.shape)
+
+
 def upload_params(arrays: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
     """Per-sample parameter arrays (each (N, ...)) on ``device`` as float32, through one
     packed (N, K) upload; views of it are handed back under the same names. On the CPU
