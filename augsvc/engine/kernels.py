@@ -16,6 +16,7 @@ from kornia.geometry.conversions import normalize_homography
 from kornia.geometry.transform import warp_affine, warp_perspective
 
 from augsvc.engine import geometry
+from augsvc.engine.transfer import upload_params
 
 SHRINK_LIMIT = 0.5  # warps that shrink more than 2x are pre-shrunk first
 
@@ -271,6 +272,14 @@ def blur(x: torch.Tensor, applied: np.ndarray, sigma: np.ndarray, kernel_size: t
     h, w = x.shape[-2:]
     kernel = (min(kernel_size[0], 2 * h - 1), min(kernel_size[1], 2 * w - 1))
     x = x.clone()
+    if x.device.type != "cpu":  # every sigma in one upload, sliced on the device
+        both = np.repeat(np.asarray(sigma, dtype=np.float64)[rows, None], 2, axis=1)
+        sigmas = upload_params({"sigma": both}, x.device)["sigma"].to(x.dtype)
+        for m, i in enumerate(rows.tolist()):
+            x[i : i + 1] = gaussian_blur2d(
+                x[i : i + 1], kernel, sigmas[m : m + 1], border_type="reflect"
+            )
+        return x
     for i in rows.tolist():
         s = torch.tensor([[sigma[i], sigma[i]]], dtype=x.dtype, device=x.device)
         x[i : i + 1] = gaussian_blur2d(x[i : i + 1], kernel, s, border_type="reflect")
