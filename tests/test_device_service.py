@@ -141,3 +141,11 @@ def test_the_warm_up_reaches_every_engine_thread_once():
 
 def test_the_warm_up_batch_runs_the_engine():
     warm_up_batch(torch.device("cpu"))
+
+
+def test_a_failing_warm_up_fails_at_once_instead_of_waiting_at_the_barrier():
+    def fail() -> None:
+        raise RuntimeError("no device after all")
+
+    with ThreadPoolExecutor(3) as pool, pytest.raises(RuntimeError, match="no device"):
+        on_every_thread(pool, 3, fail)

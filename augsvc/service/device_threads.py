@@ -14,6 +14,7 @@ batch through every engine thread pays that before the service reports ready.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import traceback
 from collections.abc import Callable
@@ -74,11 +75,17 @@ def on_every_thread(pool: ThreadPoolExecutor, workers: int, fn: Callable[[], obj
     barrier = threading.Barrier(workers)
 
     def job() -> str:
-        fn()
-        barrier.wait(timeout=300)
+        try:
+            fn()
+        except BaseException:
+            barrier.abort()  # the others stop waiting; this error is the one raised
+            raise
+        with contextlib.suppress(threading.BrokenBarrierError):  # another's error is raised
+            barrier.wait(timeout=300)
         return threading.current_thread().name
 
-    return {f.result() for f in [pool.submit(job) for _ in range(workers)]}
+    futures = [pool.submit(job) for _ in range(workers)]
+    return {f.result() for f in futures}
 
 
 def out_of_memory(exc: BaseException) -> Overloaded | None:
