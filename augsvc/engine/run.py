@@ -445,7 +445,7 @@ def run_stages(plan: Plan, sampled: Sampled, x: torch.Tensor) -> torch.Tensor:
     chunks = [
         (sampled.take(np.arange(i, min(i + step, n))), x[i : i + step]) for i in range(0, n, step)
     ]
-    if torch.get_num_threads() == 1:
+    if torch.get_num_threads() == 1 or x.device.type == "cuda":  # a stream is per thread
         return torch.cat([_run_chunk(plan, s, c) for s, c in chunks])
     pool = cpu_workers()
     return torch.cat(list(pool.map(lambda sc: _run_chunk(plan, *sc), chunks)))
