@@ -132,7 +132,7 @@ def test_packed_uploads_and_the_ring_survive_the_caller_reusing_its_buffers():
         crop.zero_()  # the caller reuses its memory at once
     torch.cuda.synchronize()
     assert all(bool((u != 0).any()) for u in up[:2])
-    ring = StagingRing(slots=2)
+    ring = StagingRing(slots=2)  # five uploads: each slot reused after its event
     host = torch.arange(1 << 21, dtype=torch.int64).remainder(256).to(torch.uint8)
     outs = [ring.upload(host, CUDA) for _ in range(5)]
     assert all(torch.equal(o.cpu(), host) for o in outs)

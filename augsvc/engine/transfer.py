@@ -50,7 +50,7 @@ class StagingRing:
     (``Tensor.pin_memory()`` returns an already pinned tensor itself, so uploading a
     caller's pinned tensor without waiting could read it while the caller reuses it)."""
 
-    def __init__(self, slots: int = 3) -> None:
+    def __init__(self, slots: int) -> None:
         self._buffers: list[torch.Tensor | None] = [None] * slots
         self._events: list[torch.cuda.Event | None] = [None] * slots
         self._next = 0
@@ -96,11 +96,16 @@ def _rounded(n: int) -> int:
 _rings = threading.local()
 
 
-def staging_ring() -> StagingRing:
-    """The calling thread's ring (engine threads each have their own stream too)."""
-    ring = getattr(_rings, "ring", None)
+def staging_ring(bulk: bool = False) -> StagingRing:
+    """The calling thread's ring (engine threads each have their own stream too): two
+    slots for pixels, so a batch's regions wait at most for the batch before last's;
+    eight small ones for the parameter tables a chunk uploads, so a chunk never waits
+    for an upload of its own."""
+    name = "bulk" if bulk else "params"
+    ring = getattr(_rings, name, None)
     if ring is None:
-        ring = _rings.ring = StagingRing()
+        ring = StagingRing(slots=2 if bulk else 8)
+        setattr(_rings, name, ring)
     return ring
 
 
@@ -127,7 +132,7 @@ def upload_packed(tensors: Sequence[torch.Tensor], device: torch.device) -> list
     host = [i for i, t in enumerate(tensors) if t.device.type == "cpu"]
     if device.type == "cpu" or not host:
         return out
-    ring = staging_ring()  # packed straight into pinned memory: one host copy
+    ring = staging_ring(bulk=True)  # packed straight into pinned memory: one host copy
     staged = ring.reserve(sum(tensors[i].numel() for i in host))
     starts = pack_into(staged, [tensors[i] for i in host])  # device-decoded ones stay
     on_device = ring.send(staged, device)
