@@ -6,7 +6,7 @@ PIP := $(PY) -m pip install -q -c constraints.txt
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint serve bench redis browser clean example
+.PHONY: install test lint serve bench gpu-check redis browser clean example
 
 $(STAMP): pyproject.toml constraints.txt clients/python/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,13 @@ serve: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/augsvc bench engine
+
+# On a CUDA machine: pytest -m gpu, the benchmarks on cuda and the first-run probes, one
+# report; without CUDA it says so and exits 0. `make gpu-check GPU=cuda:1` for another GPU.
+GPU ?= cuda
+GPU_REPORT ?= gpu-check.json
+gpu-check: $(STAMP)
+	$(PY) -m augsvc.bench.gpu_check --device $(GPU) --out $(GPU_REPORT)
 
 example: $(STAMP)
 	$(PY) examples/train_cnn.py

@@ -22,6 +22,11 @@ class Settings(BaseSettings):
     )
     redis_prefix: str = Field(default="augsvc", description="Key prefix in Redis.")
     device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N")
+    device_decode: bool = Field(
+        default=False,
+        description="On CUDA, decode uploaded baseline JPEGs with nvJPEG in one batch "
+        "(pixels a few grey levels from libjpeg's, so off unless asked for).",
+    )
 
     api_keys: SecretStr | None = Field(
         default=None,
@@ -53,9 +58,10 @@ class Settings(BaseSettings):
     plan_cache_size: int = Field(default=256, gt=0, description="Compiled plans per process.")
     queue_depth: int = Field(default=8, gt=0, description="Engine jobs waiting before 503.")
     engine_threads: int = Field(
-        default=1,
-        gt=0,
-        description="Requests the engine works on at once (each also uses torch's own threads).",
+        default=0,
+        ge=0,
+        description="Requests the engine works on at once (each also uses torch's own threads); "
+        "0 = automatic: 1 on the CPU, 3 on CUDA (a stream each).",
     )
     preview_max: int = Field(
         default=64, gt=0, le=256, description="Most augmentations one preview grid may show."

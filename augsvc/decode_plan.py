@@ -16,8 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from augsvc.codec import ImageHeader, ScaledImage
+from augsvc.codec.device_decode import decode_on_device
 from augsvc.engine import Plan, cpu_workers, decode_scales
 
 
@@ -31,10 +33,34 @@ class PlannedDecode:
         """Pixels the decode will hold, read from the headers alone."""
         return sum(h.decoded_pixels(s) for h, s in zip(self.headers, self.scales, strict=True))
 
-    def decode(self) -> list[ScaledImage]:
+    def decode(self, device: torch.device | None = None) -> list[ScaledImage]:
         """Decode every image at its scale. Decoders release the GIL, so the engine's
-        CPU workers (idle until augmentation starts) decode side by side."""
-        return list(cpu_workers().map(ImageHeader.decode_scaled, self.headers, self.scales))
+        CPU workers (idle until augmentation starts) decode side by side. With a CUDA
+        ``device``, the plain JPEGs decoded whole go to nvJPEG in one batch
+        (:mod:`augsvc.codec.device_decode`) and the rest to the CPU workers."""
+        on_device: list[torch.Tensor | None] = [None] * len(self.headers)
+        if device is not None and device.type == "cuda":
+            whole = [i for i, s in enumerate(self.scales) if s == 1]
+            for i, pixels in zip(
+                whole, decode_on_device([self.headers[i] for i in whole], device), strict=True
+            ):
+                on_device[i] = pixels
+        rest = [i for i, pixels in enumerate(on_device) if pixels is None]
+        decoded = dict(
+            zip(
+                rest,
+                cpu_workers().map(
+                    ImageHeader.decode_scaled,
+                    [self.headers[i] for i in rest],
+                    [self.scales[i] for i in rest],
+                ),
+                strict=True,
+            )
+        )
+        return [
+            decoded[i] if pixels is None else ScaledImage(pixels, h.displayed_hw, None)
+            for i, (h, pixels) in enumerate(zip(self.headers, on_device, strict=True))
+        ]
 
 
 def plan_decode(

@@ -58,7 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
         log.info(
             "augsvc %s: store=%s device=%s engine_threads=%d queue_depth=%d",
             augsvc_version(), "redis" if settings.redis_url else "memory", device,
-            settings.engine_threads, settings.queue_depth,
+            services.executor.workers, settings.queue_depth,
         )  # fmt: skip
         try:
             yield

@@ -67,6 +67,33 @@ class ColourMap:
         return bool(np.any(self.b != 0))
 
 
+#: Fraction bits of the fixed-point sums :func:`exact_means` adds: float32 values are
+#: exact in it from 2^(23 - MEAN_BITS) up, and a sum of 2^27 values below 2^20 fits int64.
+MEAN_BITS = 16
+
+
+def exact_means(x: torch.Tensor) -> torch.Tensor:
+    """The mean over the last axis of float ``x`` (N, C, L), independent of the order
+    its values are added in, so of how a device splits the reduction.
+
+    CUDA reductions pick their block shape from the number of outputs, so a float sum's
+    last bits (and a pixel rounded from it) would change with the batch size. Each value
+    is quantised to a 2^-MEAN_BITS grid and summed as an integer, where addition is
+    associative: every order gives the same sum, on any device and in any batch."""
+    q = torch.round(x * float(2**MEAN_BITS)).to(torch.int64)
+    total = q.sum(dim=-1, keepdim=True).to(torch.float64)
+    return (total / (float(2**MEAN_BITS) * x.shape[-1])).to(x.dtype)
+
+
+def sample_means(x: torch.Tensor) -> torch.Tensor:
+    """Per-sample, per-channel means of (N, C, L) as (N, C, 1). On the CPU a row's sum
+    does not depend on the batch and is kept as it always was (golden bytes); elsewhere
+    :func:`exact_means`."""
+    if x.device.type == "cpu":
+        return x.mean(dim=2, keepdim=True)
+    return exact_means(x)
+
+
 def apply_colour(
     x: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None, hi: float
 ) -> torch.Tensor:
@@ -81,12 +108,16 @@ def apply_colour(
         gain = (luma @ a).sum(-1)  # luma · A · 1
         y = x * gain.view(n, 1, 1, 1)
         if b is not None:
-            offset = (luma @ b).sum(-1) * x.mean(dim=(1, 2, 3))
+            if x.device.type == "cpu":
+                mean = x.mean(dim=(1, 2, 3))
+            else:
+                mean = exact_means(x.reshape(n, 1, h * w)).view(n)
+            offset = (luma @ b).sum(-1) * mean
             y = y + offset.view(n, 1, 1, 1)
         return y.clamp_(0, hi)
     rgb = x[:, :3].reshape(n, 3, h * w)
     if b is not None:
-        offset = torch.bmm(b, rgb.mean(dim=2, keepdim=True))
+        offset = torch.bmm(b, sample_means(rgb))
         y = torch.baddbmm(offset, a, rgb)
     else:
         y = torch.bmm(a, rgb)

@@ -16,6 +16,7 @@ from kornia.geometry.conversions import normalize_homography
 from kornia.geometry.transform import warp_affine, warp_perspective
 
 from augsvc.engine import geometry
+from augsvc.engine.transfer import upload_params
 
 SHRINK_LIMIT = 0.5  # warps that shrink more than 2x are pre-shrunk first
 
@@ -130,6 +131,7 @@ def warp_source(
     mode: str,
     padding_mode: str,
     fill: tuple[int, ...],
+    theta: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Box-shrink ``src`` (uint8 or float, usually one sample's source region) by
     ``factor``, then warp it through ``matrix`` (shrunk-source pixel -> output pixel):
@@ -137,12 +139,16 @@ def warp_source(
 
     The affine case builds its sampling map from :func:`sampling_thetas` (numpy, all of
     it float64 until the final cast), which costs microseconds per call where Kornia's
-    normalisation costs a fraction of a millisecond: this runs once per sample."""
+    normalisation costs a fraction of a millisecond: this runs once per sample. A
+    device batch passes ``theta`` (that map, float32, already uploaded with its
+    batch-mates')."""
     x = box_shrink(src, factor)
     if (padding_mode == "constant" and any(fill)) or not geometry.is_affine(matrix):
         return _warp_once(x, matrix, out_hw, mode=mode, padding_mode=padding_mode, fill=fill)
-    hw = np.array([x.shape[-2:]], dtype=np.int64)
-    theta = torch.from_numpy(sampling_thetas(matrix, hw, out_hw)).to(x.device, x.dtype)
+    if theta is None:
+        hw = np.array([x.shape[-2:]], dtype=np.int64)
+        theta = torch.from_numpy(sampling_thetas(matrix, hw, out_hw))
+    theta = theta.to(x.device, x.dtype)
     grid = affine_grid(theta, out_hw)
     padding_mode = "zeros" if padding_mode == "constant" else padding_mode
     return F.grid_sample(x, grid, mode=mode, padding_mode=padding_mode, align_corners=True)
@@ -171,7 +177,18 @@ def sampling_thetas(matrix: np.ndarray, src_hw: np.ndarray, out_hw: tuple[int, i
     return np.ascontiguousarray(theta[:, :2], dtype=np.float32)
 
 
-@lru_cache(maxsize=16)
+def _stream_key(device: torch.device) -> int:
+    """The calling thread's CUDA stream (0 elsewhere). Cached device tensors are kept
+    per stream: one made on another thread's stream could still be being written, or
+    be freed and its memory reused there, while this stream reads it."""
+    return torch.cuda.current_stream(device).stream_id if device.type == "cuda" else 0
+
+
+@lru_cache(maxsize=64)
+def _stream_axes(h: int, w: int, device: torch.device, dtype: torch.dtype, stream: int):
+    return _axes(h, w, device, dtype)
+
+
 def _axes(h: int, w: int, device: torch.device, dtype: torch.dtype):
     """Normalised output pixel centres, as Kornia's meshgrid: -1..1, and 0 for an axis
     of one pixel (where ``normalize_homography`` puts that pixel)."""
@@ -186,7 +203,7 @@ def affine_grid(theta: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
     which has too small an inner dimension to run efficiently."""
     n = theta.shape[0]
     h, w = out_hw
-    xs, ys = _axes(h, w, theta.device, theta.dtype)
+    xs, ys = _stream_axes(h, w, theta.device, theta.dtype, _stream_key(theta.device))
     t = theta.reshape(n, 6, 1, 1)
     grid = torch.empty((n, h, w, 2), dtype=theta.dtype, device=theta.device)
     torch.add(t[:, 2] + t[:, 1] * ys, t[:, 0] * xs, out=grid[..., 0])
@@ -255,6 +272,14 @@ def blur(x: torch.Tensor, applied: np.ndarray, sigma: np.ndarray, kernel_size: t
     h, w = x.shape[-2:]
     kernel = (min(kernel_size[0], 2 * h - 1), min(kernel_size[1], 2 * w - 1))
     x = x.clone()
+    if x.device.type != "cpu":  # every sigma in one upload, sliced on the device
+        both = np.repeat(np.asarray(sigma, dtype=np.float64)[rows, None], 2, axis=1)
+        sigmas = upload_params({"sigma": both}, x.device)["sigma"].to(x.dtype)
+        for m, i in enumerate(rows.tolist()):
+            x[i : i + 1] = gaussian_blur2d(
+                x[i : i + 1], kernel, sigmas[m : m + 1], border_type="reflect"
+            )
+        return x
     for i in rows.tolist():
         s = torch.tensor([[sigma[i], sigma[i]]], dtype=x.dtype, device=x.device)
         x[i : i + 1] = gaussian_blur2d(x[i : i + 1], kernel, s, border_type="reflect")

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from augsvc.engine import kernels, region
+from augsvc.engine import geometry, kernels, region, varlen_warp
 from augsvc.engine.colour import apply_colour
 from augsvc.engine.plan import Plan, Sampled, sample_plan
 from augsvc.engine.region import ScaledSource
 from augsvc.engine.rng import MAX_SEED
+from augsvc.engine.transfer import upload_packed, upload_params
 from augsvc.errors import PayloadTooLarge, ValidationFailed
 
 Images = torch.Tensor | Sequence[torch.Tensor | ScaledSource]
@@ -46,7 +47,19 @@ def resolve_device(spec: str = "auto") -> torch.device:
         raise ValueError(f"device {spec!r} requested but CUDA is not available")
     if device.type not in ("cpu", "cuda"):
         raise ValueError(f"unsupported device {spec!r}: use auto, cpu, cuda or cuda:N")
+    if device.type == "cuda":
+        check_device_index(spec, device, torch.cuda.device_count())
     return device
+
+
+def check_device_index(spec: str, device: torch.device, count: int) -> None:
+    """Refuse ``cuda:N`` beyond the devices present where the device is resolved (at
+    start-up), not at the first request's first kernel."""
+    if device.index is not None and device.index >= count:
+        present = f"cuda:0..cuda:{count - 1}" if count > 1 else "only cuda:0"
+        raise ValueError(
+            f"device {spec!r} requested but this machine has {count} CUDA device(s): {present}"
+        )
 
 
 @dataclass
@@ -244,12 +257,20 @@ def _run_region_first(
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, hw in enumerate(first["out_hw"].tolist()):
         groups.setdefault((channels[i], *hw), []).append(i)
-    step = chunk_size(device)
-    chunks = [rows[j : j + step] for rows in groups.values() for j in range(0, len(rows), step)]
+    out_pixels = np.prod(first["out_hw"], axis=1)
+    chunks = [
+        chunk
+        for rows in groups.values()
+        for chunk in split_rows(rows, out_pixels[rows], chunk_size(device), device_chunk(device))
+    ]
 
-    def warp_one(i: int) -> torch.Tensor:
+    affine_first = geometry.affine_rows(regions.matrices)
+
+    def crop(i: int) -> torch.Tensor:
         top, left, bottom, right = regions.boxes[i].tolist()
-        src = _to_device(pixels[i][None, :, top:bottom, left:right], device)
+        return pixels[i][None, :, top:bottom, left:right]
+
+    def warp_one(i: int, src: torch.Tensor, theta: torch.Tensor | None) -> torch.Tensor:
         return kernels.warp_source(
             kernels.convert_channels(src, channels[i]),
             int(regions.factors[i]),
@@ -258,11 +279,66 @@ def _run_region_first(
             mode=opts.interpolation,
             padding_mode=opts.padding_mode,
             fill=opts.fill,
+            theta=theta,
+        )
+
+    # Per sample (its own matrix decides), so its path never depends on its batch-mates.
+    together = affine_first & varlen_warp.supported(
+        opts.interpolation, opts.padding_mode, opts.fill, True
+    )
+
+    def warp_together(rows: list[int], srcs: list[torch.Tensor]) -> torch.Tensor:
+        """The chunk's first warp as one pass over all its regions (a device's way)."""
+        shrunk = []
+        for i, src in zip(rows, srcs, strict=True):
+            src = kernels.convert_channels(src, channels[i])
+            k = int(regions.factors[i])
+            shrunk.append(kernels.box_shrink(src, k) if k > 1 else src)
+        out_hw = tuple(first["out_hw"][rows[0]].tolist())
+        return varlen_warp.warp_varlen(
+            shrunk,
+            regions.matrices[rows],
+            out_hw,
+            mode=opts.interpolation,
+            padding_mode="zeros" if opts.padding_mode == "constant" else opts.padding_mode,
         )
 
     def run_chunk(rows: list[int]) -> Part:
-        x = torch.cat([warp_one(i) for i in rows])
+        if device.type == "cuda":
+            x = warp_on_device(rows)
+        else:
+            x = torch.cat([warp_one(i, _to_device(crop(i), device), None) for i in rows])
         return rows, _run_chunk(plan, sampled.take(np.array(rows)), x, start=1)
+
+    def warp_on_device(rows: list[int]) -> torch.Tensor:
+        """One upload of every region; the affine samples warped in one pass, the rest
+        one by one with their sampling maps uploaded together."""
+        srcs = upload_packed([crop(i) for i in rows], device)
+        joint = [j for j, i in enumerate(rows) if together[i]]
+        if len(joint) == len(rows):
+            return warp_together(rows, srcs)
+        parts: list[torch.Tensor] = [torch.empty(0)] * len(rows)
+        if joint:
+            out = warp_together([rows[j] for j in joint], [srcs[j] for j in joint])
+            for m, j in enumerate(joint):
+                parts[j] = out[m : m + 1]
+        alone = [j for j in range(len(rows)) if not together[rows[j]]]
+        thetas = upload_params({"t": _thetas([rows[j] for j in alone])}, device)["t"]
+        for m, j in enumerate(alone):
+            parts[j] = warp_one(rows[j], srcs[j], thetas[m : m + 1])
+        return torch.cat(parts)
+
+    def _thetas(rows: list[int]) -> np.ndarray:
+        """Each sample's affine sampling map for its shrunk region, as warp_source
+        would compute it alone (unused by fill and perspective warps)."""
+        out = []
+        for i in rows:
+            top, left, bottom, right = regions.boxes[i].tolist()
+            k = int(regions.factors[i])
+            hw = np.array([[(bottom - top) // k, (right - left) // k]], dtype=np.int64)
+            out_hw = tuple(first["out_hw"][i].tolist())
+            out.append(kernels.sampling_thetas(regions.matrices[i : i + 1], hw, out_hw)[0])
+        return np.stack(out)
 
     if device.type == "cuda" or torch.get_num_threads() == 1 or len(chunks) == 1:
         return [run_chunk(rows) for rows in chunks]
@@ -278,8 +354,37 @@ def _to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
 def chunk_size(device: torch.device) -> int:
     """Samples processed together. On CPU a few at a time keep each sample's float
     copy in cache through warp, colour and conversion (whole batches spill out of it);
-    a GPU wants the whole group in one launch."""
+    a GPU wants the whole group in one launch, up to :func:`device_chunk` pixels."""
     return 1 << 30 if device.type == "cuda" else 4
+
+
+#: Output pixels a CUDA chunk may hold: each stage keeps a float copy or two of every
+#: channel (tens of bytes a pixel), so this bounds device memory near 2 GiB whatever
+#: the request's pixel budget admitted, while a batch of 256 crops of 224 is one chunk.
+DEVICE_CHUNK_PIXELS = 1 << 25
+
+
+def device_chunk(device: torch.device) -> int | None:
+    return DEVICE_CHUNK_PIXELS if device.type == "cuda" else None
+
+
+def split_rows(
+    rows: list[int], pixels: np.ndarray, step: int, max_pixels: int | None
+) -> list[list[int]]:
+    """``rows`` in order, cut into runs of at most ``step`` rows and (when given) at
+    most ``max_pixels`` pixels, a row larger than that alone in its run."""
+    chunks: list[list[int]] = []
+    held = 0
+    for row, px in zip(rows, np.asarray(pixels).tolist(), strict=True):
+        full = chunks and (
+            len(chunks[-1]) >= step or (max_pixels is not None and held + px > max_pixels)
+        )
+        if not chunks or full:
+            chunks.append([])
+            held = 0
+        chunks[-1].append(row)
+        held += px
+    return chunks
 
 
 _pools: dict[int, ThreadPoolExecutor] = {}
@@ -330,14 +435,17 @@ def run_stages(plan: Plan, sampled: Sampled, x: torch.Tensor) -> torch.Tensor:
     Every stage is per-sample, so chunking (and running chunks in parallel) never
     changes a result.
     """
+    n, _, h, w = x.shape
     step = chunk_size(x.device)
-    n = x.shape[0]
+    limit = device_chunk(x.device)
+    if limit is not None:
+        step = max(1, min(step, limit // (h * w)))
     if n <= step:
         return _run_chunk(plan, sampled, x)
     chunks = [
         (sampled.take(np.arange(i, min(i + step, n))), x[i : i + step]) for i in range(0, n, step)
     ]
-    if torch.get_num_threads() == 1:
+    if torch.get_num_threads() == 1 or x.device.type == "cuda":  # a stream is per thread
         return torch.cat([_run_chunk(plan, s, c) for s, c in chunks])
     pool = cpu_workers()
     return torch.cat(list(pool.map(lambda sc: _run_chunk(plan, *sc), chunks)))
@@ -359,11 +467,9 @@ def _run_chunk(plan: Plan, sampled: Sampled, x: torch.Tensor, start: int = 0) ->
                 antialias=opts.antialias,
             )
         elif stage.kind == "colour":
-            a = torch.as_tensor(params["a"], dtype=torch.float32, device=x.device)
-            b = params.get("b")
-            if b is not None:
-                b = torch.as_tensor(b, dtype=torch.float32, device=x.device)
-            x = apply_colour(x.float(), a, b, 255.0)
+            maps = {k: params[k] for k in ("a", "b") if params.get(k) is not None}
+            uploaded = upload_params(maps, x.device)  # one copy on a device
+            x = apply_colour(x.float(), uploaded["a"], uploaded.get("b"), 255.0)
         else:
             ((_, op),) = stage.ops
             x = op.apply(x.float(), params)

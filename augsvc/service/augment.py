@@ -26,6 +26,7 @@ from augsvc.codec import (
 from augsvc.codec.media_types import SAFETENSORS, ZIP
 from augsvc.decode_plan import plan_decode
 from augsvc.engine import AugmentResult, Plan, augment, cpu_workers
+from augsvc.engine.transfer import to_host
 from augsvc.errors import FieldError, ValidationFailed
 from augsvc.pixel_budget import PixelBudget
 
@@ -64,6 +65,7 @@ class AugmentJob:
     return_params: bool = True
     parts: Sequence[EncodedImage] | None = None  # multipart uploads, in order
     tensor_body: bytes | None = None  # an application/x-safetensors body
+    device_decode: bool = False  # plain JPEGs decoded on a CUDA device
 
 
 @dataclass(frozen=True)
@@ -112,7 +114,7 @@ def run_augment(job: AugmentJob) -> AugmentOutput:
     with job.budget.hold(pixels, f"the request's {n} images"):
         result = augment(
             job.plan,
-            batch if planned is None else planned.decode(),
+            batch if planned is None else planned.decode(job.device if job.device_decode else None),
             seed=job.seed,
             offset=job.offset,
             device=job.device,
@@ -161,9 +163,7 @@ def encode_safetensors(result: AugmentResult, job: AugmentJob) -> bytes:
 
 
 def encode_zip(result: AugmentResult, image_format: ImageFormat) -> bytes:
-    images = (
-        list(result.images.unbind(0)) if isinstance(result.images, torch.Tensor) else result.images
-    )
+    images = to_host(result.images)  # one device-to-host copy for the batch
     if images and images[0].dtype != torch.uint8:
         raise ValidationFailed(
             "this recipe produces float32 images, which PNG/JPEG cannot hold: "
@@ -172,5 +172,5 @@ def encode_zip(result: AugmentResult, image_format: ImageFormat) -> bytes:
         )
     encode = encode_png if image_format == "png" else encode_jpeg
     suffix = "png" if image_format == "png" else "jpg"
-    files = [(f"{i:06d}.{suffix}", encode(img.cpu())) for i, img in enumerate(images)]
+    files = [(f"{i:06d}.{suffix}", encode(img)) for i, img in enumerate(images)]
     return make_zip(files)

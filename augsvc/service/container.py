@@ -8,11 +8,18 @@ a cache or a metrics registry.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
 from augsvc.config import Settings
 from augsvc.pixel_budget import PixelBudget
+from augsvc.service.device_threads import (
+    bind_thread,
+    engine_threads,
+    on_every_thread,
+    warm_up_batch,
+)
 from augsvc.service.executor import EngineExecutor
 from augsvc.service.metrics import Metrics
 from augsvc.service.resolver import PlanCache, RecipeResolver
@@ -57,6 +64,11 @@ def open_services(settings: Settings, device: torch.device, metrics: Metrics) ->
     sources = SourceCache(settings.data_root_paths, objects=object_sources(settings))
     if isinstance(store, RedisRecipeStore):  # replicas share their shard indexes
         sources.share_indexes(store.client, settings.redis_prefix)
+    bind = partial(bind_thread, device)
+    workers = engine_threads(settings.engine_threads, device)
+    executor = EngineExecutor(workers, settings.queue_depth, metrics, initializer=bind)
+    if device.type == "cuda":  # the first request should not pay for CUDA's start-up
+        on_every_thread(executor.pool, workers, partial(warm_up_batch, device))
     return Services(
         settings=settings,
         device=device,
@@ -64,9 +76,9 @@ def open_services(settings: Settings, device: torch.device, metrics: Metrics) ->
         store=store,
         datasets=open_dataset_store(settings, store),
         resolver=RecipeResolver(store, plans, settings.plan_cache_size),
-        executor=EngineExecutor(settings.engine_threads, settings.queue_depth, metrics),
+        executor=executor,
         sources=sources,
-        streams=StreamPools(settings.max_streams),
+        streams=StreamPools(settings.max_streams, initializer=bind),
         pixel_budget=PixelBudget(
             settings.max_request_pixels,
             settings.max_inflight_pixels,

@@ -7,7 +7,9 @@ event loop keeps answering /healthz and small requests meanwhile). At most
 ``settings.queue_depth`` jobs may wait for a worker; one more is refused at once with
 503 Overloaded + Retry-After, because a queued request holds its uploaded body in
 memory and a client retrying later costs less than an out-of-memory kill. Decoded
-pixels are bounded separately, when a job starts (:mod:`augsvc.pixel_budget`).
+pixels are bounded separately, when a job starts (:mod:`augsvc.pixel_budget`), and a
+device that runs out of memory anyway is the same overload: 503 + Retry-After
+(:func:`augsvc.service.device_threads.out_of_memory`).
 """
 
 from __future__ import annotations
@@ -19,17 +21,26 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 from augsvc.errors import Overloaded
+from augsvc.service.device_threads import out_of_memory
 from augsvc.service.metrics import Metrics
 
 T = TypeVar("T")
 
 
 class EngineExecutor:
-    def __init__(self, workers: int, queue_depth: int, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        workers: int,
+        queue_depth: int,
+        metrics: Metrics,
+        initializer: Callable[[], object] | None = None,
+    ) -> None:
         self.workers = workers
         self.queue_depth = queue_depth
         self._metrics = metrics
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="augsvc-engine")
+        self.pool = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="augsvc-engine", initializer=initializer
+        )
         self._lock = threading.Lock()
         self._admitted = 0  # waiting + running; decremented when the *thread* finishes
         self._running = 0
@@ -61,6 +72,11 @@ class EngineExecutor:
                 self._publish()
             try:
                 return fn()
+            except Exception as exc:
+                overloaded = out_of_memory(exc)
+                if overloaded is None:
+                    raise
+                raise overloaded from None
             finally:
                 with self._lock:
                     self._running -= 1
@@ -77,7 +93,7 @@ class EngineExecutor:
         """
         self._admit()
         try:
-            future = self._pool.submit(self._wrap(fn))
+            future = self.pool.submit(self._wrap(fn))
         except BaseException:
             with self._lock:
                 self._admitted -= 1
@@ -95,4 +111,4 @@ class EngineExecutor:
                 self._publish()
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        self.pool.shutdown(wait=True, cancel_futures=True)

@@ -8,6 +8,7 @@ import torch
 
 from augsvc.codec import decode_image, encode_png, probe_image, sample_photo_bytes
 from augsvc.engine import Plan, augment
+from augsvc.engine.transfer import to_host
 from augsvc.pixel_budget import PixelBudget
 from augsvc.service.grid import tile
 
@@ -24,10 +25,7 @@ def render(plan: Plan, image: torch.Tensor, seed: int, n: int, device: torch.dev
     while the caller holds its cost (:func:`preview_cost`) of the pixel budget."""
     batch = image.unsqueeze(0).expand(n, -1, -1, -1).contiguous()
     result = augment(plan, batch, seed=seed, device=device, max_output_pixels=max_output_pixels)
-    images = (
-        list(result.images) if isinstance(result.images, list) else list(result.images.unbind(0))
-    )
-    return encode_png(tile(images), compress_level=6)
+    return encode_png(tile(to_host(result.images)), compress_level=6)
 
 
 def preview_cost(width: int, height: int, n: int, *, upload: bool) -> tuple[int, str]:

@@ -26,6 +26,7 @@ from augsvc.datasets.stream import StreamRequest, render_frame
 from augsvc.engine import Plan
 from augsvc.errors import AugsvcError, Overloaded, Unavailable
 from augsvc.pixel_budget import PixelBudget
+from augsvc.service.device_threads import out_of_memory
 from augsvc.service.metrics import Metrics
 
 log = logging.getLogger("augsvc.service.streams")
@@ -35,8 +36,10 @@ _DONE = object()
 class StreamPools:
     """The threads that render streams (one per stream at most) and the cap on streams."""
 
-    def __init__(self, max_streams: int) -> None:
-        self.render = ThreadPoolExecutor(max_streams, thread_name_prefix="augsvc-stream")
+    def __init__(self, max_streams: int, initializer: Callable[[], object] | None = None) -> None:
+        self.render = ThreadPoolExecutor(
+            max_streams, thread_name_prefix="augsvc-stream", initializer=initializer
+        )
         self.max_streams = max_streams
         self._active = 0
         self._lock = threading.Lock()
@@ -110,9 +113,12 @@ async def stream_frames(
         except AugsvcError as err:
             log.warning("stream ended early: %s: %s", err.code, err.detail)
             final = error_frame(err)
-        except Exception:
-            log.exception("stream failed")
-            final = error_frame(AugsvcError("internal error while rendering the stream"))
+        except Exception as exc:
+            overloaded = out_of_memory(exc)
+            if overloaded is None:
+                log.exception("stream failed")
+                overloaded = AugsvcError("internal error while rendering the stream")
+            final = error_frame(overloaded)
         if final is not None:
             await queue.put(final)
             metrics.stream_frames_buffered.inc()

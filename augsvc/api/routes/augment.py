@@ -136,6 +136,7 @@ async def augment_images(
         return_params=return_params,
         parts=parts,
         tensor_body=body if kind == SAFETENSORS else None,
+        device_decode=settings.device_decode,
     )
     del body  # the job holds what it needs; let a multipart body's bytes go
     output = await executor.run(lambda: run_augment(job))
