@@ -23,6 +23,7 @@ from pydantic import (
 from augsvc.errors import FieldError, InvalidRecipe
 from augsvc.ops import Op, op_class, op_names
 from augsvc.ops.fields import pixel_values, size_hw
+from augsvc.recipes.targets import TargetOptions
 
 MAX_OPS = 64
 
@@ -80,6 +81,15 @@ class Recipe(BaseModel):
 
     ops: tuple[SerializeAsAny[Op], ...] = Field(max_length=MAX_OPS)
     output: OutputOptions = OutputOptions()
+    targets: TargetOptions | None = Field(
+        default=None,
+        description="How boxes, keypoints and masks sent with the images follow them "
+        "(defaults apply when absent).",
+    )
+
+    @property
+    def target_options(self) -> TargetOptions:
+        return self.targets or TargetOptions()
 
     @model_validator(mode="after")
     def _terminal_op_is_last(self) -> Recipe:

@@ -28,6 +28,7 @@ from augsvc.decode_plan import plan_decode
 from augsvc.engine import AugmentResult, Plan, augment, cpu_workers
 from augsvc.errors import FieldError, ValidationFailed
 from augsvc.pixel_budget import PixelBudget
+from augsvc.service import targets as target_io
 
 ImageFormat = Literal["png", "jpeg"]
 
@@ -64,6 +65,8 @@ class AugmentJob:
     return_params: bool = True
     parts: Sequence[EncodedImage] | None = None  # multipart uploads, in order
     tensor_body: bytes | None = None  # an application/x-safetensors body
+    targets: bytes | None = None  # the multipart 'targets' JSON part
+    masks: Sequence[EncodedImage] = ()  # the multipart 'masks' files, one per image
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,13 @@ def run_augment(job: AugmentJob) -> AugmentOutput:
         keys = np.arange(job.offset, job.offset + len(headers), dtype=np.int64)
         planned = plan_decode(job.plan, headers, seed=job.seed, keys=keys)
         n, pixels = len(headers), planned.pixels
+    sizes = [h.displayed_hw for h in headers] if planned is not None else []
+    if job.masks:
+        pixels += sum(h * w for h, w in sizes)
     with job.budget.hold(pixels, f"the request's {n} images"):
+        targets = target_io.read_targets(
+            job.targets, job.masks, sizes, max_pixels=job.limits.max_image_pixels
+        )
         result = augment(
             job.plan,
             batch if planned is None else planned.decode(),
@@ -118,11 +127,14 @@ def run_augment(job: AugmentJob) -> AugmentOutput:
             device=job.device,
             max_output_pixels=job.limits.max_output_pixels,
         )  # the decoded inputs are gone when it returns; outputs have their own limit
+        moved = None if targets is None else target_io.move_result(job.plan, result, targets)
     count = len(result.keys)
     if job.response_type == ZIP:
-        return AugmentOutput(encode_zip(result, job.image_format), count)
+        extra = [] if moved is None else target_io.zip_entries(moved)
+        return AugmentOutput(encode_zip(result, job.image_format, extra), count)
     assert job.response_type == SAFETENSORS
-    return AugmentOutput(encode_safetensors(result, job), count)
+    extra_tensors = {} if moved is None else target_io.safetensors_entries(moved)
+    return AugmentOutput(encode_safetensors(result, job, extra_tensors), count)
 
 
 def one_tensor_problem(images: list[torch.Tensor]) -> ValidationFailed:
@@ -145,7 +157,9 @@ def one_tensor_problem(images: list[torch.Tensor]) -> ValidationFailed:
     )
 
 
-def encode_safetensors(result: AugmentResult, job: AugmentJob) -> bytes:
+def encode_safetensors(
+    result: AugmentResult, job: AugmentJob, extra: dict[str, torch.Tensor] | None = None
+) -> bytes:
     if not isinstance(result.images, torch.Tensor):
         raise one_tensor_problem(result.images)
     tensors: dict[str, torch.Tensor] = {
@@ -156,11 +170,14 @@ def encode_safetensors(result: AugmentResult, job: AugmentJob) -> bytes:
         for name, values in sorted(result.params.items()):
             array = values.astype(np.uint8) if values.dtype == np.bool_ else values
             tensors[f"params.{name}"] = torch.from_numpy(np.ascontiguousarray(array))
+    tensors.update(extra or {})
     metadata = {"seed": str(job.seed), "offset": str(job.offset), "digest": job.plan.digest}
     return images_to_safetensors(tensors, metadata)
 
 
-def encode_zip(result: AugmentResult, image_format: ImageFormat) -> bytes:
+def encode_zip(
+    result: AugmentResult, image_format: ImageFormat, extra: list[tuple[str, bytes]] | None = None
+) -> bytes:
     images = (
         list(result.images.unbind(0)) if isinstance(result.images, torch.Tensor) else result.images
     )
@@ -173,4 +190,4 @@ def encode_zip(result: AugmentResult, image_format: ImageFormat) -> bytes:
     encode = encode_png if image_format == "png" else encode_jpeg
     suffix = "png" if image_format == "png" else "jpg"
     files = [(f"{i:06d}.{suffix}", encode(img.cpu())) for i, img in enumerate(images)]
-    return make_zip(files)
+    return make_zip(files + (extra or []))

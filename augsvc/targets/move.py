@@ -1,0 +1,92 @@
+"""A batch's targets through its samples' composed matrices."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from augsvc.errors import FieldError, ValidationFailed
+from augsvc.recipes.targets import TargetOptions
+from augsvc.targets import boxes as box_ops
+from augsvc.targets.keypoints import move_keypoints
+from augsvc.targets.masks import warp_mask
+from augsvc.targets.types import ImageTargets, MovedTargets
+
+
+def check_flip_pairs(options: TargetOptions, targets: Sequence[ImageTargets | None]) -> None:
+    """Every pair must name keypoints the images have: a pair past the end would
+    silently swap nothing on some images and something on others."""
+    counts = {t.keypoints.shape[1] for t in targets if t is not None and t.keypoints.size}
+    for i, (a, b) in enumerate(options.flip_pairs):
+        for count in counts:
+            if max(a, b) >= count:
+                raise ValidationFailed(
+                    f"targets.flip_pairs[{i}] = [{a}, {b}] names a keypoint past the "
+                    f"{count} each instance has",
+                    errors=[FieldError(("recipe", "targets", "flip_pairs", i), "out of range")],
+                )
+
+
+def move_one(
+    options: TargetOptions,
+    matrix: np.ndarray,
+    out_hw: tuple[int, int],
+    targets: ImageTargets,
+    *,
+    padding_mode: str,
+) -> MovedTargets:
+    """One sample: ``matrix`` is its composed forward matrix (pixel centres at integers,
+    as the engine returns it) and ``out_hw`` its output size."""
+    m = box_ops.continuous(matrix)
+    h, w = out_hw
+    moved, finite = box_ops.move_boxes(m, targets.boxes, options.box_method)
+    clipped = box_ops.clip(moved, h, w)
+    fraction = np.where(finite, box_ops.visibility(moved, clipped), 0.0)
+    keep = box_ops.survivors(
+        fraction,
+        box_ops.area(clipped),
+        min_visibility=options.min_visibility,
+        min_area=options.min_area,
+    )
+    kept = np.flatnonzero(keep)
+    points, seen = move_keypoints(
+        m, targets.keypoints, targets.keypoint_visible, out_hw, options.flip_pairs
+    )
+    mask = None
+    if targets.mask is not None:
+        mask = warp_mask(
+            targets.mask,
+            matrix,
+            out_hw,
+            padding_mode=padding_mode,
+            ignore_index=options.ignore_index,
+        )
+    return MovedTargets(
+        boxes=(clipped if options.clip else moved)[kept],
+        box_index=kept.astype(np.int64),
+        visibility=fraction[kept],
+        labels=None if targets.labels is None else targets.labels[kept],
+        keypoints=points,
+        keypoint_visible=seen,
+        mask=mask,
+    )
+
+
+def move_targets(
+    options: TargetOptions,
+    matrices: np.ndarray,
+    out_hw: Sequence[tuple[int, int]],
+    targets: Sequence[ImageTargets | None],
+    *,
+    padding_mode: str,
+) -> list[MovedTargets | None]:
+    """Each sample's targets (None: it has none) through its own matrix (N,3,3) to its
+    own output size: a function of the sample alone, like its pixels."""
+    check_flip_pairs(options, targets)
+    return [
+        None
+        if t is None
+        else move_one(options, matrices[i], tuple(out_hw[i]), t, padding_mode=padding_mode)
+        for i, t in enumerate(targets)
+    ]
