@@ -194,6 +194,7 @@ def test_bad_masks_are_422_naming_the_field(client):
         ([small], ["body", "masks", 0], "its image is 48x64"),
         ([rgb], ["body", "masks", 0], "one channel"),
         ([mask, mask], ["body", "masks"], "one mask per image"),
+        ([b"\xff\xd8\xff\xe0 not a mask"], ["body", "masks", 0], "could not be decoded"),
     ]:
         files = [("recipe", (None, json.dumps(RECIPE), "application/json")),
                  ("image", ("a.png", image, "image/png"))]  # fmt: skip

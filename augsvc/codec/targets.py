@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from augsvc.documents import parse_document
 from augsvc.errors import FieldError, ImageTooLarge, UndecodableImage, ValidationFailed
@@ -27,6 +27,8 @@ from augsvc.targets.types import ImageTargets, MovedTargets
 MAX_BOXES = 10_000
 MAX_KEYPOINTS = 100_000
 _KEYS = {"boxes", "labels", "keypoints", "box_format"}
+#: Lossless formats a mask may come in; Pillow tries no other plugin on user bytes.
+MASK_FORMATS = ("PNG", "TIFF", "BMP", "GIF")
 #: Pillow modes that are single-channel label maps, and the dtype each decodes to.
 _MASK_MODES = {"1": torch.uint8, "L": torch.uint8, "P": torch.uint8, "I;16": torch.int32,
                "I;16B": torch.int32, "I;16L": torch.int32, "I": torch.int32}  # fmt: skip
@@ -147,11 +149,11 @@ def parse_targets(data: bytes, count: int) -> list[ImageTargets | None]:
 
 
 def decode_mask(data: bytes, *, name: str, index: int, max_pixels: int) -> torch.Tensor:
-    """A ``masks`` file: a PNG (or other lossless) single-channel label map, 8 or 16 bit,
+    """A ``masks`` file: a single-channel label map (PNG, TIFF, BMP or GIF), 8 or 16 bit,
     or a palette image whose indices are the labels -> (H,W) uint8 or int32."""
     loc: tuple[str | int, ...] = ("body", "masks", index)
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with Image.open(io.BytesIO(data), formats=MASK_FORMATS) as image:
             if image.width * image.height > max_pixels:
                 raise ImageTooLarge(
                     f"mask {name!r} has {image.width * image.height} pixels; "
@@ -163,7 +165,9 @@ def decode_mask(data: bytes, *, name: str, index: int, max_pixels: int) -> torch
                 )
             dtype = _MASK_MODES[image.mode]
             array = np.array(image.convert("I") if dtype == torch.int32 else image)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+    except (ImageTooLarge, ValidationFailed, MemoryError):
+        raise
+    except Exception as exc:  # any Pillow failure on user bytes is the upload's fault
         raise UndecodableImage(
             f"mask {name!r} could not be decoded: {exc}",
             errors=[FieldError(loc, "not a decodable image")],
@@ -261,9 +265,9 @@ def encode_mask_png(mask: torch.Tensor) -> bytes:
     """An 8-bit grey PNG for labels up to 255, else a 16-bit one."""
     array = mask.cpu().numpy()
     image = (
-        Image.fromarray(array.astype(np.uint8), mode="L")
+        Image.fromarray(array.astype(np.uint8))
         if mask.dtype == torch.uint8
-        else Image.fromarray(array.astype(np.uint16), mode="I;16")
+        else Image.fromarray(array.astype(np.uint16))
     )
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")

@@ -78,7 +78,7 @@ def _one_recipe(got: str) -> ValidationFailed:
                    TooManyImages, ImageTooLarge, UnsupportedMediaType, UndecodableImage,
                    Overloaded),
     },
-    openapi_extra=images_body(safetensors=True, raw_images=False),
+    openapi_extra=images_body(safetensors=True, raw_images=False, targets=True),
 )  # fmt: skip
 async def augment_images(
     request: Request,

@@ -118,6 +118,7 @@ class AsyncClient:
         offset: int = 0,
         return_params: bool = False,
         output: Output = "numpy",
+        targets: Sequence[Any] | None = None,
     ) -> AugmentedBatch:
         call = await asyncio.to_thread(
             request.augment,
@@ -127,6 +128,7 @@ class AsyncClient:
             offset=offset,
             return_params=return_params,
             output=output,
+            targets=targets,
         )
         return await self._send(call)
 

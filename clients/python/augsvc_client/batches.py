@@ -18,6 +18,8 @@ class AugmentedBatch:
     the per-sample parameters when ``return_params=True`` (e.g. ``params["matrix"]``, the
     composed (N, 3, 3) matrix); ``seed`` and ``digest`` say exactly how to reproduce it.
     ``labels`` is filled by ``augment_iter`` when the dataset items carry labels.
+    ``targets`` holds, per image, its moved boxes, keypoints and masks when the call
+    sent targets (see ``augsvc_client.targets``).
     """
 
     images: Any
@@ -26,6 +28,7 @@ class AugmentedBatch:
     seed: int = 0
     digest: str = ""
     labels: Any = None
+    targets: list[Any] | None = None
 
     def __len__(self) -> int:
         return len(self.keys)

@@ -146,15 +146,25 @@ class Client:
         offset: int = 0,
         return_params: bool = False,
         output: Output = "numpy",
+        targets: Sequence[Any] | None = None,
     ) -> AugmentedBatch:
         """Augment ``images`` (paths, bytes, PIL, numpy, torch; see ``inputs``).
 
         ``recipe`` is a stored reference or an inline dict. With an explicit ``seed``
         the call is idempotent and retried on 429/503/connection errors; without one
         the server picks a seed (``batch.seed``) and the call is not retried.
+        ``targets``: one mapping (boxes, labels, keypoints, masks) or None per image;
+        ``batch.targets`` then holds each image's moved targets in the same kinds
+        (``augsvc_client.targets``).
         """
         call = request.augment(
-            images, recipe, seed=seed, offset=offset, return_params=return_params, output=output
+            images,
+            recipe,
+            seed=seed,
+            offset=offset,
+            return_params=return_params,
+            output=output,
+            targets=targets,
         )
         return self._send(call)
 

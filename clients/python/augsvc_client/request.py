@@ -21,6 +21,7 @@ import numpy as np
 from .batches import AugmentedBatch
 from .errors import AugsvcError, from_problem
 from .inputs import prepare_images
+from .targets import TargetsPayload, decode_targets, encode_targets
 from .wire import ImagesBody, Output, convert, read_safetensors
 
 SAFETENSORS = "application/x-safetensors"
@@ -97,7 +98,7 @@ def _header_int(response: httpx.Response, name: str, default: int = 0) -> int:
     return int(value) if value is not None and value.strip().lstrip("-").isdigit() else default
 
 
-def batch_decoder(output: Output) -> Decoder:
+def batch_decoder(output: Output, targets: TargetsPayload | None = None) -> Decoder:
     def decode(response: httpx.Response) -> AugmentedBatch:
         tensors, meta = read_safetensors(response.content)
         params = {
@@ -106,12 +107,17 @@ def batch_decoder(output: Output) -> Decoder:
             if name.startswith("params.")
         }
         seed = _header_int(response, "X-Augsvc-Seed", int(meta.get("seed", 0)))
+        moved = None
+        if targets is not None and "targets.boxes" in tensors:
+            out_hw = tuple(int(v) for v in tensors["images"].shape[-2:])
+            moved = decode_targets(tensors, targets.kinds, out_hw, output)  # type: ignore[arg-type]
         return AugmentedBatch(
             images=convert(tensors["images"], output),
             keys=convert(tensors.get("keys", np.zeros(0, np.int64)), output),
             params=params,
             seed=seed,
             digest=response.headers.get("X-Augsvc-Recipe-Digest", meta.get("digest", "")),
+            targets=moved,
         )
 
     return decode
@@ -213,8 +219,10 @@ def augment(
     offset: int,
     return_params: bool,
     output: Output,
+    targets: Any = None,
 ) -> Call:
-    """POST /v1/augment. Idempotent exactly when the seed is explicit."""
+    """POST /v1/augment. Idempotent exactly when the seed is explicit. ``targets`` (one
+    entry per image) travel as multipart parts, so the images go as files then."""
     if output not in ("numpy", "torch"):
         raise ValueError(f"output must be 'numpy' or 'torch', got {output!r}")
     params = {"offset": str(offset), "return_params": "true" if return_params else "false"}
@@ -228,18 +236,24 @@ def augment(
         data = {"recipe": json.dumps(dict(recipe), separators=(",", ":"))}
     else:
         raise TypeError("recipe must be a reference string or an inline recipe dict")
-    payload = prepare_images(images, allow_tensor=data is None)
+    payload = prepare_images(images, allow_tensor=data is None and targets is None)
+    moving = None
+    files = payload.files
+    if targets is not None:
+        moving = encode_targets(list(targets), payload.count)
+        data = {**(data or {}), "targets": moving.targets_json}
+        files = [*(files or []), *moving.mask_files]
     headers = {"Accept": SAFETENSORS}
     if payload.tensor is not None:
         headers["Content-Type"] = SAFETENSORS
     return Call(
         "POST",
         "/v1/augment",
-        batch_decoder(output),
+        batch_decoder(output, moving),
         params=params,
         headers=headers,
         content=payload.tensor,
-        files=payload.files,
+        files=files,
         data=data,
         idempotent=seed is not None,
     )

@@ -169,3 +169,15 @@ class AugsvcIterableDataset(IterableDataset):  # type: ignore[type-arg]
                 if batch.labels is not None:
                     item["labels"] = batch.labels
                 yield item
+
+
+def collate_detection(samples: list[tuple[Any, Any]]) -> tuple[torch.Tensor, list[Any]]:
+    """``DataLoader(..., collate_fn=collate_detection)`` for (image, targets) samples, as
+    torchvision's detection models take them: images stacked into one (B, C, H, W)
+    tensor when they share a shape (else kept as a list), targets as a list with one
+    entry per image, since images hold different numbers of boxes."""
+    images = [torch.as_tensor(image) for image, _ in samples]
+    targets = [target for _, target in samples]
+    if images and all(image.shape == images[0].shape for image in images):
+        return torch.stack(images), targets
+    return images, targets  # type: ignore[return-value]
