@@ -10,7 +10,7 @@ import torch
 
 from augsvc.engine import AugmentResult, augment, compile_plan
 from augsvc.recipes import parse_recipe
-from augsvc.service.targets import move_result
+from augsvc.targets.move import move_batch
 from augsvc.targets.types import ImageTargets, MovedTargets
 
 
@@ -25,7 +25,7 @@ def run(
         document["targets"] = options
     plan = compile_plan(parse_recipe(document))
     result = augment(plan, images, seed=seed, keys=keys)
-    return result, move_result(plan, result, targets)
+    return result, move_batch(plan, result, targets)
 
 
 @dataclass

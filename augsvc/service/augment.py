@@ -24,11 +24,13 @@ from augsvc.codec import (
     read_image_batch,
 )
 from augsvc.codec.media_types import SAFETENSORS, ZIP
+from augsvc.codec.targets import targets_tensors
 from augsvc.decode_plan import plan_decode
 from augsvc.engine import AugmentResult, Plan, augment, cpu_workers
 from augsvc.errors import FieldError, ValidationFailed
 from augsvc.pixel_budget import PixelBudget
 from augsvc.service import targets as target_io
+from augsvc.targets.move import move_batch
 
 ImageFormat = Literal["png", "jpeg"]
 
@@ -127,13 +129,13 @@ def run_augment(job: AugmentJob) -> AugmentOutput:
             device=job.device,
             max_output_pixels=job.limits.max_output_pixels,
         )  # the decoded inputs are gone when it returns; outputs have their own limit
-        moved = None if targets is None else target_io.move_result(job.plan, result, targets)
+        moved = None if targets is None else move_batch(job.plan, result, targets)
     count = len(result.keys)
     if job.response_type == ZIP:
         extra = [] if moved is None else target_io.zip_entries(moved)
         return AugmentOutput(encode_zip(result, job.image_format, extra), count)
     assert job.response_type == SAFETENSORS
-    extra_tensors = {} if moved is None else target_io.safetensors_entries(moved)
+    extra_tensors = {} if moved is None else targets_tensors(moved)
     return AugmentOutput(encode_safetensors(result, job, extra_tensors), count)
 
 

@@ -1,12 +1,11 @@
 """The targets of one augment request: read with the upload, moved with the samples,
-written into the response."""
+written into the response (the moving itself is augsvc.targets.move)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Protocol
 
-import numpy as np
 import torch
 
 from augsvc.codec.targets import (
@@ -16,11 +15,8 @@ from augsvc.codec.targets import (
     mask_name,
     parse_targets,
     targets_json,
-    targets_tensors,
 )
-from augsvc.engine import AugmentResult, Plan
 from augsvc.errors import FieldError, ValidationFailed
-from augsvc.targets.move import move_targets
 from augsvc.targets.types import ImageTargets, MovedTargets
 
 
@@ -67,30 +63,6 @@ def read_targets(
 def _with_mask(t: ImageTargets, mask: torch.Tensor) -> ImageTargets:
     t.mask = mask
     return t
-
-
-def out_sizes(result: AugmentResult) -> list[tuple[int, int]]:
-    images = result.images
-    if isinstance(images, torch.Tensor):
-        return [tuple(images.shape[-2:])] * images.shape[0]  # type: ignore[list-item]
-    return [tuple(img.shape[-2:]) for img in images]  # type: ignore[misc]
-
-
-def move_result(
-    plan: Plan, result: AugmentResult, targets: Sequence[ImageTargets | None]
-) -> list[MovedTargets | None]:
-    """Each sample's targets through the matrix its pixels went through."""
-    return move_targets(
-        plan.recipe.target_options,
-        np.asarray(result.params["matrix"]),
-        out_sizes(result),
-        targets,
-        padding_mode=plan.recipe.output.padding_mode,
-    )
-
-
-def safetensors_entries(moved: Sequence[MovedTargets | None]) -> dict[str, torch.Tensor]:
-    return targets_tensors(moved)
 
 
 def zip_entries(moved: Sequence[MovedTargets | None]) -> list[tuple[str, bytes]]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 
+from augsvc.engine import AugmentResult, Plan
 from augsvc.errors import FieldError, ValidationFailed
 from augsvc.recipes.targets import TargetOptions
 from augsvc.targets import boxes as box_ops
@@ -90,3 +92,25 @@ def move_targets(
         else move_one(options, matrices[i], tuple(out_hw[i]), t, padding_mode=padding_mode)
         for i, t in enumerate(targets)
     ]
+
+
+def out_sizes(result: AugmentResult) -> list[tuple[int, int]]:
+    """Each sample's output (H, W), whether the batch came back as one tensor or a list."""
+    images = result.images
+    if isinstance(images, torch.Tensor):
+        return [(int(images.shape[-2]), int(images.shape[-1]))] * images.shape[0]
+    return [(int(img.shape[-2]), int(img.shape[-1])) for img in images]
+
+
+def move_batch(
+    plan: Plan, result: AugmentResult, targets: Sequence[ImageTargets | None]
+) -> list[MovedTargets | None]:
+    """Each sample's targets through the matrix its pixels went through, under the
+    recipe's target options and padding mode."""
+    return move_targets(
+        plan.recipe.target_options,
+        np.asarray(result.params["matrix"]),
+        out_sizes(result),
+        targets,
+        padding_mode=plan.recipe.output.padding_mode,
+    )
