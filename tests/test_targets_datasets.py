@@ -172,6 +172,19 @@ def test_paired_frames_carry_the_warped_label_map(server):
             assert union == 0 or ((mask == 9) & on).sum() / union > 0.9
 
 
+def test_the_sdk_stream_yields_targets_per_sample(server):
+    from augsvc_client import Client
+
+    raw = per_sample(stream(server))
+    with Client(server.url) as client:
+        for batch in client.stream("shapes", "boxes", SEED, batch_size=8):
+            assert len(batch.targets) == len(batch.indices)
+            for index, moved in zip(batch.indices.tolist(), batch.targets, strict=True):
+                assert moved["boxes"].tobytes() == raw[index][1]
+                assert moved["masks"].tobytes() == raw[index][6]
+                assert moved["keypoints"].shape == (1, 2, 2)  # one instance, two corners
+
+
 @pytest.mark.parametrize(
     ("spec", "words"),
     [

@@ -40,7 +40,8 @@ class StreamBatch:
 
     ``indices`` are dataset indices (what to look labels up by), ``position`` is the
     global epoch position of the batch's first sample, ``labels`` is None when the dataset
-    has none.
+    has none. ``targets`` holds each sample's boxes, keypoints and mask when the dataset
+    has them (``augsvc_client.targets``).
     """
 
     images: Any
@@ -50,6 +51,7 @@ class StreamBatch:
     epoch: int
     batch: int = 0
     digest: str = ""
+    targets: list[Any] | None = None
 
     def __len__(self) -> int:
         return len(self.indices)

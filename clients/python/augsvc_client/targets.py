@@ -234,3 +234,10 @@ def _as_kinds(
     if kind.tv_mask and "masks" in converted:
         converted["masks"] = tv_tensors.Mask(converted["masks"])
     return converted
+
+
+def frame_targets(tensors: Mapping[str, np.ndarray], output: Output) -> list[dict[str, Any] | None]:
+    """Per sample, the targets of a stream frame (numpy, or torch tensors)."""
+    count = len(tensors["images"])
+    out_hw = (int(tensors["images"].shape[-2]), int(tensors["images"].shape[-1]))
+    return decode_targets(tensors, [_Kinds()] * count, out_hw, output)

@@ -9,7 +9,8 @@ server already batches, and each item is a dict of tensors::
 
     {"images": uint8 (B, C, H, W), "indices": int64 (B,), "labels": int64 (B,)}
 
-(``labels`` only when the dataset has them).
+(``labels`` only when the dataset has them; ``targets``, a list of per-sample dicts of
+boxes, keypoints and masks, only for datasets with targets).
 
 Epochs: call :meth:`set_epoch` before each epoch, like ``DistributedSampler``; without
 it every pass repeats the same epoch. DataLoader workers iterate copies of the dataset
@@ -168,6 +169,8 @@ class AugsvcIterableDataset(IterableDataset):  # type: ignore[type-arg]
                 item = {"images": batch.images, "indices": batch.indices}
                 if batch.labels is not None:
                     item["labels"] = batch.labels
+                if batch.targets is not None:
+                    item["targets"] = batch.targets
                 yield item
 
 
