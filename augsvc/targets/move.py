@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from augsvc.engine import AugmentResult, Plan
+from augsvc.engine import AugmentResult, Plan, cpu_workers
 from augsvc.errors import FieldError, ValidationFailed
 from augsvc.recipes.targets import TargetOptions
 from augsvc.targets import boxes as box_ops
@@ -86,12 +86,18 @@ def move_targets(
     """Each sample's targets (None: it has none) through its own matrix (N,3,3) to its
     own output size: a function of the sample alone, like its pixels."""
     check_flip_pairs(options, targets)
-    return [
-        None
-        if t is None
-        else move_one(options, matrices[i], tuple(out_hw[i]), t, padding_mode=padding_mode)
-        for i, t in enumerate(targets)
-    ]
+
+    def one(i: int) -> MovedTargets | None:
+        t = targets[i]
+        if t is None:
+            return None
+        return move_one(options, matrices[i], tuple(out_hw[i]), t, padding_mode=padding_mode)
+
+    if not any(t is not None and t.mask is not None for t in targets):
+        return [one(i) for i in range(len(targets))]
+    # Mask warps run on the engine's single-threaded CPU workers, as its chunks do:
+    # intra-op threads over one small mask cost more than they save under contention.
+    return list(cpu_workers().map(one, range(len(targets))))
 
 
 def out_sizes(result: AugmentResult) -> list[tuple[int, int]]:
