@@ -223,3 +223,46 @@ def test_sixteen_bit_masks_keep_their_labels(client):
     np.testing.assert_array_equal(
         t["targets.masks"][0, 0].numpy(), labels[:, ::-1].astype(np.int32)
     )
+
+
+def safetensors_body(**tensors) -> bytes:
+    from safetensors.torch import save
+
+    return save({k: torch.as_tensor(v) for k, v in tensors.items()})
+
+
+def test_a_safetensors_body_carries_boxes_and_masks_as_tensors(client):
+    images = torch.zeros(2, 3, H, W, dtype=torch.uint8)
+    boxes = torch.tensor(
+        [[0, 4, 6, 20, 30], [1, 10, 10, 40, 20], [1, 0, 0, 8, 8]], dtype=torch.float32
+    )
+    masks = torch.zeros(2, 1, H, W, dtype=torch.uint8)
+    masks[1, 0, 10:20, 10:40] = 5
+    body = safetensors_body(images=images, boxes=boxes, labels=torch.tensor([7, 8, 9]), masks=masks)
+    headers = {**SAFETENSORS, "Content-Type": "application/x-safetensors"}
+    multipart = post(
+        client,
+        [(png(np.zeros((H, W, 3), np.uint8)), {"boxes": [[4, 6, 20, 30]], "labels": [7]},
+          png(masks[0, 0].numpy())),
+         (png(np.zeros((H, W, 3), np.uint8)), {"boxes": [[10, 10, 40, 20], [0, 0, 8, 8]],
+          "labels": [8, 9]}, png(masks[1, 0].numpy()))],
+        recipe={"ops": [{"op": "hflip", "p": 1.0}]},
+    )  # fmt: skip
+    assert multipart.status_code == 200, multipart.text
+    stored = client.put("/v1/recipes/flip-targets", json={"ops": [{"op": "hflip", "p": 1.0}]})
+    assert stored.status_code in (200, 201), stored.text
+    response = client.post(
+        "/v1/augment", params={"recipe": "flip-targets", "seed": 5}, content=body, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    got, want = load_safetensors(response.content), load_safetensors(multipart.content)
+    for name in ("targets.boxes", "targets.box_image", "targets.box_index", "targets.labels",
+                 "targets.masks"):  # fmt: skip
+        assert torch.equal(got[name], want[name]), name
+    bad = safetensors_body(
+        images=images, boxes=torch.tensor([[2, 0, 0, 1, 1]], dtype=torch.float32)
+    )
+    response = client.post(
+        "/v1/augment", params={"recipe": "flip-targets"}, content=bad, headers=headers
+    )
+    assert response.status_code == 422 and response.json()["errors"][0]["loc"] == ["boxes"]

@@ -272,3 +272,53 @@ def encode_mask_png(mask: torch.Tensor) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def targets_from_tensors(
+    data: bytes | bytearray, count: int, size: tuple[int, int]
+) -> list[ImageTargets | None] | None:
+    """The targets of a safetensors body beside its ``images`` (N, C, H, W): ``boxes``
+    (M, 5) float as [image, x1, y1, x2, y2] in source pixels, optional ``labels`` (M,)
+    integers, optional ``masks`` (N, 1, H, W) integer label maps. None when it has none."""
+    from augsvc.codec.batches import read_named_tensor
+
+    boxes = read_named_tensor(data, "boxes", ("F32", "F64"))
+    labels = read_named_tensor(data, "labels", ("I64", "I32"))
+    masks = read_named_tensor(data, "masks", ("U8", "U16", "I16", "I32"))
+    if boxes is None and masks is None:
+        if labels is not None:
+            raise _fail(("labels",), "labels need a 'boxes' tensor")
+        return None
+    out: list[ImageTargets | None] = [ImageTargets() for _ in range(count)]
+    if boxes is not None:
+        if boxes.ndim != 2 or boxes.shape[1] != 5:
+            raise _fail(("boxes",), f"expected (M, 5) [image, x1, y1, x2, y2], got {boxes.shape}")
+        if not np.isfinite(boxes).all():
+            raise _fail(("boxes",), "coordinates must be finite numbers (no NaN or infinity)")
+        image = boxes[:, 0]
+        if ((image != np.round(image)) | (image < 0) | (image >= count)).any():
+            raise _fail(("boxes",), f"column 0 is the image index, an integer in 0..{count - 1}")
+        xyxy = boxes[:, 1:].astype(np.float64)
+        bad = np.flatnonzero((xyxy[:, 2] < xyxy[:, 0]) | (xyxy[:, 3] < xyxy[:, 1]))
+        if len(bad):
+            raise _fail(("boxes", int(bad[0])), f"x2 < x1 or y2 < y1 in {xyxy[bad[0]].tolist()}")
+        if labels is not None and labels.shape != (len(boxes),):
+            raise _fail(("labels",), f"one label per box: ({len(boxes)},), got {labels.shape}")
+        for i, t in enumerate(out):
+            rows = np.flatnonzero(image == i)
+            assert t is not None
+            t.boxes = xyxy[rows]
+            if labels is not None:
+                t.labels = labels[rows].astype(np.int64)
+    if masks is not None:
+        if masks.shape != (count, 1, *size):
+            raise _fail(
+                ("masks",), f"expected (N, 1, H, W) = {(count, 1, *size)}, got {masks.shape}"
+            )
+        if masks.min(initial=0) < 0 or masks.max(initial=0) > 65535:
+            raise _fail(("masks",), "mask labels must lie in 0..65535")
+        dtype = torch.uint8 if masks.dtype == np.uint8 else torch.int32
+        for t, mask in zip(out, masks[:, 0], strict=True):
+            assert t is not None
+            t.mask = torch.from_numpy(mask.astype(np.int32)).to(dtype)
+    return out

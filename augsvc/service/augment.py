@@ -24,7 +24,7 @@ from augsvc.codec import (
     read_image_batch,
 )
 from augsvc.codec.media_types import SAFETENSORS, ZIP
-from augsvc.codec.targets import targets_tensors
+from augsvc.codec.targets import targets_from_tensors, targets_tensors
 from augsvc.decode_plan import plan_decode
 from augsvc.engine import AugmentResult, Plan, augment, cpu_workers
 from augsvc.errors import FieldError, ValidationFailed
@@ -99,6 +99,7 @@ def run_augment(job: AugmentJob) -> AugmentOutput:
     # many pixels of the process's budget before a pixel is decoded.
     batch: torch.Tensor | None = None
     planned = None
+    body_targets = None
     if job.tensor_body is not None:
         batch = read_image_batch(  # a view of the body: nothing to decode
             job.tensor_body,
@@ -107,6 +108,7 @@ def run_augment(job: AugmentJob) -> AugmentOutput:
         )
         n, _, height, width = batch.shape
         pixels = n * height * width
+        body_targets = targets_from_tensors(job.tensor_body, n, (height, width))
     else:
         headers = probe_parts(job.parts or [], job.limits.max_image_pixels)
         # Each JPEG decodes at the coarsest scale its sample's warp can use, and the
@@ -118,7 +120,7 @@ def run_augment(job: AugmentJob) -> AugmentOutput:
     if job.masks:
         pixels += sum(h * w for h, w in sizes)
     with job.budget.hold(pixels, f"the request's {n} images"):
-        targets = target_io.read_targets(
+        targets = body_targets or target_io.read_targets(
             job.targets, job.masks, sizes, max_pixels=job.limits.max_image_pixels
         )
         result = augment(
