@@ -270,3 +270,26 @@ def test_targets_options_are_validated_and_only_in_the_digest_when_given():
         with pytest.raises(InvalidRecipe) as info:
             parse_recipe({"ops": [{"op": "hflip"}], "targets": bad})
         assert any(e.loc[:2] == ("targets", field) for e in info.value.errors), info.value.errors
+
+
+def test_erasing_counts_as_occlusion_only_when_asked():
+    image = torch.zeros(1, 3, H, W, dtype=torch.uint8)
+    erase = {"op": "random_erasing", "p": 1.0, "scale": [0.25, 0.25], "ratio": [1.0, 1.0]}
+    whole = targets_for([[0, 0, W, H], [0, 0, 2, 2]])
+    (result, (plain,)) = run([erase], image, [whole])
+    assert plain.visibility.tolist() == [1.0, 1.0]  # boxes stay, fully visible
+    options = {"erasing_counts_occlusion": True, "min_visibility": 0.5}
+    (result, (occluded,)) = run([erase], image, [whole], options=options)
+    p = {k: float(result.params[f"ops.0.{k}"][0]) for k in ("top", "left", "height", "width")}
+    erased = np.zeros((H, W), dtype=bool)
+    erased[
+        int(p["top"]) : int(p["top"] + p["height"]), int(p["left"]) : int(p["left"] + p["width"])
+    ] = True
+    assert (result.images[0, 0].numpy() == 0).all()  # black on black: the params say where
+    np.testing.assert_allclose(occluded.visibility[0], 1 - erased.mean())
+    covered = erased[:2, :2].mean()
+    assert (1 in occluded.box_index.tolist()) == (1 - covered >= 0.5)
+    with pytest.raises(InvalidRecipe, match="erasing_counts_occlusion"):
+        parse_recipe(
+            {"ops": [erase, {"op": "hflip"}], "targets": {"erasing_counts_occlusion": True}}
+        )

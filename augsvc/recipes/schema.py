@@ -87,6 +87,19 @@ class Recipe(BaseModel):
         "(defaults apply when absent).",
     )
 
+    @model_validator(mode="after")
+    def _occlusion_after_geometry(self) -> Recipe:
+        if self.targets is None or not self.targets.erasing_counts_occlusion:
+            return self
+        geometric = [i for i, op in enumerate(self.ops) if op.kind == "geometric"]
+        erasing = [i for i, op in enumerate(self.ops) if op.name() == "random_erasing"]
+        if geometric and erasing and min(erasing) < max(geometric):
+            raise ValueError(
+                "targets.erasing_counts_occlusion needs random_erasing after every geometric "
+                f"op (ops[{min(erasing)}] comes before ops[{max(geometric)}])"
+            )
+        return self
+
     @property
     def target_options(self) -> TargetOptions:
         return self.targets or TargetOptions()

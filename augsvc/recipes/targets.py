@@ -51,6 +51,13 @@ class TargetOptions(BaseModel):
         description="The mask label written where the warp reads outside the source.",
     )
 
+    erasing_counts_occlusion: bool = Field(
+        default=False,
+        description="random_erasing leaves boxes where they are; with this, the erased "
+        "part of a box no longer counts as visible for min_visibility and min_area "
+        "(random_erasing must then come after every geometric op).",
+    )
+
     @field_validator("flip_pairs", mode="before")
     @classmethod
     def _pairs(cls, v: Any) -> Any:

@@ -96,6 +96,17 @@ def visibility(moved: np.ndarray, clipped: np.ndarray) -> np.ndarray:
     )
 
 
+def occluded_area(boxes: np.ndarray, occluders: np.ndarray) -> np.ndarray:
+    """Per box, the area the (R,4) xyxy ``occluders`` cover of it, each counted apart
+    (two erasings overlapping on one box are counted twice, at most the box's area)."""
+    if not len(occluders) or not len(boxes):
+        return np.zeros(len(boxes))
+    lo = np.maximum(boxes[:, None, :2], occluders[None, :, :2])
+    hi = np.minimum(boxes[:, None, 2:], occluders[None, :, 2:])
+    cover = np.clip(hi - lo, 0, None).prod(axis=-1).sum(axis=1)
+    return np.minimum(cover, area(boxes))
+
+
 def survivors(
     fraction: np.ndarray, visible_area: np.ndarray, *, min_visibility: float, min_area: float
 ) -> np.ndarray:

@@ -37,17 +37,25 @@ def move_one(
     targets: ImageTargets,
     *,
     padding_mode: str,
+    occluders: np.ndarray | None = None,
 ) -> MovedTargets:
     """One sample: ``matrix`` is its composed forward matrix (pixel centres at integers,
-    as the engine returns it) and ``out_hw`` its output size."""
+    as the engine returns it) and ``out_hw`` its output size; ``occluders`` (R,4) xyxy
+    output rectangles whose cover of a box stops counting as visible."""
     m = box_ops.continuous(matrix)
     h, w = out_hw
     moved, finite = box_ops.move_boxes(m, targets.boxes, options.box_method)
     clipped = box_ops.clip(moved, h, w)
     fraction = np.where(finite, box_ops.visibility(moved, clipped), 0.0)
+    visible_area = box_ops.area(clipped)
+    if occluders is not None and len(occluders):
+        hidden = box_ops.occluded_area(clipped, occluders)
+        full = box_ops.area(moved)
+        fraction = np.where(full > 0, fraction - hidden / np.where(full > 0, full, 1.0), fraction)
+        visible_area = visible_area - hidden
     keep = box_ops.survivors(
         fraction,
-        box_ops.area(clipped),
+        visible_area,
         min_visibility=options.min_visibility,
         min_area=options.min_area,
     )
@@ -82,6 +90,7 @@ def move_targets(
     targets: Sequence[ImageTargets | None],
     *,
     padding_mode: str,
+    occluders: Sequence[np.ndarray] | None = None,
 ) -> list[MovedTargets | None]:
     """Each sample's targets (None: it has none) through its own matrix (N,3,3) to its
     own output size: a function of the sample alone, like its pixels."""
@@ -91,7 +100,10 @@ def move_targets(
         t = targets[i]
         if t is None:
             return None
-        return move_one(options, matrices[i], tuple(out_hw[i]), t, padding_mode=padding_mode)
+        hidden = None if occluders is None else occluders[i]
+        return move_one(
+            options, matrices[i], tuple(out_hw[i]), t, padding_mode=padding_mode, occluders=hidden
+        )
 
     if not any(t is not None and t.mask is not None for t in targets):
         return [one(i) for i in range(len(targets))]
@@ -113,10 +125,30 @@ def move_batch(
 ) -> list[MovedTargets | None]:
     """Each sample's targets through the matrix its pixels went through, under the
     recipe's target options and padding mode."""
+    options = plan.recipe.target_options
     return move_targets(
-        plan.recipe.target_options,
+        options,
         np.asarray(result.params["matrix"]),
         out_sizes(result),
         targets,
         padding_mode=plan.recipe.output.padding_mode,
+        occluders=erased_rectangles(plan, result) if options.erasing_counts_occlusion else None,
     )
+
+
+def erased_rectangles(plan: Plan, result: AugmentResult) -> list[np.ndarray]:
+    """Per sample, the (R,4) xyxy output rectangles its random_erasing ops filled (the
+    recipe puts them after every geometric op, so they are in output pixels)."""
+    n = len(result.keys)
+    found: list[list[list[float]]] = [[] for _ in range(n)]
+    for index, op in enumerate(plan.recipe.ops):
+        if op.name() != "random_erasing":
+            continue
+        p = {
+            k: result.params[f"ops.{index}.{k}"]
+            for k in ("applied", "top", "left", "height", "width")
+        }
+        for i in np.flatnonzero(p["applied"]):
+            x, y = float(p["left"][i]), float(p["top"][i])
+            found[i].append([x, y, x + float(p["width"][i]), y + float(p["height"][i])])
+    return [np.array(rects, dtype=np.float64).reshape(-1, 4) for rects in found]
