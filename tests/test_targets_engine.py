@@ -293,3 +293,42 @@ def test_erasing_counts_as_occlusion_only_when_asked():
         parse_recipe(
             {"ops": [erase, {"op": "hflip"}], "targets": {"erasing_counts_occlusion": True}}
         )
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 70)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=5)
+        | st.dictionaries(
+            st.sampled_from(["boxes", "labels", "keypoints", "box_format", "x"]), inner, max_size=4
+        )
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(document=JSON_VALUES, count=st.integers(1, 3))
+def test_any_targets_document_parses_or_is_refused_naming_a_field(document, count):
+    """Whatever a client sends in the targets part: parsed targets or a 422 naming a field
+    under body.targets, never another exception (which would be a 500)."""
+    import json
+
+    from augsvc.codec.targets import parse_targets
+
+    data = json.dumps(document).encode()
+    try:
+        parsed = parse_targets(data, count)
+    except ValidationFailed as exc:
+        assert exc.errors and exc.errors[0].loc[:2] == ("body", "targets")
+        return
+    assert len(parsed) == count
+    for t in parsed:
+        if t is not None:
+            assert t.boxes.shape[1] == 4 and np.isfinite(t.boxes).all()
+            assert (t.boxes[:, 2] >= t.boxes[:, 0]).all() and (t.boxes[:, 3] >= t.boxes[:, 1]).all()
+            assert (np.abs(t.boxes) <= 1e7).all() and (np.abs(t.keypoints) <= 1e7).all()

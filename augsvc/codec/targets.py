@@ -26,6 +26,9 @@ from augsvc.targets.types import ImageTargets, MovedTargets
 #: would let one request build millions of Python objects.
 MAX_BOXES = 10_000
 MAX_KEYPOINTS = 100_000
+#: Coordinates beyond this are refused: far outside any image, and their moved values
+#: could overflow to infinity.
+MAX_COORDINATE = 1e7
 _KEYS = {"boxes", "labels", "keypoints", "box_format"}
 #: Lossless formats a mask may come in; Pillow tries no other plugin on user bytes.
 MASK_FORMATS = ("PNG", "TIFF", "BMP", "GIF")
@@ -46,6 +49,8 @@ def _numbers(value: Any, loc: tuple[str | int, ...], what: str) -> list[float]:
         raise _fail(loc, f"expected {what}, a list of numbers")
     if not all(math.isfinite(v) for v in value):
         raise _fail(loc, "coordinates must be finite numbers (no NaN or infinity)")
+    if any(abs(v) > MAX_COORDINATE for v in value):
+        raise _fail(loc, f"coordinates must lie within ±{MAX_COORDINATE:g}")
     return [float(v) for v in value]
 
 
@@ -295,6 +300,8 @@ def targets_from_tensors(
             raise _fail(("boxes",), f"expected (M, 5) [image, x1, y1, x2, y2], got {boxes.shape}")
         if not np.isfinite(boxes).all():
             raise _fail(("boxes",), "coordinates must be finite numbers (no NaN or infinity)")
+        if (np.abs(boxes) > MAX_COORDINATE).any():
+            raise _fail(("boxes",), f"coordinates must lie within ±{MAX_COORDINATE:g}")
         image = boxes[:, 0]
         if ((image != np.round(image)) | (image < 0) | (image >= count)).any():
             raise _fail(("boxes",), f"column 0 is the image index, an integer in 0..{count - 1}")
