@@ -105,7 +105,8 @@ def move_targets(
             options, matrices[i], tuple(out_hw[i]), t, padding_mode=padding_mode, occluders=hidden
         )
 
-    if not any(t is not None and t.mask is not None for t in targets):
+    masks = any(t is not None and t.mask is not None for t in targets)
+    if not masks or torch.get_num_threads() == 1:  # as the engine: a worker runs serially
         return [one(i) for i in range(len(targets))]
     # Mask warps run on the engine's single-threaded CPU workers, as its chunks do:
     # intra-op threads over one small mask cost more than they save under contention.
