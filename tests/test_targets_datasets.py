@@ -185,6 +185,23 @@ def test_the_sdk_stream_yields_targets_per_sample(server):
                 assert moved["keypoints"].shape == (1, 2, 2)  # one instance, two corners
 
 
+def test_the_torch_dataset_yields_targets_with_each_batch(server):
+    import torch
+    from augsvc_client.torch_data import AugsvcIterableDataset
+
+    raw = per_sample(stream(server))
+    dataset = AugsvcIterableDataset(server.url, "shapes", "boxes", SEED, batch_size=8,
+                                    rank=0, world_size=1)  # fmt: skip
+    seen = 0
+    for item in dataset:
+        assert len(item["targets"]) == len(item["indices"])
+        for index, moved in zip(item["indices"].tolist(), item["targets"], strict=True):
+            assert isinstance(moved["boxes"], torch.Tensor)
+            assert moved["boxes"].numpy().tobytes() == raw[index][1]
+            seen += 1
+    assert seen == N
+
+
 @pytest.mark.parametrize(
     ("spec", "words"),
     [
