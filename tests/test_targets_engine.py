@@ -332,3 +332,33 @@ def test_any_targets_document_parses_or_is_refused_naming_a_field(document, coun
             assert t.boxes.shape[1] == 4 and np.isfinite(t.boxes).all()
             assert (t.boxes[:, 2] >= t.boxes[:, 0]).all() and (t.boxes[:, 3] >= t.boxes[:, 1]).all()
             assert (np.abs(t.boxes) <= 1e7).all() and (np.abs(t.keypoints) <= 1e7).all()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    sizes=st.lists(st.tuples(st.integers(8, 60), st.integers(8, 60)), min_size=2, max_size=5),
+    ops=st.lists(CHAIN_OPS, min_size=1, max_size=3),
+    seed=st.integers(0, 2**32),
+)
+def test_a_sample_moves_its_targets_the_same_alone_or_in_a_mixed_batch(sizes, ops, seed):
+    """Images of mixed sizes share a batch (and the region-first groups): each sample's
+    targets equal those of the sample augmented alone with its key."""
+    rng = np.random.default_rng(seed)
+    images, targets = [], []
+    for h, w in sizes:
+        images.append(torch.from_numpy(rng.integers(0, 255, (3, h, w), dtype=np.uint8)))
+        x = np.sort(rng.uniform(0, w, (3, 2)), axis=1)
+        y = np.sort(rng.uniform(0, h, (3, 2)), axis=1)
+        t = targets_for(np.stack([x[:, 0], y[:, 0], x[:, 1], y[:, 1]], 1), [[w / 2, h / 2]])
+        t.mask = torch.from_numpy(rng.integers(0, 4, (h, w), dtype=np.uint8))
+        targets.append(t)
+    ops = [*ops, {"op": "resize", "size": [24, 32]}]
+    keys = np.arange(10, 10 + len(sizes))
+    _, together = run(ops, images, targets, seed=seed, keys=keys)
+    for i in range(len(sizes)):
+        _, (alone,) = run(ops, [images[i]], [targets[i]], seed=seed, keys=keys[i : i + 1])
+        got = together[i]
+        np.testing.assert_array_equal(got.boxes, alone.boxes)
+        np.testing.assert_array_equal(got.box_index, alone.box_index)
+        np.testing.assert_array_equal(got.keypoints, alone.keypoints)
+        assert torch.equal(got.mask, alone.mask)
