@@ -49,8 +49,8 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     grep -viE '^(torch|torchvision)==' /tmp/constraints.txt > /tmp/constraints-image.txt \
     && python -c "from importlib.metadata import version as v; print(f'torch=={v(\"torch\")}'); print(f'torchvision=={v(\"torchvision\")}')" \
        >> /tmp/constraints-image.txt \
-    && pip install --no-cache-dir -c /tmp/constraints-image.txt --find-links /wheels "$(echo /wheels/augsvc-*.whl)[s3]" \
-    && python -c "import torch, torchvision, kornia, botocore, augsvc.api.app; print('torch', torch.__version__, 'cuda', torch.version.cuda)" \
+    && pip install --no-cache-dir -c /tmp/constraints-image.txt --find-links /wheels "$(echo /wheels/augsvc-*.whl)[s3,coco]" \
+    && python -c "import torch, torchvision, kornia, botocore, pycocotools.mask, augsvc.api.app; print('torch', torch.__version__, 'cuda', torch.version.cuda)" \
     && rm /tmp/constraints.txt /tmp/constraints-image.txt
 
 # Non-root user with a fixed UID/GID (the Kubernetes securityContext and any host volume

@@ -8,13 +8,14 @@ from augsvc_client.async_client import AsyncClient
 from augsvc_client.client import Client
 from augsvc_client.errors import RateLimited
 from augsvc_client.regularization.dropout import DropoutSchedule
-from augsvc_client.torch_data import AugsvcIterableDataset
+from augsvc_client.torch_data import AugsvcIterableDataset, collate_detection
 
 from augsvc.datasets.ranged_file import RangedFile
 
 Client.augment_iter  # noqa: B018  public SDK API
 AsyncClient.augment_iter  # noqa: B018  public SDK API
 AugsvcIterableDataset.set_epoch  # noqa: B018  called by training loops, as DistributedSampler's
+collate_detection  # noqa: B018  public SDK API: a DataLoader collate_fn
 DropoutSchedule.state_dict  # noqa: B018  torch checkpointing protocol
 DropoutSchedule.load_state_dict  # noqa: B018  torch checkpointing protocol
 RangedFile.readable  # noqa: B018  the io protocol, which tarfile uses

@@ -23,6 +23,8 @@ RULES = [
                        "redis"), "the engine is pure torch + Kornia"),
     ("augsvc.ops", (*OUTER_LAYERS, "augsvc.store", "augsvc.datasets", *HTTP_FRAMEWORKS,
                     "redis"), "ops are engine code: schema, sampler, matrix or kernel"),
+    ("augsvc.targets", (*OUTER_LAYERS, "augsvc.store", "augsvc.datasets", *HTTP_FRAMEWORKS,
+                        "redis"), "target maths is engine code"),
     ("augsvc.recipes", (*OUTER_LAYERS, "augsvc.store", "augsvc.datasets", *HTTP_FRAMEWORKS,
                         "redis"), "recipes are documents, not services"),
     ("augsvc.codec", (*OUTER_LAYERS, "augsvc.store", "augsvc.engine", *HTTP_FRAMEWORKS,

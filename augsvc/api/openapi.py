@@ -116,7 +116,16 @@ DATASET_BODY: dict[str, Any] = {
 }
 
 
-def images_body(safetensors: bool, raw_images: bool) -> dict[str, Any]:
+#: The multipart parts that carry a batch's targets: boxes, keypoints, masks.
+TARGET_PARTS: dict[str, Any] = {
+    "targets": {"type": "string", "description": "a JSON array, one object (or null) per "
+                "image: boxes, labels, keypoints, box_format (xyxy, xywh, cxcywh)"},
+    "masks": {"type": "array", "items": _BINARY,
+              "description": "one single-channel label map per image (PNG, TIFF, BMP, GIF)"},
+}  # fmt: skip
+
+
+def images_body(safetensors: bool, raw_images: bool, targets: bool = False) -> dict[str, Any]:
     """``openapi_extra`` of routes that read images from the raw body."""
     content: dict[str, Any] = {
         "multipart/form-data": {
@@ -131,6 +140,8 @@ def images_body(safetensors: bool, raw_images: bool) -> dict[str, Any]:
             }
         }
     }  # fmt: skip
+    if targets:
+        content["multipart/form-data"]["schema"]["properties"].update(TARGET_PARTS)
     if safetensors:
         content["application/x-safetensors"] = {
             "schema": {**_BINARY, "description": "a uint8 tensor `images` (N, C, H, W)"}

@@ -14,6 +14,10 @@ from python_multipart.multipart import MultipartParser, MultipartState, parse_op
 from augsvc.errors import BadRequest, TooManyImages
 
 RECIPE_PART = "recipe"
+TARGETS_PART = "targets"
+MASKS_PART = "masks"
+#: Parts that are not images.
+NAMED_PARTS = (RECIPE_PART, TARGETS_PART, MASKS_PART)
 
 
 @dataclass
@@ -31,10 +35,13 @@ class Part:
 
 @dataclass
 class Upload:
-    """The image parts in order, and the inline recipe part (raw bytes) if there was one."""
+    """The image parts in order, the inline recipe part (raw bytes) if there was one,
+    and the targets: the ``targets`` JSON part and the ``masks`` files, in order."""
 
     images: list[Part]
     recipe: bytes | None
+    targets: bytes | None = None
+    masks: list[Part] = field(default_factory=list)
 
 
 def parse_multipart(body: bytes, content_type: str, *, max_images: int) -> Upload:
@@ -72,7 +79,7 @@ def parse_multipart(body: bytes, content_type: str, *, max_images: int) -> Uploa
             filename=filename.decode("utf-8", "replace") if filename is not None else None,
             content_type=headers.get(b"content-type", b"").decode("latin-1") or None,
         )
-        if name != RECIPE_PART:
+        if name not in NAMED_PARTS:
             images += 1
             if images > max_images:
                 raise TooManyImages(
@@ -107,7 +114,15 @@ def parse_multipart(body: bytes, content_type: str, *, max_images: int) -> Uploa
     recipes = [p for p in parts if p.name == RECIPE_PART]
     if len(recipes) > 1:
         raise BadRequest("more than one 'recipe' part")
+    targets = [p for p in parts if p.name == TARGETS_PART]
+    if len(targets) > 1:
+        raise BadRequest("more than one 'targets' part")
+    masks = [p for p in parts if p.name == MASKS_PART]
+    if len(masks) > max_images:
+        raise TooManyImages(f"more than {max_images} masks in one request (the image limit)")
     return Upload(
-        images=[p for p in parts if p.name != RECIPE_PART],
+        images=[p for p in parts if p.name not in NAMED_PARTS],
         recipe=bytes(recipes[0].data) if recipes else None,
+        targets=bytes(targets[0].data) if targets else None,
+        masks=masks,
     )

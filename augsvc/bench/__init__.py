@@ -1,4 +1,4 @@
-"""``augsvc bench {engine,service,stream}``: throughput against peers on the same images."""
+"""``augsvc bench {engine,service,stream,targets}``: throughput against peers on the same images."""
 
 from __future__ import annotations
 
@@ -20,6 +20,10 @@ def _measure(args: argparse.Namespace):
 
         return run_sizes_bench(parse_sizes(sizes), batch=args.batch, repeats=args.repeats,
                                device=args.device, chain=chain)  # fmt: skip
+    if args.target == "targets":
+        from augsvc.bench.targets import run_targets_bench
+
+        return run_targets_bench(batch=args.batch, repeats=args.repeats, device=args.device)
     if args.target == "engine":
         from augsvc.bench.engine import run_engine_bench
 

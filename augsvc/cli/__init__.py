@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser(
         "bench", formatter_class=_Help, help="throughput against peers on the same images"
     )
-    bench.add_argument("target", choices=["engine", "service", "stream"])
+    bench.add_argument("target", choices=["engine", "service", "stream", "targets"])
     bench.add_argument("--batch", type=int, default=64)
     bench.add_argument("--repeats", type=int, default=7, help="timed batches per contender")
     bench.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")

@@ -203,3 +203,42 @@ def _is_count(value: object) -> bool:
 
 def _batch_error(detail: str) -> ValidationFailed:
     return ValidationFailed(detail, errors=[FieldError(("images",), detail)])
+
+
+_NUMPY_DTYPES = {"U8": "u1", "I16": "<i2", "I32": "<i4", "I64": "<i8", "F32": "<f4",
+                 "F64": "<f8", "U16": "<u2"}  # fmt: skip
+
+
+def read_named_tensor(data: bytes | bytearray, name: str, dtypes: tuple[str, ...]):
+    """Tensor ``name`` of a safetensors body as a numpy array (a copy), or None when the
+    body has none; checked like ``images``: a dtype among ``dtypes``, offsets inside the
+    body. UndecodableImage for an inconsistent header, ValidationFailed naming it for a
+    wrong dtype."""
+    import numpy as np
+
+    header, body_start = _safetensors_header(data)
+    entry = header.get(name)
+    if entry is None:
+        return None
+    if not isinstance(entry, dict):
+        raise UndecodableImage(f"safetensors header entry for {name!r} is not an object")
+    dtype = entry.get("dtype")
+    if dtype not in dtypes:
+        detail = f"tensor {name!r} must have dtype {' or '.join(dtypes)}, got {dtype!r}"
+        raise ValidationFailed(detail, errors=[FieldError((name,), detail)])
+    shape = entry.get("shape")
+    offsets = entry.get("data_offsets")
+    if (
+        not isinstance(shape, list)
+        or not all(_is_count(d) for d in shape)
+        or not isinstance(offsets, list)
+        or len(offsets) != 2
+        or not all(_is_count(o) for o in offsets)
+    ):
+        raise UndecodableImage(f"safetensors header: {name!r} has a malformed shape or offsets")
+    item = np.dtype(_NUMPY_DTYPES[str(dtype)])
+    start, end = offsets
+    if end - start != math.prod(shape) * item.itemsize or end > len(data) - body_start:
+        raise UndecodableImage(f"safetensors header: {name!r} data_offsets do not match its shape")
+    flat = np.frombuffer(memoryview(data)[body_start + start : body_start + end], dtype=item)
+    return flat.reshape(shape).copy()

@@ -32,9 +32,12 @@ class DatasetSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["folder", "webdataset"] = Field(
+    kind: Literal["folder", "webdataset", "coco", "paired"] = Field(
         description="folder: ImageFolder layout (class subfolders give labels); "
-        "webdataset: .tar shards of key.jpg/key.png with optional key.cls"
+        "webdataset: .tar shards of key.jpg/key.png with optional key.cls; "
+        "coco: an images folder (path) and a COCO instances/keypoints JSON "
+        "(annotations): boxes, category ids, keypoints, instance masks; "
+        "paired: path holds images/ and masks/, matched by file stem"
     )
     path: str | None = Field(
         default=None, min_length=1, max_length=4096, description="Under AUGSVC_DATA_ROOTS."
@@ -46,11 +49,21 @@ class DatasetSpec(BaseModel):
         description="Instead of path: s3://bucket/prefix in object storage, under "
         "AUGSVC_DATA_URLS.",
     )
+    annotations: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        description="coco only: the COCO JSON file, under AUGSVC_DATA_ROOTS.",
+    )
 
     @model_validator(mode="after")
     def _one_location(self) -> DatasetSpec:
         if (self.path is None) == (self.url is None):
             raise ValueError("give exactly one of path (a server folder) and url (s3://...)")
+        if (self.annotations is None) == (self.kind == "coco"):
+            raise ValueError("annotations (a COCO JSON file) is given exactly for kind coco")
+        if self.url is not None and self.kind in ("coco", "paired"):
+            raise ValueError(f"{self.kind} datasets are read from a server folder (path)")
         return self
 
 
@@ -138,11 +151,16 @@ def open_source(
     try:
         if not path.exists():
             raise ValidationFailed(f"dataset path {shown!r} does not exist")
-        source = (
-            _open_folder(spec, path, roots)
-            if spec.kind == "folder"
-            else _open_tar(spec, path, roots)
-        )
+        if spec.kind in ("coco", "paired"):
+            from augsvc.datasets.target_sources import open_target_source  # builds on this
+
+            source: Source = open_target_source(spec, path, roots)
+        else:
+            source = (
+                _open_folder(spec, path, roots)
+                if spec.kind == "folder"
+                else _open_tar(spec, path, roots)
+            )
     except OSError as exc:  # a name too long, a folder we may not read, an I/O error
         raise ValidationFailed(
             f"dataset path {shown!r} cannot be read: {exc.strerror or exc}"

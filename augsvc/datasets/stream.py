@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from augsvc import codec
+from augsvc.datasets.frame_targets import batch_target_tensors, read_batch_targets
 from augsvc.datasets.order import MAX_EPOCH, rank_positions, sample_keys
 from augsvc.datasets.sources import Source
 from augsvc.decode_plan import plan_decode
@@ -88,6 +89,7 @@ def render_frame(
             lambda r: codec.probe_image(r[0], max_pixels=max_pixels, name=r[2]), reads
         )
     )
+    targets = read_batch_targets(source, indices, [h.displayed_hw for h in headers])
     keys = sample_keys(request.epoch, positions)
     planned = plan_decode(plan, headers, seed=request.seed, keys=keys)  # JPEGs DCT-scaled
     what = f"stream batch {batch_index} ({len(headers)} images)"
@@ -106,6 +108,8 @@ def render_frame(
     tensors = {"images": result.images, "indices": torch.from_numpy(indices)}
     if reads[0][1] is not None:
         tensors["labels"] = torch.tensor([r[1] for r in reads], dtype=torch.int64)
+    if targets is not None:
+        tensors.update(batch_target_tensors(plan, result, targets))
     metadata = {
         "epoch": str(request.epoch),
         "batch": str(batch_index),

@@ -18,7 +18,12 @@ DIGEST_PREFIX = "sha256:"
 
 
 def canonical_document(recipe: Recipe) -> dict[str, Any]:
-    return recipe.model_dump(mode="json")
+    """The ``targets`` block appears only when given, so recipes without it keep the
+    digest (and so the samples) they had before it existed."""
+    document = recipe.model_dump(mode="json")
+    if document.get("targets") is None:
+        document.pop("targets", None)
+    return document
 
 
 def canonical_json(recipe: Recipe) -> bytes:

@@ -23,6 +23,7 @@ from pydantic import (
 from augsvc.errors import FieldError, InvalidRecipe
 from augsvc.ops import Op, op_class, op_names
 from augsvc.ops.fields import PixelInput, SizeInput, pixel_values, size_hw
+from augsvc.recipes.targets import TargetOptions
 
 MAX_OPS = 64
 
@@ -80,6 +81,28 @@ class Recipe(BaseModel):
 
     ops: tuple[SerializeAsAny[Op], ...] = Field(max_length=MAX_OPS)
     output: OutputOptions = OutputOptions()
+    targets: TargetOptions | None = Field(
+        default=None,
+        description="How boxes, keypoints and masks sent with the images follow them "
+        "(defaults apply when absent).",
+    )
+
+    @model_validator(mode="after")
+    def _occlusion_after_geometry(self) -> Recipe:
+        if self.targets is None or not self.targets.erasing_counts_occlusion:
+            return self
+        geometric = [i for i, op in enumerate(self.ops) if op.kind == "geometric"]
+        erasing = [i for i, op in enumerate(self.ops) if op.name() == "random_erasing"]
+        if geometric and erasing and min(erasing) < max(geometric):
+            raise ValueError(
+                "targets.erasing_counts_occlusion needs random_erasing after every geometric "
+                f"op (ops[{min(erasing)}] comes before ops[{max(geometric)}])"
+            )
+        return self
+
+    @property
+    def target_options(self) -> TargetOptions:
+        return self.targets or TargetOptions()
 
     @model_validator(mode="after")
     def _terminal_op_is_last(self) -> Recipe:

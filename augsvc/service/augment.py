@@ -24,11 +24,14 @@ from augsvc.codec import (
     read_image_batch,
 )
 from augsvc.codec.media_types import SAFETENSORS, ZIP
+from augsvc.codec.targets import targets_from_tensors, targets_tensors
 from augsvc.decode_plan import plan_decode
 from augsvc.engine import AugmentResult, Plan, augment, cpu_workers
 from augsvc.engine.transfer import to_host
 from augsvc.errors import FieldError, ValidationFailed
 from augsvc.pixel_budget import PixelBudget
+from augsvc.service import targets as target_io
+from augsvc.targets.move import move_batch
 
 ImageFormat = Literal["png", "jpeg"]
 
@@ -66,6 +69,8 @@ class AugmentJob:
     parts: Sequence[EncodedImage] | None = None  # multipart uploads, in order
     tensor_body: bytes | None = None  # an application/x-safetensors body
     device_decode: bool = False  # plain JPEGs decoded on a CUDA device
+    targets: bytes | None = None  # the multipart 'targets' JSON part
+    masks: Sequence[EncodedImage] = ()  # the multipart 'masks' files, one per image
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,7 @@ def run_augment(job: AugmentJob) -> AugmentOutput:
     # many pixels of the process's budget before a pixel is decoded.
     batch: torch.Tensor | None = None
     planned = None
+    body_targets = None
     if job.tensor_body is not None:
         batch = read_image_batch(  # a view of the body: nothing to decode
             job.tensor_body,
@@ -104,6 +110,7 @@ def run_augment(job: AugmentJob) -> AugmentOutput:
         )
         n, _, height, width = batch.shape
         pixels = n * height * width
+        body_targets = targets_from_tensors(job.tensor_body, n, (height, width))
     else:
         headers = probe_parts(job.parts or [], job.limits.max_image_pixels)
         # Each JPEG decodes at the coarsest scale its sample's warp can use, and the
@@ -111,7 +118,13 @@ def run_augment(job: AugmentJob) -> AugmentOutput:
         keys = np.arange(job.offset, job.offset + len(headers), dtype=np.int64)
         planned = plan_decode(job.plan, headers, seed=job.seed, keys=keys)
         n, pixels = len(headers), planned.pixels
+    sizes = [h.displayed_hw for h in headers] if planned is not None else []
+    if job.masks:
+        pixels += sum(h * w for h, w in sizes)
     with job.budget.hold(pixels, f"the request's {n} images"):
+        targets = body_targets or target_io.read_targets(
+            job.targets, job.masks, sizes, max_pixels=job.limits.max_image_pixels
+        )
         result = augment(
             job.plan,
             batch if planned is None else planned.decode(job.device if job.device_decode else None),
@@ -120,11 +133,14 @@ def run_augment(job: AugmentJob) -> AugmentOutput:
             device=job.device,
             max_output_pixels=job.limits.max_output_pixels,
         )  # the decoded inputs are gone when it returns; outputs have their own limit
+        moved = None if targets is None else move_batch(job.plan, result, targets)
     count = len(result.keys)
     if job.response_type == ZIP:
-        return AugmentOutput(encode_zip(result, job.image_format), count)
+        extra = [] if moved is None else target_io.zip_entries(moved)
+        return AugmentOutput(encode_zip(result, job.image_format, extra), count)
     assert job.response_type == SAFETENSORS
-    return AugmentOutput(encode_safetensors(result, job), count)
+    extra_tensors = {} if moved is None else targets_tensors(moved)
+    return AugmentOutput(encode_safetensors(result, job, extra_tensors), count)
 
 
 def one_tensor_problem(images: list[torch.Tensor]) -> ValidationFailed:
@@ -147,7 +163,9 @@ def one_tensor_problem(images: list[torch.Tensor]) -> ValidationFailed:
     )
 
 
-def encode_safetensors(result: AugmentResult, job: AugmentJob) -> bytes:
+def encode_safetensors(
+    result: AugmentResult, job: AugmentJob, extra: dict[str, torch.Tensor] | None = None
+) -> bytes:
     if not isinstance(result.images, torch.Tensor):
         raise one_tensor_problem(result.images)
     tensors: dict[str, torch.Tensor] = {
@@ -158,11 +176,14 @@ def encode_safetensors(result: AugmentResult, job: AugmentJob) -> bytes:
         for name, values in sorted(result.params.items()):
             array = values.astype(np.uint8) if values.dtype == np.bool_ else values
             tensors[f"params.{name}"] = torch.from_numpy(np.ascontiguousarray(array))
+    tensors.update(extra or {})
     metadata = {"seed": str(job.seed), "offset": str(job.offset), "digest": job.plan.digest}
     return images_to_safetensors(tensors, metadata)
 
 
-def encode_zip(result: AugmentResult, image_format: ImageFormat) -> bytes:
+def encode_zip(
+    result: AugmentResult, image_format: ImageFormat, extra: list[tuple[str, bytes]] | None = None
+) -> bytes:
     images = to_host(result.images)  # one device-to-host copy for the batch
     if images and images[0].dtype != torch.uint8:
         raise ValidationFailed(
@@ -173,4 +194,4 @@ def encode_zip(result: AugmentResult, image_format: ImageFormat) -> bytes:
     encode = encode_png if image_format == "png" else encode_jpeg
     suffix = "png" if image_format == "png" else "jpg"
     files = [(f"{i:06d}.{suffix}", encode(img)) for i, img in enumerate(images)]
-    return make_zip(files)
+    return make_zip(files + (extra or []))

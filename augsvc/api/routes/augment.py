@@ -78,7 +78,7 @@ def _one_recipe(got: str) -> ValidationFailed:
                    TooManyImages, ImageTooLarge, UnsupportedMediaType, UndecodableImage,
                    Overloaded),
     },
-    openapi_extra=images_body(safetensors=True, raw_images=False),
+    openapi_extra=images_body(safetensors=True, raw_images=False, targets=True),
 )  # fmt: skip
 async def augment_images(
     request: Request,
@@ -107,9 +107,11 @@ async def augment_images(
     limits = Limits(settings.max_images, settings.max_image_pixels, settings.max_output_pixels)
 
     parts = None
+    targets, masks = None, []
     if kind == MULTIPART:
         upload = parse_multipart(body, content_type or "", max_images=settings.max_images)
         parts = upload.images
+        targets, masks = upload.targets, upload.masks
         if upload.recipe is not None and resolved is None:
             resolved = _inline_recipe(upload.recipe, resolver, settings.max_recipe_bytes)
         elif upload.recipe is not None:
@@ -137,6 +139,8 @@ async def augment_images(
         parts=parts,
         tensor_body=body if kind == SAFETENSORS else None,
         device_decode=settings.device_decode,
+        targets=targets,
+        masks=masks,
     )
     del body  # the job holds what it needs; let a multipart body's bytes go
     output = await executor.run(lambda: run_augment(job))

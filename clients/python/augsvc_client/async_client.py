@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +136,7 @@ class AsyncClient:
         offset: int = 0,
         return_params: bool = False,
         output: AugmentOutput = "numpy",
+        targets: Sequence[Any] | None = None,
     ) -> AugmentedBatch:
         call = await asyncio.to_thread(
             request.augment,
@@ -145,6 +146,7 @@ class AsyncClient:
             offset=offset,
             return_params=return_params,
             output=output,
+            targets=targets,
         )
         return await self._send(call)
 

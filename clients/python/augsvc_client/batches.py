@@ -18,6 +18,8 @@ class AugmentedBatch:
     the per-sample parameters when ``return_params=True`` (e.g. ``params["matrix"]``, the
     composed (N, 3, 3) matrix); ``seed`` and ``digest`` say exactly how to reproduce it.
     ``labels`` is filled by ``augment_iter`` when the dataset items carry labels.
+    ``targets`` holds, per image, its moved boxes, keypoints and masks when the call
+    sent targets (see ``augsvc_client.targets``).
     """
 
     images: Any
@@ -26,6 +28,7 @@ class AugmentedBatch:
     seed: int = 0
     digest: str = ""
     labels: Any = None
+    targets: list[Any] | None = None
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -37,7 +40,8 @@ class StreamBatch:
 
     ``indices`` are dataset indices (what to look labels up by), ``position`` is the
     global epoch position of the batch's first sample, ``labels`` is None when the dataset
-    has none.
+    has none. ``targets`` holds each sample's boxes, keypoints and mask when the dataset
+    has them (``augsvc_client.targets``).
     """
 
     images: Any
@@ -47,6 +51,7 @@ class StreamBatch:
     epoch: int
     batch: int = 0
     digest: str = ""
+    targets: list[Any] | None = None
 
     def __len__(self) -> int:
         return len(self.indices)

@@ -11,7 +11,7 @@ import os
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -185,6 +185,7 @@ class Client:
         offset: int = 0,
         return_params: bool = False,
         output: AugmentOutput = "numpy",
+        targets: Sequence[Any] | None = None,
     ) -> AugmentedBatch:
         """Augment ``images`` (paths, bytes, PIL, numpy, torch; see ``inputs``).
 
@@ -193,9 +194,18 @@ class Client:
         the server picks a seed (``batch.seed``) and the call is not retried.
         ``output="list"`` returns ``images`` as a list of (C, H, W) uint8 arrays, for
         recipes whose samples end at different sizes or channel counts.
+        ``targets``: one mapping (boxes, labels, keypoints, masks) or None per image;
+        ``batch.targets`` then holds each image's moved targets in the same kinds
+        (``augsvc_client.targets``).
         """
         call = request.augment(
-            images, recipe, seed=seed, offset=offset, return_params=return_params, output=output
+            images,
+            recipe,
+            seed=seed,
+            offset=offset,
+            return_params=return_params,
+            output=output,
+            targets=targets,
         )
         return self._send(call)
 

@@ -22,6 +22,7 @@ from .archives import read_png_zip
 from .batches import AugmentedBatch
 from .errors import AugsvcError, from_problem
 from .inputs import prepare_images
+from .targets import TargetsPayload, decode_targets, encode_targets
 from .wire import ImagesBody, Output, convert, read_safetensors
 
 SAFETENSORS = "application/x-safetensors"
@@ -118,7 +119,7 @@ def list_decoder(offset: int) -> Decoder:
     return decode
 
 
-def batch_decoder(output: Output) -> Decoder:
+def batch_decoder(output: Output, targets: TargetsPayload | None = None) -> Decoder:
     def decode(response: httpx.Response) -> AugmentedBatch:
         tensors, meta = read_safetensors(response.content)
         params = {
@@ -127,12 +128,17 @@ def batch_decoder(output: Output) -> Decoder:
             if name.startswith("params.")
         }
         seed = _header_int(response, "X-Augsvc-Seed", int(meta.get("seed", 0)))
+        moved = None
+        if targets is not None and "targets.boxes" in tensors:
+            out_hw = tuple(int(v) for v in tensors["images"].shape[-2:])
+            moved = decode_targets(tensors, targets.kinds, out_hw, output)  # type: ignore[arg-type]
         return AugmentedBatch(
             images=convert(tensors["images"], output),
             keys=convert(tensors.get("keys", np.zeros(0, np.int64)), output),
             params=params,
             seed=seed,
             digest=response.headers.get("X-Augsvc-Recipe-Digest", meta.get("digest", "")),
+            targets=moved,
         )
 
     return decode
@@ -253,15 +259,20 @@ def augment(
     offset: int,
     return_params: bool,
     output: AugmentOutput,
+    targets: Any = None,
 ) -> Call:
     """POST /v1/augment. Idempotent exactly when the seed is explicit.
 
     ``output="list"`` asks for a zip of PNGs and returns a list of (C, H, W) arrays, so
-    samples of different sizes or channel counts fit; parameters need one tensor."""
+    samples of different sizes or channel counts fit; parameters and targets need
+    tensors. ``targets`` (one entry per image) travel as multipart parts, so the images
+    go as files then."""
     if output not in ("numpy", "torch", "list"):
         raise ValueError(f"output must be 'numpy', 'torch' or 'list', got {output!r}")
-    if output == "list" and return_params:
-        raise ValueError("return_params needs a tensor answer: use output='numpy' or 'torch'")
+    if output == "list" and (return_params or targets is not None):
+        raise ValueError(
+            "return_params and targets need a tensor answer: use output='numpy' or 'torch'"
+        )
     params = {"offset": str(offset), "return_params": "true" if return_params else "false"}
     if seed is not None:
         params["seed"] = str(seed)
@@ -273,7 +284,13 @@ def augment(
         data = {"recipe": json.dumps(dict(recipe), separators=(",", ":"))}
     else:
         raise TypeError("recipe must be a reference string or an inline recipe dict")
-    payload = prepare_images(images, allow_tensor=data is None)
+    payload = prepare_images(images, allow_tensor=data is None and targets is None)
+    moving = None
+    files = payload.files
+    if targets is not None:
+        moving = encode_targets(list(targets), payload.count)
+        data = {**(data or {}), "targets": moving.targets_json}
+        files = [*(files or []), *moving.mask_files]
     headers = {"Accept": ZIP if output == "list" else SAFETENSORS}
     if output == "list":
         params["format"] = "png"  # lossless
@@ -282,11 +299,11 @@ def augment(
     return Call(
         "POST",
         "/v1/augment",
-        list_decoder(offset) if output == "list" else batch_decoder(output),
+        list_decoder(offset) if output == "list" else batch_decoder(output, moving),
         params=params,
         headers=headers,
         content=payload.tensor,
-        files=payload.files,
+        files=files,
         data=data,
         idempotent=seed is not None,
     )

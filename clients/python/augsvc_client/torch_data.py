@@ -9,7 +9,8 @@ server already batches, and each item is a dict of tensors::
 
     {"images": uint8 (B, C, H, W), "indices": int64 (B,), "labels": int64 (B,)}
 
-(``labels`` only when the dataset has them).
+(``labels`` only when the dataset has them; ``targets``, a list of per-sample dicts of
+boxes, keypoints and masks, only for datasets with targets).
 
 Epochs: call :meth:`set_epoch` before each epoch, like ``DistributedSampler``; without
 it every pass repeats the same epoch. DataLoader workers iterate copies of the dataset
@@ -172,4 +173,18 @@ class AugsvcIterableDataset(IterableDataset):  # type: ignore[type-arg]
                 item = {"images": batch.images, "indices": batch.indices}
                 if batch.labels is not None:
                     item["labels"] = batch.labels
+                if batch.targets is not None:
+                    item["targets"] = batch.targets
                 yield item
+
+
+def collate_detection(samples: list[tuple[Any, Any]]) -> tuple[torch.Tensor, list[Any]]:
+    """``DataLoader(..., collate_fn=collate_detection)`` for (image, targets) samples, as
+    torchvision's detection models take them: images stacked into one (B, C, H, W)
+    tensor when they share a shape (else kept as a list), targets as a list with one
+    entry per image, since images hold different numbers of boxes."""
+    images = [torch.as_tensor(image) for image, _ in samples]
+    targets = [target for _, target in samples]
+    if images and all(image.shape == images[0].shape for image in images):
+        return torch.stack(images), targets
+    return images, targets  # type: ignore[return-value]

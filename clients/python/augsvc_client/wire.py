@@ -130,6 +130,11 @@ def decode_stream_frame(blob: bytes, output: Output = "numpy") -> StreamBatch:
         raise from_problem(status, {"code": code, "detail": detail})
     if "images" not in tensors or "indices" not in tensors:
         raise ValueError(f"stream frame without images/indices (has {sorted(tensors)})")
+    targets = None
+    if "targets.boxes" in tensors:  # a dataset with targets (coco, paired)
+        from .targets import frame_targets  # it builds on this module
+
+        targets = frame_targets(tensors, output)
     return StreamBatch(
         images=convert(tensors["images"], output),
         indices=convert(tensors["indices"], output),
@@ -138,4 +143,5 @@ def decode_stream_frame(blob: bytes, output: Output = "numpy") -> StreamBatch:
         epoch=int(meta.get("epoch", 0)),
         batch=int(meta.get("batch", 0)),
         digest=meta.get("digest", ""),
+        targets=targets,
     )

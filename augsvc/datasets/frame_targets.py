@@ -1,0 +1,35 @@
+"""A stream batch's targets: read from sources that have them, moved with the samples,
+packed as the same ``targets.*`` tensors ``/v1/augment`` answers with."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from augsvc.codec.targets import check_mask_sizes, targets_tensors
+from augsvc.engine import AugmentResult, Plan
+from augsvc.targets.move import move_batch
+from augsvc.targets.types import ImageTargets
+
+
+def read_batch_targets(
+    source: Any, indices: np.ndarray, sizes: Sequence[tuple[int, int]]
+) -> list[ImageTargets] | None:
+    """Each sample's targets (None: the source has none); masks must match the images'
+    decoded sizes, or they would be warped misaligned."""
+    reader = getattr(source, "read_targets", None)
+    if reader is None:
+        return None
+    targets = [reader(int(i)) for i in indices]
+    masked = [(t.mask, hw) for t, hw in zip(targets, sizes, strict=True) if t.mask is not None]
+    check_mask_sizes([m for m, _ in masked], [hw for _, hw in masked])
+    return targets
+
+
+def batch_target_tensors(
+    plan: Plan, result: AugmentResult, targets: Sequence[ImageTargets]
+) -> dict[str, torch.Tensor]:
+    return targets_tensors(move_batch(plan, result, targets))
