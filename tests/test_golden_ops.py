@@ -6,12 +6,23 @@ last bits moved, within the bound ``test_engine_region`` states); any later chan
 that alters a single byte of any op's output (or a draw's slot, or a record name)
 fails here. A deliberate change of an op's maths regenerates them with
 ``python -m tests.test_golden_ops`` and says why in its commit.
+
+The hashes are written and checked with the CPU libraries held to one SIMD level
+(:data:`PINNED_SIMD`, in a child process, since they read it when they load): MKL's
+GEMM, OpenBLAS's LAPACK and ATen's kernels pick their code by the CPU's vector width,
+and the AVX2 and AVX-512 kernels round some last bits differently. Without the pin the
+hashes would hold on one kind of machine and fail on the next; across levels the test
+below holds the pixels to one grey level instead.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import platform
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +35,16 @@ from augsvc.recipes import parse_recipe
 from tests.photos import photo, photo_batch
 
 GOLDEN = Path(__file__).parent / "data" / "golden_ops.json"
+ROOT = Path(__file__).resolve().parent.parent
+
+#: AVX2, which every x86-64 server since 2013 has: the level the hashes are written at.
+PINNED_SIMD = {
+    "ATEN_CPU_CAPABILITY": "avx2",
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",
+    "OPENBLAS_CORETYPE": "Haswell",
+}
+#: Cases whose maths goes through GEMM or LAPACK (colour maps, homographies).
+SIMD_SENSITIVE = ("color_jitter", "every_op", "grayscale", "perspective")
 
 CASES: dict[str, dict[str, Any]] = {
     "rotate": {"ops": [{"op": "rotate", "degrees": 40}]},
@@ -105,10 +126,50 @@ def fingerprint(recipe: dict[str, Any]) -> dict[str, str]:
     return out
 
 
+def _pinned(*args: str) -> str:
+    """Run this module in a child whose CPU libraries are held to :data:`PINNED_SIMD`."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("the golden hashes are written for x86-64 at the AVX2 level")
+    env = {**os.environ, **PINNED_SIMD}
+    command = [sys.executable, "-m", "tests.test_golden_ops", *args]
+    return subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    ).stdout
+
+
+@pytest.fixture(scope="module")
+def pinned_fingerprints() -> dict[str, dict[str, str]]:
+    return json.loads(_pinned("--print"))
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_op_output_bytes_are_pinned(case: str) -> None:
+def test_op_output_bytes_are_pinned(case: str, pinned_fingerprints) -> None:
     expected = json.loads(GOLDEN.read_text())[case]
-    assert fingerprint(CASES[case]) == expected
+    assert pinned_fingerprints[case] == expected
+
+
+def test_every_simd_level_agrees_within_one_grey_level(tmp_path: Path) -> None:
+    """This machine's own kernels (AVX-512 where it has it) against the pinned level: the
+    same draws and matrices to float rounding, pixels within one grey level."""
+    pinned = tmp_path / "pinned.pt"
+    _pinned("--save", str(pinned))
+    theirs = torch.load(pinned)
+    for case in SIMD_SENSITIVE:
+        ours = _outputs(CASES[case])
+        for name, image in ours.items():
+            diff = (image.double() - theirs[case][name].double()).abs()
+            assert diff.max() <= 1, (case, name)
+            assert diff.mean() < 0.01, (case, name)
+
+
+def _outputs(recipe: dict[str, Any]) -> dict[str, torch.Tensor]:
+    plan = compile_plan(parse_recipe(recipe))
+    out = {}
+    for name, images in _inputs().items():
+        result = augment(plan, images, seed=20251201, offset=7)
+        for i, img in enumerate(result.images):
+            out[f"{name}.{i}"] = img.contiguous()
+    return out
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -132,11 +193,21 @@ def test_region_first_stays_within_its_bound_of_the_whole_image_path(case: str) 
                 assert diff.mean() < 0.05, case
 
 
-def write() -> None:
-    GOLDEN.write_text(
-        json.dumps({case: fingerprint(r) for case, r in sorted(CASES.items())}, indent=1) + "\n"
-    )
+def main(args: list[str]) -> None:
+    """``--print``: the fingerprints as JSON; ``--save PATH``: the SIMD-sensitive cases'
+    pixels; no argument: rewrite the golden file. Always at the pinned SIMD level."""
+    if any(os.environ.get(k) != v for k, v in PINNED_SIMD.items()):
+        os.execve(sys.executable, [sys.executable, "-m", "tests.test_golden_ops", *args],
+                  {**os.environ, **PINNED_SIMD})  # fmt: skip
+    if args[:1] == ["--save"]:
+        torch.save({case: _outputs(CASES[case]) for case in SIMD_SENSITIVE}, args[1])
+        return
+    prints = {case: fingerprint(r) for case, r in sorted(CASES.items())}
+    if args[:1] == ["--print"]:
+        print(json.dumps(prints))
+    else:
+        GOLDEN.write_text(json.dumps(prints, indent=1) + "\n")
 
 
 if __name__ == "__main__":
-    write()
+    main(sys.argv[1:])

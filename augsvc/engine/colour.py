@@ -94,6 +94,15 @@ def sample_means(x: torch.Tensor) -> torch.Tensor:
     return exact_means(x)
 
 
+def luma_gain(m: torch.Tensor) -> torch.Tensor:
+    """``luma · M · 1`` for each (3, 3) map of ``m`` (N, 3, 3): what the map does to a
+    grey pixel. Written as elementwise products and sums in a fixed order, because a
+    matmul of a vector with the stacked maps folds the batch into one GEMM whose blocking
+    (and so whose last bits) follows N: a grey sample's pixels moved with its batch."""
+    rows = m[:, 0] * float(LUMA[0]) + m[:, 1] * float(LUMA[1]) + m[:, 2] * float(LUMA[2])
+    return rows[:, 0] + rows[:, 1] + rows[:, 2]
+
+
 def apply_colour(
     x: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None, hi: float
 ) -> torch.Tensor:
@@ -104,15 +113,13 @@ def apply_colour(
     """
     n, c, h, w = x.shape
     if c == 1:
-        luma = torch.as_tensor(LUMA, dtype=a.dtype, device=a.device)
-        gain = (luma @ a).sum(-1)  # luma · A · 1
-        y = x * gain.view(n, 1, 1, 1)
+        y = x * luma_gain(a).view(n, 1, 1, 1)
         if b is not None:
             if x.device.type == "cpu":
                 mean = x.mean(dim=(1, 2, 3))
             else:
                 mean = exact_means(x.reshape(n, 1, h * w)).view(n)
-            offset = (luma @ b).sum(-1) * mean
+            offset = luma_gain(b) * mean
             y = y + offset.view(n, 1, 1, 1)
         return y.clamp_(0, hi)
     rgb = x[:, :3].reshape(n, 3, h * w)
