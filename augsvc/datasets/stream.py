@@ -2,7 +2,8 @@
 
 ``StreamRequest.batches`` splits a rank's share of the epoch into batches of global
 positions; ``render_frame`` reads, decodes, augments and packs one batch into an
-``application/x-augsvc-stream`` frame. The API runs ``render_frame`` in a worker
+``application/x-augsvc-stream`` frame; a mixing stream renders each sample's partner in
+the same batch and mixes them (datasets/mixing.py). The API runs ``render_frame`` in a worker
 thread one batch ahead of the socket, so decode and augmentation overlap sending.
 """
 
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 
 from augsvc import codec
+from augsvc.datasets import mixing
 from augsvc.datasets.order import MAX_EPOCH, rank_positions, sample_keys
 from augsvc.datasets.sources import Source
 from augsvc.decode_plan import plan_decode
@@ -36,6 +38,8 @@ class StreamRequest:
     world_size: int = 1
     start: int = 0
     drop_last: bool = False
+    #: MixUp / CutMix of each sample with its partner (datasets/mixing.py); None: off
+    mix: mixing.MixSpec | None = None
 
     def check(self, plan: Plan, size: int) -> None:
         """Refuse what cannot stream, before any byte of the response is sent."""
@@ -75,6 +79,10 @@ def render_frame(
     max_pixels: int,
     budget: PixelBudget,
 ) -> bytes:
+    n = len(positions)
+    if request.mix is not None:  # partners are rendered in the same batch, with their own keys
+        partners = mixing.partner_positions(len(order), request.seed, request.epoch, positions)
+        positions = np.concatenate([positions, partners])
     indices = order[positions]
     read_many = getattr(source, "read_many", None)  # remote sources read a batch at once
     reads = (
@@ -103,9 +111,11 @@ def render_frame(
             "dataset that mixes grey and colour images",
             errors=[FieldError(("recipe", "output", "channels"), "needed for one channel count")],
         )
-    tensors = {"images": result.images, "indices": torch.from_numpy(indices)}
+    tensors = {"images": result.images[:n], "indices": torch.from_numpy(indices[:n])}
     if reads[0][1] is not None:
-        tensors["labels"] = torch.tensor([r[1] for r in reads], dtype=torch.int64)
+        tensors["labels"] = torch.tensor([r[1] for r in reads[:n]], dtype=torch.int64)
+    if request.mix is not None:
+        tensors.update(_mix(request, result.images, reads, keys, indices, n))
     metadata = {
         "epoch": str(request.epoch),
         "batch": str(batch_index),
@@ -116,3 +126,25 @@ def render_frame(
         "digest": plan.digest,
     }
     return codec.frame(codec.images_to_safetensors(tensors, metadata))
+
+
+def _mix(
+    request: StreamRequest,
+    images: torch.Tensor,
+    reads: list[tuple[bytes, int | None, str]],
+    keys: np.ndarray,
+    indices: np.ndarray,
+    n: int,
+) -> dict[str, torch.Tensor]:
+    """The frame's mixed images, soft targets, lambdas and partners' dataset indices;
+    rows ``n..`` of ``images`` are the partners of rows ``..n``."""
+    spec = request.mix
+    assert spec is not None
+    labels = torch.tensor([r[1] for r in reads], dtype=torch.int64)
+    draws = mixing.draw(spec, request.seed, keys[:n], images.shape[-2], images.shape[-1])
+    return {
+        "images": mixing.mix_images(images[:n], images[n:], draws),
+        "targets": mixing.soft_targets(labels[:n], labels[n:], draws.lam, spec),
+        "lam": torch.from_numpy(draws.lam),
+        "partners": torch.from_numpy(indices[n:]),
+    }

@@ -37,7 +37,10 @@ class StreamBatch:
 
     ``indices`` are dataset indices (what to look labels up by), ``position`` is the
     global epoch position of the batch's first sample, ``labels`` is None when the dataset
-    has none.
+    has none. A mixing stream also sends ``targets`` (N, num_classes) float32 soft targets
+    ``lam * y + (1 - lam) * y_partner`` (label-smoothed), ``lam`` (float64, each image's
+    own weight; 1.0 where it was not mixed) and ``partners`` (the dataset index each image
+    was mixed with); ``labels`` stay the images' own labels. They are None otherwise.
     """
 
     images: Any
@@ -47,6 +50,9 @@ class StreamBatch:
     epoch: int
     batch: int = 0
     digest: str = ""
+    targets: Any = None
+    lam: Any = None
+    partners: Any = None
 
     def __len__(self) -> int:
         return len(self.indices)

@@ -138,4 +138,7 @@ def decode_stream_frame(blob: bytes, output: Output = "numpy") -> StreamBatch:
         epoch=int(meta.get("epoch", 0)),
         batch=int(meta.get("batch", 0)),
         digest=meta.get("digest", ""),
+        targets=convert(tensors.get("targets"), output),
+        lam=convert(tensors.get("lam"), output),
+        partners=convert(tensors.get("partners"), output),
     )

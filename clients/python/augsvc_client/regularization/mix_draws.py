@@ -87,14 +87,11 @@ def uniform(states: np.ndarray, slot: int) -> np.ndarray:
     return (bits >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
 
 
-def _log_gamma_variate(states: np.ndarray, shape: np.ndarray, which: int) -> np.ndarray:
-    """log of a Gamma(shape, 1) variate per state (Marsaglia-Tsang; boosted below 1).
-
-    Each round uses fixed slots, so a state's variate does not depend on how many rounds
-    other states needed. Logs keep Beta(a, a) exact for tiny ``a``, where both gamma
-    variates underflow to 0."""
-    boost = shape < 1.0
-    a = np.where(boost, shape + 1.0, shape)
+def _log_gamma_core(states: np.ndarray, shape: np.ndarray, which: int) -> np.ndarray:
+    """log of a Gamma(a, 1) variate per state, ``a`` = shape (+1 below shape 1), by
+    Marsaglia-Tsang. Each round uses fixed slots, so a state's variate does not depend
+    on how many rounds other states needed."""
+    a = np.where(shape < 1.0, shape + 1.0, shape)
     d = a - 1.0 / 3.0
     c = 1.0 / np.sqrt(9.0 * d)
     out = np.zeros(len(states))
@@ -114,18 +111,25 @@ def _log_gamma_variate(states: np.ndarray, shape: np.ndarray, which: int) -> np.
         pending = pending[~ok]
     if len(pending):
         raise RuntimeError("gamma sampler did not converge")  # p < 1e-700 per key
-    if boost.any():
-        u = uniform(states, _BOOST + which)
-        out = np.where(boost, out + np.log1p(-u) / np.where(boost, shape, 1.0), out)
     return out
 
 
 def beta_symmetric(states: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Beta(alpha, alpha) per state (alpha > 0, one per state), as G1 / (G1 + G2)."""
+    """Beta(alpha, alpha) per state (alpha > 0, one per state), as G1 / (G1 + G2).
+
+    Below alpha 1 each variate is boosted, ``G = G(a + 1) * U ** (1 / a)``; the ratio is
+    taken as ``1 / (1 + exp(log G2 - log G1))`` with the two boosts' logs subtracted
+    before dividing by ``a``, so it stays exact (0 or 1, never NaN) for tiny alphas,
+    where both variates underflow."""
     alpha = np.broadcast_to(np.asarray(alpha, dtype=np.float64), states.shape)
-    g1 = _log_gamma_variate(states, alpha, 0)
-    g2 = _log_gamma_variate(states, alpha, 1)
-    return 1.0 / (1.0 + np.exp(g2 - g1))
+    diff = _log_gamma_core(states, alpha, 1) - _log_gamma_core(states, alpha, 0)
+    boost = alpha < 1.0
+    if boost.any():
+        lu = np.log1p(-uniform(states, _BOOST + 1)) - np.log1p(-uniform(states, _BOOST))
+        with np.errstate(over="ignore"):
+            diff = diff + np.where(boost, lu / np.where(boost, alpha, 1.0), 0.0)
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(diff))
 
 
 @dataclass(frozen=True)
