@@ -57,6 +57,13 @@ class StreamRequest:
                 "resize to [h, w], or set output.size"
             )
 
+    def rendered(self, positions: np.ndarray, size: int) -> np.ndarray:
+        """The positions a batch renders: its own, then (when mixing) their partners."""
+        if self.mix is None:
+            return positions
+        partners = mixing.partner_positions(size, self.seed, self.epoch, positions)
+        return np.concatenate([positions, partners])
+
     def batches(self, size: int) -> list[np.ndarray]:
         """This rank's global positions, cut into batches."""
         positions = rank_positions(size, self.rank, self.world_size, self.start)
@@ -80,9 +87,7 @@ def render_frame(
     budget: PixelBudget,
 ) -> bytes:
     n = len(positions)
-    if request.mix is not None:  # partners are rendered in the same batch, with their own keys
-        partners = mixing.partner_positions(len(order), request.seed, request.epoch, positions)
-        positions = np.concatenate([positions, partners])
+    positions = request.rendered(positions, len(order))  # partners: in the batch, own keys
     indices = order[positions]
     read_many = getattr(source, "read_many", None)  # remote sources read a batch at once
     reads = (
