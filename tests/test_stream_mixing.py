@@ -193,3 +193,17 @@ def test_a_labelled_tar_mixes_once_num_classes_is_given(server):
     ((tensors, _),) = got
     assert tensors["targets"].shape == (4, 2)
     np.testing.assert_allclose(tensors["targets"][:, 1], 1.0)  # every label is 1
+
+
+def test_the_torch_dataset_hands_out_the_mixing_fields(server):
+    from augsvc_client.torch_data import AugsvcIterableDataset
+    from torch.utils.data import DataLoader
+
+    dataset = AugsvcIterableDataset(server.url, "train", "mix-test", seed=SEED, batch_size=8,
+                                    rank=0, world_size=1, mix=MIX)  # fmt: skip
+    items = list(DataLoader(dataset, batch_size=None, num_workers=0))
+    raw = stream(server, **MIX)
+    assert len(items) == len(raw)
+    for item, (tensors, _) in zip(items, raw, strict=True):
+        for name in ("images", "labels", "targets", "lam", "partners"):
+            assert torch.equal(item[name], torch.from_numpy(tensors[name])), name

@@ -9,7 +9,9 @@ server already batches, and each item is a dict of tensors::
 
     {"images": uint8 (B, C, H, W), "indices": int64 (B,), "labels": int64 (B,)}
 
-(``labels`` only when the dataset has them).
+(``labels`` only when the dataset has them). With ``mix=`` (the stream's MixUp / CutMix
+settings, see ``Client.stream``) items also hold ``targets`` (float32 soft targets),
+``lam`` and ``partners``.
 
 Epochs: call :meth:`set_epoch` before each epoch, like ``DistributedSampler``; without
 it every pass repeats the same epoch. DataLoader workers iterate copies of the dataset
@@ -25,6 +27,7 @@ DataLoader's), and once told it refuses to run in a DataLoader with another one.
 from __future__ import annotations
 
 import operator
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -82,6 +85,7 @@ class AugsvcIterableDataset(IterableDataset):  # type: ignore[type-arg]
         drop_last: bool = False,
         timeout: float | None = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
+        mix: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if num_workers is not None and num_workers < 0:
@@ -100,6 +104,7 @@ class AugsvcIterableDataset(IterableDataset):  # type: ignore[type-arg]
         self.drop_last = drop_last
         self.timeout = timeout
         self.retry = retry
+        self.mix = dict(mix) if mix else None
         self._size: int | None = None
 
     @property
@@ -164,8 +169,10 @@ class AugsvcIterableDataset(IterableDataset):  # type: ignore[type-arg]
                 world_size=shards,
                 drop_last=self.drop_last,
                 output="torch",
+                mix=self.mix,
             ):
                 item = {"images": batch.images, "indices": batch.indices}
-                if batch.labels is not None:
-                    item["labels"] = batch.labels
+                for name in ("labels", "targets", "lam", "partners"):
+                    if (value := getattr(batch, name)) is not None:
+                        item[name] = value
                 yield item
