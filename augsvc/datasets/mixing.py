@@ -228,11 +228,19 @@ def mix_images(a: torch.Tensor, b: torch.Tensor, draws: Draws) -> torch.Tensor:
     out = a.clone()
     blend = np.flatnonzero(~draws.cutmix & (draws.lam != 1.0))
     if len(blend):
-        rows = torch.as_tensor(blend, device=a.device)
         own, other = _weights(draws.lam[blend], torch.float32, a.device, 4)
-        mixed = a.index_select(0, rows).float().mul_(own)
-        mixed.add_(b.index_select(0, rows).float().mul_(other))
-        out.index_copy_(0, rows, mixed.round_().clamp_(0, 255).to(a.dtype))
+        if a.device.type == "cpu":  # a row at a time in two reused buffers: cache-sized passes
+            buf = torch.empty(a.shape[1:], dtype=torch.float32)
+            tmp = torch.empty_like(buf)
+            for j, i in enumerate(blend.tolist()):
+                buf.copy_(a[i]).mul_(own[j])
+                buf.add_(tmp.copy_(b[i]).mul_(other[j]))
+                out[i].copy_(buf.round_().clamp_(0, 255))
+        else:
+            rows = torch.as_tensor(blend, device=a.device)
+            mixed = a.index_select(0, rows).float().mul_(own)
+            mixed.add_(b.index_select(0, rows).float().mul_(other))
+            out.index_copy_(0, rows, mixed.round_().clamp_(0, 255).to(a.dtype))
     for i in np.flatnonzero(draws.cutmix).tolist():  # a slice copy per box: cost ~ box area
         y0, y1, x0, x1 = draws.box[i].tolist()
         out[i, :, y0:y1, x0:x1] = b[i, :, y0:y1, x0:x1]
