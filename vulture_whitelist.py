@@ -5,6 +5,7 @@ reports is dead code. Tests do not count as users.
 """
 
 from augsvc_client.async_client import AsyncClient
+from augsvc_client.batches import StreamBatch
 from augsvc_client.client import Client
 from augsvc_client.errors import RateLimited
 from augsvc_client.regularization.dropout import DropoutSchedule
@@ -25,3 +26,5 @@ RateLimited  # noqa: B018  found by walking the error tree (a proxy's 429)
 _.compress_type  # noqa: B018, F821  zipfile.ZipInfo fields read by zipfile
 _.external_attr  # noqa: B018, F821
 _.__cause__  # noqa: B018, F821  exception chaining read by tracebacks
+StreamBatch.targets  # noqa: B018  public SDK API (a mixing stream's soft targets)
+_.writeable  # noqa: B018, F821  numpy array flags, set read-only on cached arrays

@@ -10,7 +10,12 @@ trained in four settings:
                   service and streamed to the trainer (a new epoch number each epoch);
 3. ``drop+l2``  - dropout between the dense layers + L2 on the kernel weights
                   (``augsvc_client.regularization.set_dropout`` / ``WeightPenalty``);
-4. ``all``      - all three.
+4. ``all``      - all three;
+5. ``all+mix``  - (with ``--mix``) all three plus MixUp / CutMix with label smoothing,
+                  mixed in the training step by ``augsvc_client.regularization.Mixup``
+                  (keyed by epoch and dataset index, so a run mixes the same way every
+                  time) and trained with ``SoftTargetCrossEntropy``; its L2 / dropout are
+                  setting 4's choice and its mixing strength is chosen on validation.
 
 The dropout rate and L2 strength of settings 3 and 4 are chosen on the VALIDATION split
 with a small grid (mean validation accuracy over the seeds); the test split is only
@@ -21,6 +26,7 @@ the service at exit.
 
     python examples/train_cnn.py            # full run (3 seeds, full grid), a few minutes
     python examples/train_cnn.py --quick    # shortened smoke run (1 seed, tiny grid)
+    python examples/train_cnn.py --mix      # adds setting 5 (MixUp / CutMix)
 
 Writes ``results.json``, ``results.md`` and ``learning_curves.png`` to ``--out``
 (default ``examples/out/``). Needs the ``example`` extra (scikit-learn, matplotlib).
@@ -49,7 +55,7 @@ import httpx
 import numpy as np
 import torch
 from augsvc_client import Client
-from augsvc_client.regularization import WeightPenalty, set_dropout
+from augsvc_client.regularization import Mixup, SoftTargetCrossEntropy, WeightPenalty, set_dropout
 from PIL import Image
 from torch import nn
 from torch.nn import functional as F
@@ -70,12 +76,21 @@ RECIPE = {
     "output": {"channels": 1, "size": [32, 32]},
 }
 SETTINGS = ("none", "aug", "drop+l2", "all")
+MIX_SETTING = "all+mix"
 SETTING_TITLES = {
     "none": "1. no regularization",
     "aug": "2. augmentation (streamed)",
     "drop+l2": "3. dropout + L2",
     "all": "4. augmentation + dropout + L2",
+    MIX_SETTING: "5. augmentation + dropout + L2 + MixUp/CutMix",
 }
+#: Setting 5's candidates (timm's Mixup parameters), chosen on validation accuracy:
+#: light MixUp alone, and light MixUp or CutMix half of the time each (timm's switch).
+MIX_GRID: dict[str, dict[str, float]] = {
+    "mixup0.2": {"mixup_alpha": 0.2, "cutmix_alpha": 0.0},
+    "mixup0.2+cutmix1.0": {"mixup_alpha": 0.2, "cutmix_alpha": 1.0, "switch_prob": 0.5},
+}
+LABEL_SMOOTHING = 0.1
 NUM_CLASSES = 10
 IMAGE_SIZE = 32
 
@@ -94,6 +109,8 @@ class Config:
     n_train: int = 300
     n_val: int = 300
     split_seed: int = 20240601
+    #: Run setting 5 (MixUp / CutMix on top of setting 4) over these MIX_GRID cells.
+    mix_grid: tuple[str, ...] = ()
 
     @classmethod
     def quick(cls) -> Config:
@@ -101,6 +118,10 @@ class Config:
             epochs=10, seeds=(0,), l2_grid=(1e-3,), dropout_grid=(0.25, 0.5),
             all_selection="reuse",
         )  # fmt: skip
+
+    @property
+    def settings(self) -> tuple[str, ...]:
+        return (*SETTINGS, MIX_SETTING) if self.mix_grid else SETTINGS
 
 
 # --- data ----------------------------------------------------------------------------------
@@ -219,15 +240,16 @@ def running_service(data_root: Path, log_path: Path, timeout_s: float = 60.0) ->
 
 def stream_epoch(
     client: Client, seed: int, epoch: int, batch_size: int
-) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """One epoch of the training set, augmented by the service: (uint8 N,1,H,W, labels).
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """One epoch of the training set, augmented by the service: (uint8 N,1,H,W, labels,
+    sample keys for Mixup).
 
     The service shuffles (a permutation fixed by seed and epoch) and augments every
     sample with draws keyed by (recipe, seed, epoch, position), so every epoch gets new
     augmentations and a run is reproducible.
     """
     for batch in client.stream(DATASET, RECIPE_NAME, seed=seed, epoch=epoch, batch_size=batch_size):
-        yield batch.images, batch.labels
+        yield batch.images, batch.labels, sample_keys(epoch, batch.indices)
 
 
 # --- model and training --------------------------------------------------------------------
@@ -257,6 +279,11 @@ class SmallCNN(nn.Module):
         return self.head(self.features(x))
 
 
+def sample_keys(epoch: int, indices: np.ndarray | torch.Tensor) -> np.ndarray:
+    """One key per (epoch, dataset index): what Mixup draws each sample's mixing from."""
+    return (np.int64(epoch) << np.int64(32)) + np.asarray(indices, dtype=np.int64)
+
+
 def to_input(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(images).float().div_(255.0)
 
@@ -282,6 +309,7 @@ class RunResult:
     val_curve: list[float] = field(default_factory=list)
     train_curve: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    mix: str = ""
 
 
 @dataclass(frozen=True)
@@ -302,20 +330,24 @@ class Tensors:
         )  # fmt: skip
 
 
-EpochBatches = Callable[[int, int], Iterator[tuple[np.ndarray | torch.Tensor, np.ndarray]]]
+Batch = tuple[torch.Tensor, torch.Tensor, np.ndarray]  # inputs, labels, sample keys
+EpochBatches = Callable[[int, int], Iterator[Batch]]
 
 
 def local_epoch(data: Tensors, batch_size: int) -> EpochBatches:
     """The un-augmented training set, reshuffled each epoch (seeded)."""
 
-    def batches(seed: int, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(seed: int, epoch: int) -> Iterator[Batch]:
         gen = torch.Generator().manual_seed(seed * 100_003 + epoch)
         order = torch.randperm(len(data.y_train), generator=gen)
         for i in range(0, len(order), batch_size):
             take = order[i : i + batch_size]
-            yield data.x_train[take], data.y_train[take]
+            yield data.x_train[take], data.y_train[take], sample_keys(epoch, take)
 
     return batches
+
+
+Streamed = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 class StreamedEpochs:
@@ -335,22 +367,22 @@ class StreamedEpochs:
         self.frames = 0
         self.samples = 0
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="stream-prefetch")
-        self._ahead: dict[tuple[int, int], Future[list[tuple[np.ndarray, np.ndarray]]]] = {}
+        self._ahead: dict[tuple[int, int], Future[list[Streamed]]] = {}
 
-    def _fetch(self, seed: int, epoch: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _fetch(self, seed: int, epoch: int) -> list[Streamed]:
         return list(stream_epoch(self.client, seed, epoch, self.batch_size))
 
-    def _submit(self, seed: int, epoch: int) -> Future[list[tuple[np.ndarray, np.ndarray]]]:
+    def _submit(self, seed: int, epoch: int) -> Future[list[Streamed]]:
         return self._pool.submit(self._fetch, seed, epoch)
 
-    def __call__(self, seed: int, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def __call__(self, seed: int, epoch: int) -> Iterator[Batch]:
         current = self._ahead.pop((seed, epoch), None) or self._submit(seed, epoch)
         if epoch + 1 < self.epochs:
             self._ahead[(seed, epoch + 1)] = self._submit(seed, epoch + 1)
-        for images, labels in current.result():
+        for images, labels, keys in current.result():
             self.frames += 1
             self.samples += len(labels)
-            yield to_input(images), torch.as_tensor(labels)
+            yield to_input(images), torch.as_tensor(labels), keys
 
     def close(self) -> None:
         for future in self._ahead.values():
@@ -367,12 +399,21 @@ def train_one(
     epoch_batches: EpochBatches,
     config: Config,
     log: Callable[[str], None] | None = None,
+    mix: str = "",
 ) -> RunResult:
     started = time.perf_counter()
     torch.manual_seed(seed)
     model = SmallCNN()
     set_dropout(model, dropout)
     penalty = WeightPenalty(model, l2=l2)  # default selection: Linear/Conv weights only
+    # MixUp / CutMix in the same step as dropout and the L2 penalty; its draws come from
+    # (seed, sample keys), so the run mixes the same way however batches are formed.
+    mixup = (
+        Mixup(**MIX_GRID[mix], mode="elem", label_smoothing=LABEL_SMOOTHING,
+              num_classes=NUM_CLASSES, seed=seed)
+        if mix else None
+    )  # fmt: skip
+    soft_loss = SoftTargetCrossEntropy()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     # Cosine decay to 0 over the run: the last epoch's model is a settled one, so the
     # final-epoch accuracies compared below are not one noisy step of a constant-lr walk.
@@ -380,8 +421,12 @@ def train_one(
     val_curve, train_curve = [], []
     for epoch in range(config.epochs):
         model.train()
-        for images, labels in epoch_batches(seed, epoch):
-            loss = F.cross_entropy(model(images), labels)
+        for images, labels, keys in epoch_batches(seed, epoch):
+            if mixup is not None:
+                mixed, targets = mixup(images, labels, keys)
+                loss = soft_loss(model(mixed), targets)
+            else:
+                loss = F.cross_entropy(model(images), labels)
             if l2 > 0:
                 loss = loss + penalty()
             optimizer.zero_grad(set_to_none=True)
@@ -401,10 +446,12 @@ def train_one(
         val_curve=val_curve,
         train_curve=train_curve,
         seconds=time.perf_counter() - started,
+        mix=mix,
     )
     if log is not None:
         log(
-            f"    {setting:8s} seed {seed} l2={l2:g} p={dropout:g}: train {result.train_acc:.3f}"
+            f"    {setting:8s} seed {seed} l2={l2:g} p={dropout:g}{' ' + mix if mix else ''}:"
+            f" train {result.train_acc:.3f}"
             f" val {result.val_acc:.3f} test {result.test_acc:.3f} ({result.seconds:.1f} s)"
         )
     return result
@@ -442,6 +489,28 @@ def grid_search(
     return best, cells
 
 
+def mix_search(
+    l2_p: tuple[float, float],
+    data: Tensors,
+    epoch_batches: EpochBatches,
+    config: Config,
+    log: Callable[[str], None],
+) -> tuple[str, dict[str, list[RunResult]]]:
+    """Setting 5: every mixing candidate on top of setting 4's choice, over all seeds;
+    pick the best mean VALIDATION accuracy (ties go to the first, the lighter one)."""
+    l2, p = l2_p
+    cells: dict[str, list[RunResult]] = {}
+    for mix in config.mix_grid:
+        cells[mix] = [
+            train_one(MIX_SETTING, s, l2, p, data, epoch_batches, config, log, mix=mix)
+            for s in config.seeds
+        ]
+        val = mean_std([r.val_acc for r in cells[mix]])
+        log(f"  [{MIX_SETTING}] {mix}: val {val[0]:.4f} ± {val[1]:.4f}")
+    best = max(cells, key=lambda cell: statistics.fmean(r.val_acc for r in cells[cell]))
+    return best, cells
+
+
 def grid_table(cells: dict[tuple[float, float], list[RunResult]], best: tuple) -> list[dict]:
     return [
         {"l2": l2, "dropout": p, **summarize(runs), "chosen": (l2, p) == best}
@@ -462,7 +531,7 @@ def markdown_table(results: dict) -> str:
         "| setting | L2 λ | dropout p | train acc | val acc | test acc |",
         "|---|---|---|---|---|---|",
     ]
-    for name in SETTINGS:
+    for name in results["settings"]:
         row = results["settings"][name]
 
         def cell(key: str, row: dict = row) -> str:
@@ -470,8 +539,9 @@ def markdown_table(results: dict) -> str:
 
         lam = f"{row['l2']:g}" if row["l2"] else "-"
         p = f"{row['dropout']:g}" if row["dropout"] else "-"
+        title = SETTING_TITLES[name] + (f" ({row['mix']})" if row.get("mix") else "")
         lines.append(
-            f"| {SETTING_TITLES[name]} | {lam} | {p} | "
+            f"| {title} | {lam} | {p} | "
             f"{cell('train_acc')} | {cell('val_acc')} | {cell('test_acc')} |"
         )
     return "\n".join(lines)
@@ -484,7 +554,7 @@ def plot_curves(results: dict, runs: dict[str, list[RunResult]], path: Path) -> 
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
-    for name in SETTINGS:
+    for name in runs:
         for ax, key in zip(axes, ("val_curve", "train_curve"), strict=True):
             curves = np.array([getattr(r, key) for r in runs[name]])
             mean, std = curves.mean(0), curves.std(0)
@@ -558,6 +628,15 @@ def run_experiment(config: Config, out_dir: Path, log: Callable[[str], None]) ->
                 grids[setting] = grid_table(cells, chosen[setting])
                 grid_runs += [r for rs in cells.values() for r in rs]
             log(f"  chosen on validation: drop+l2 {chosen['drop+l2']}, all {chosen['all']}")
+            if config.mix_grid:
+                mix_choice, mix_cells = mix_search(chosen["all"], data, streamed, config, log)
+                chosen[MIX_SETTING] = chosen["all"]
+                runs[MIX_SETTING] = mix_cells[mix_choice]
+                grids[MIX_SETTING] = [
+                    {"mix": cell, **summarize(rs), "chosen": cell == mix_choice}
+                    for cell, rs in mix_cells.items()
+                ]
+                grid_runs += [r for rs in mix_cells.values() for r in rs]
 
     results: dict = {
         "dataset": "sklearn digits, 8x8 upsampled to 32x32 (bilinear), greyscale uint8",
@@ -570,20 +649,22 @@ def run_experiment(config: Config, out_dir: Path, log: Callable[[str], None]) ->
                 if config.all_selection == "grid"
                 else "reused setting 3's choice"
             ),
+            MIX_SETTING: "setting 4's L2 / dropout; mixing chosen on validation accuracy",
         },
         "grids": grids,
         "settings": {},
     }
-    for name in SETTINGS:
+    for name in config.settings:
         l2, p = chosen.get(name, (0.0, 0.0))
         results["settings"][name] = {
             "title": SETTING_TITLES[name],
             "l2": l2,
             "dropout": p,
+            "mix": runs[name][0].mix,
             **summarize(runs[name]),
             "val_curve_mean": np.mean([r.val_curve for r in runs[name]], axis=0).tolist(),
         }
-    ungridded = [name for name in SETTINGS if name not in grids]
+    ungridded = [name for name in config.settings if name not in grids]
     reported = [r for name in ungridded for r in runs[name]]
     results["runs"] = [asdict(r) for r in reported + grid_runs]
     results["train_seconds"] = sum(r.seconds for r in reported + grid_runs)
@@ -603,6 +684,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "examples" / "out")
     parser.add_argument("--epochs", type=int, default=None, help="override the epoch count")
     parser.add_argument(
+        "--mix",
+        action="store_true",
+        help="add setting 5: MixUp / CutMix (SDK Mixup) on top of setting 4",
+    )
+    parser.add_argument(
         "--all-selection",
         choices=["grid", "reuse"],
         default=None,
@@ -616,6 +702,8 @@ def main(argv: list[str] | None = None) -> int:
         overrides["epochs"] = args.epochs
     if args.all_selection is not None:
         overrides["all_selection"] = args.all_selection
+    if args.mix:  # the quick run tries the heavier candidate only
+        overrides["mix_grid"] = tuple(MIX_GRID)[-1:] if args.quick else tuple(MIX_GRID)
     if overrides:
         config = Config(**{**asdict(config), **overrides})
 

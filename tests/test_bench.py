@@ -93,10 +93,12 @@ def test_service_and_stream_benches_run_end_to_end():
     assert all(len(r.seconds) == 1 and r.median > 0 for r in service.rows)
     assert "ratio to in-process engine" in service.markdown()
     stream = run_stream_bench(batch=4, repeats=1, warmup=0, device="cpu", size=(60, 80), files=8)
-    # local disk, the in-process peers, and the same files in an object store
-    assert [r.images for r in stream.rows] == [8] * 6
+    # local disk, mixed, the in-process peers, and the same files in an object store
+    assert [r.images for r in stream.rows] == [8] * 7
     assert "S3 bucket" in stream.rows[-1].name
+    assert "mixup_alpha" in stream.rows[2].name
     assert stream.to_dict()["results"][1]["images_per_s"] > 0
+    assert stream.to_dict()["results"][2]["images_per_s"] > 0
 
 
 def test_sizes_bench_has_a_row_per_size_and_a_mixed_row():

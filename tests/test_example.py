@@ -20,10 +20,7 @@ SETTINGS = ("none", "aug", "drop+l2", "all")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(300)
-def test_train_cnn_quick_end_to_end(tmp_path: Path) -> None:
-    out = tmp_path / "out"
+def run_example(out: Path, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         [str(ROOT / "clients" / "python"), str(ROOT), env.get("PYTHONPATH", "")]
@@ -31,7 +28,7 @@ def test_train_cnn_quick_end_to_end(tmp_path: Path) -> None:
     for name in ("AUGSVC_REDIS_URL", "AUGSVC_API_KEYS"):
         env.pop(name, None)
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--out", str(out)],
+        [sys.executable, str(SCRIPT), "--quick", "--out", str(out), *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -39,6 +36,14 @@ def test_train_cnn_quick_end_to_end(tmp_path: Path) -> None:
         timeout=280,
     )
     assert proc.returncode == 0, f"stdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
+    return proc
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_train_cnn_quick_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = run_example(out)
 
     results = json.loads((out / "results.json").read_text())
     assert set(results["settings"]) == set(SETTINGS)
@@ -69,3 +74,25 @@ def test_train_cnn_quick_end_to_end(tmp_path: Path) -> None:
     data = plot.read_bytes()
     assert data.startswith(PNG_SIGNATURE)
     assert len(data) > 1024
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_train_cnn_mix_setting_trains_with_mixup_on_the_stream(tmp_path: Path) -> None:
+    """``--mix`` adds setting 5 (SDK Mixup in the training step on top of the three
+    defences), run short: 3 epochs, so it fits beside the quick run."""
+    out = tmp_path / "out"
+    proc = run_example(out, "--mix", "--epochs", "3")
+    results = json.loads((out / "results.json").read_text())
+    assert list(results["settings"]) == [*SETTINGS, "all+mix"]
+    row = results["settings"]["all+mix"]
+    assert row["mix"] == "mixup0.2+cutmix1.0"
+    assert (row["l2"], row["dropout"]) == (
+        results["settings"]["all"]["l2"], results["settings"]["all"]["dropout"],
+    )  # fmt: skip
+    assert row["test_acc"]["mean"] > 0.2, row
+    assert results["grids"]["all+mix"][0]["chosen"]
+    streamed = [r for r in results["runs"] if r["setting"] in ("aug", "all", "all+mix")]
+    config = results["config"]
+    assert results["streamed"]["samples"] == len(streamed) * config["epochs"] * config["n_train"]
+    assert "| 5. augmentation + dropout + L2 + MixUp/CutMix (mixup0.2+cutmix1.0) |" in proc.stdout

@@ -448,3 +448,37 @@ def test_a_stream_reads_the_next_batch_ahead_and_only_that(store, prefix):
     for got, batch in ((first, batches[0]), (second, batches[1])):
         assert got == [source.read(int(i)) for i in order[batch]]
     view.close()
+
+
+def test_a_mixing_stream_downloads_the_partners_ahead_too(store, prefix):
+    """A mixing stream renders each batch with its partners: the prefetch fetches both."""
+    import numpy as np
+
+    from augsvc.datasets.mixing import MixSpec
+    from augsvc.datasets.remote_sources import ObjectSources, prefetching
+    from augsvc.datasets.stream import StreamRequest
+
+    sources = ObjectSources(store, [parse_object_url(f"s3://{BUCKET}")])
+    source = sources.open(DatasetSpec(kind="folder", url=f"s3://{BUCKET}/{prefix}"))
+    request = StreamRequest(seed=3, batch_size=4, mix=MixSpec(mixup_alpha=1.0, num_classes=2))
+    order = np.arange(len(source))[::-1].copy()
+    rendered = [request.rendered(b, len(source)) for b in request.batches(len(source))]
+    assert all(len(r) == 8 for r in rendered)
+    view = prefetching(source, order, rendered)
+    base = store.requests
+
+    def settled_requests() -> int:
+        deadline = time.monotonic() + 10
+        seen = -1
+        while store.requests != seen and time.monotonic() < deadline:
+            seen = store.requests
+            time.sleep(0.3)
+        return seen
+
+    first = view.read_many([int(i) for i in order[rendered[0]]])
+    assert settled_requests() - base == 8 + 8  # batch 0 with its partners, batch 1's ahead
+    second = view.read_many([int(i) for i in order[rendered[1]]])
+    assert settled_requests() - base == 8 + 8 + 8  # batch 1 came from the prefetch, 2 ahead
+    assert first == [source.read(int(i)) for i in order[rendered[0]]]
+    assert second == [source.read(int(i)) for i in order[rendered[1]]]
+    view.close()

@@ -345,8 +345,14 @@ def run_service_bench(
     return EndToEndResult("service", env, [row for row, _ in rows])
 
 
-def _stream_epoch(client: httpx.Client, batch: int, epoch: int, dataset: str = "bench") -> int:
-    params = {"recipe": "bench", "seed": 0, "epoch": epoch, "batch_size": batch}
+#: The mixed-stream row's settings (DeiT's): every sample's partner is rendered too.
+STREAM_MIX = {"mixup_alpha": 0.8, "cutmix_alpha": 1.0, "label_smoothing": 0.1}
+
+
+def _stream_epoch(
+    client: httpx.Client, batch: int, epoch: int, dataset: str = "bench", mix: dict | None = None
+) -> int:
+    params = {"recipe": "bench", "seed": 0, "epoch": epoch, "batch_size": batch, **(mix or {})}
     count = 0
     buf = bytearray()
     with client.stream("GET", f"/v1/datasets/{dataset}/stream", params=params) as r:
@@ -406,6 +412,9 @@ def run_stream_bench(
                  augment_epoch),
                 (Row("GET /v1/datasets/{name}/stream (server-side JPEG folder)", images=files),
                  lambda i: _stream_epoch(client, batch, i)),
+                (Row("GET /v1/datasets/{name}/stream, mixup_alpha=0.8 cutmix_alpha=1.0 (a "
+                     "second render per sample: its partner)", images=files),
+                 lambda i: _stream_epoch(client, batch, i, mix=STREAM_MIX)),
                 *[(Row(row.name, images=files), _per_epoch(fn, jpegs, batch))
                   for row, fn in jpeg_peers(jpegs[:batch], CHAINS[chain], batch)],
             ]  # fmt: skip

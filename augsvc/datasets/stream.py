@@ -2,7 +2,8 @@
 
 ``StreamRequest.batches`` splits a rank's share of the epoch into batches of global
 positions; ``render_frame`` reads, decodes, augments and packs one batch into an
-``application/x-augsvc-stream`` frame. The API runs ``render_frame`` in a worker
+``application/x-augsvc-stream`` frame; a mixing stream renders each sample's partner in
+the same batch and mixes them (datasets/mixing.py). The API runs ``render_frame`` in a worker
 thread one batch ahead of the socket, so decode and augmentation overlap sending.
 """
 
@@ -14,6 +15,7 @@ import numpy as np
 import torch
 
 from augsvc import codec
+from augsvc.datasets import mixing
 from augsvc.datasets.frame_targets import batch_target_tensors, read_batch_targets
 from augsvc.datasets.order import MAX_EPOCH, rank_positions, sample_keys
 from augsvc.datasets.sources import Source
@@ -37,6 +39,8 @@ class StreamRequest:
     world_size: int = 1
     start: int = 0
     drop_last: bool = False
+    #: MixUp / CutMix of each sample with its partner (datasets/mixing.py); None: off
+    mix: mixing.MixSpec | None = None
 
     def check(self, plan: Plan, size: int) -> None:
         """Refuse what cannot stream, before any byte of the response is sent."""
@@ -53,6 +57,13 @@ class StreamRequest:
                 "streams need a recipe whose output has one size: end with a crop or "
                 "resize to [h, w], or set output.size"
             )
+
+    def rendered(self, positions: np.ndarray, size: int) -> np.ndarray:
+        """The positions a batch renders: its own, then (when mixing) their partners."""
+        if self.mix is None:
+            return positions
+        partners = mixing.partner_positions(size, self.seed, self.epoch, positions)
+        return np.concatenate([positions, partners])
 
     def batches(self, size: int) -> list[np.ndarray]:
         """This rank's global positions, cut into batches."""
@@ -76,6 +87,8 @@ def render_frame(
     max_pixels: int,
     budget: PixelBudget,
 ) -> bytes:
+    n = len(positions)
+    positions = request.rendered(positions, len(order))  # partners: in the batch, own keys
     indices = order[positions]
     read_many = getattr(source, "read_many", None)  # remote sources read a batch at once
     reads = (
@@ -105,11 +118,13 @@ def render_frame(
             "dataset that mixes grey and colour images",
             errors=[FieldError(("recipe", "output", "channels"), "needed for one channel count")],
         )
-    tensors = {"images": result.images, "indices": torch.from_numpy(indices)}
+    tensors = {"images": result.images[:n], "indices": torch.from_numpy(indices[:n])}
     if reads[0][1] is not None:
-        tensors["labels"] = torch.tensor([r[1] for r in reads], dtype=torch.int64)
+        tensors["labels"] = torch.tensor([r[1] for r in reads[:n]], dtype=torch.int64)
     if targets is not None:
         tensors.update(batch_target_tensors(plan, result, targets))
+    if request.mix is not None:
+        tensors.update(_mix(request, result.images, reads, keys, indices, n))
     metadata = {
         "epoch": str(request.epoch),
         "batch": str(batch_index),
@@ -120,3 +135,25 @@ def render_frame(
         "digest": plan.digest,
     }
     return codec.frame(codec.images_to_safetensors(tensors, metadata))
+
+
+def _mix(
+    request: StreamRequest,
+    images: torch.Tensor,
+    reads: list[tuple[bytes, int | None, str]],
+    keys: np.ndarray,
+    indices: np.ndarray,
+    n: int,
+) -> dict[str, torch.Tensor]:
+    """The frame's mixed images, soft targets, lambdas and partners' dataset indices;
+    rows ``n..`` of ``images`` are the partners of rows ``..n``."""
+    spec = request.mix
+    assert spec is not None
+    labels = torch.tensor([r[1] for r in reads], dtype=torch.int64)
+    draws = mixing.draw(spec, request.seed, keys[:n], images.shape[-2], images.shape[-1])
+    return {
+        "images": mixing.mix_images(images[:n], images[n:], draws),
+        "soft_targets": mixing.soft_targets(labels[:n], labels[n:], draws.lam, spec),
+        "lam": torch.from_numpy(draws.lam),
+        "partners": torch.from_numpy(indices[n:]),
+    }

@@ -89,7 +89,8 @@ async def stream_frames(
     queue: asyncio.Queue[object] = asyncio.Queue(maxsize=prefetch)
     order = epoch_order(len(source), request.seed, request.epoch)
     batches = request.batches(len(source))
-    source = prefetching(source, order, batches)  # object storage: the next batch downloads
+    # object storage: the next batch downloads, with its partners when mixing
+    source = prefetching(source, order, [request.rendered(b, len(order)) for b in batches])
 
     async def produce() -> None:
         final = None

@@ -35,6 +35,7 @@ from augsvc.api.openapi import (
 from augsvc.api.timestamps import iso_timestamp
 from augsvc.codec.media_types import JSON, STREAM
 from augsvc.datasets import Source, parse_spec
+from augsvc.datasets.mixing import MixSpec, labelled
 from augsvc.datasets.order import MAX_EPOCH
 from augsvc.datasets.stream import StreamRequest
 from augsvc.documents import parse_document
@@ -176,13 +177,43 @@ async def stream_dataset(
     world_size: Annotated[int, Query(ge=1, le=65536)] = 1,
     start: Annotated[int, Query(ge=0, description="global epoch position to resume at")] = 0,
     drop_last: bool = False,
+    mixup_alpha: Annotated[
+        float, Query(ge=0, le=1e6, description="MixUp Beta(a, a); 0: off")
+    ] = 0.0,
+    cutmix_alpha: Annotated[
+        float, Query(ge=0, le=1e6, description="CutMix Beta(a, a); 0: off")
+    ] = 0.0,
+    cutmix_minmax: Annotated[
+        list[float] | None,
+        Query(
+            min_length=2, max_length=2, description="CutMix box side ratios min, max (given twice)"
+        ),
+    ] = None,
+    mix_prob: Annotated[float, Query(ge=0, le=1, description="chance a sample is mixed")] = 1.0,
+    switch_prob: Annotated[
+        float, Query(ge=0, le=1, description="chance of CutMix when both are on")
+    ] = 0.5,
+    correct_lam: bool = True,
+    label_smoothing: Annotated[float, Query(ge=0, lt=1)] = 0.0,
+    num_classes: Annotated[
+        int | None, Query(ge=1, le=1_000_000, description="default: the dataset's classes")
+    ] = None,
 ) -> StreamingResponse:
     """Frames of an 8-byte little-endian length + a safetensors blob (images, indices,
-    labels; metadata epoch, batch, rank, world_size, start, position, digest)."""
+    labels; metadata epoch, batch, rank, world_size, start, position, digest). With
+    mixing on (``mixup_alpha``, ``cutmix_alpha`` or ``cutmix_minmax``), each sample is
+    mixed with a partner of the epoch and frames add ``targets`` (soft targets), ``lam``
+    and ``partners`` (the partners' dataset indices)."""
     resolved = await resolver.resolve(recipe)
     stored = await datasets.get(name)
     source = await sources.get(stored)
-    stream = StreamRequest(seed, epoch, batch_size, rank, world_size, start, drop_last)
+    minmax = None if cutmix_minmax is None else (cutmix_minmax[0], cutmix_minmax[1])
+    mix = MixSpec(mixup_alpha, cutmix_alpha, minmax, mix_prob, switch_prob, correct_lam,
+                  label_smoothing, num_classes)  # fmt: skip
+    if mix.enabled:
+        mix = mix.check(source.classes, labelled(source), batch_size)
+    stream = StreamRequest(seed, epoch, batch_size, rank, world_size, start, drop_last,
+                           mix if mix.enabled else None)  # fmt: skip
     stream.check(resolved.plan, len(source))
     pools.claim()
     body = stream_frames(

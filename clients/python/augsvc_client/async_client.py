@@ -210,10 +210,12 @@ class AsyncClient:
         start: int = 0,
         drop_last: bool = False,
         output: Output = "numpy",
+        mix: Mapping[str, Any] | None = None,
     ) -> AsyncIterator[StreamBatch]:
         cursor = StreamCursor(
-            dataset, recipe, seed, epoch, batch_size, rank, world_size, start, drop_last
-        )
+            dataset, recipe, seed, epoch, batch_size, rank, world_size, start, drop_last,
+            mix=mix,
+        )  # fmt: skip
         state = RetryState(self.retry, idempotent=True, rng=self._rng)
         while True:
             frames = FrameBuffer()

@@ -41,7 +41,11 @@ class StreamBatch:
     ``indices`` are dataset indices (what to look labels up by), ``position`` is the
     global epoch position of the batch's first sample, ``labels`` is None when the dataset
     has none. ``targets`` holds each sample's boxes, keypoints and mask when the dataset
-    has them (``augsvc_client.targets``).
+    has them (``augsvc_client.targets``). A mixing stream also sends ``soft_targets``
+    (N, num_classes) float32, ``lam * y + (1 - lam) * y_partner`` (label-smoothed),
+    ``lam`` (float64, each image's own weight; 1.0 where it was not mixed) and
+    ``partners`` (the dataset index each image was mixed with); ``labels`` stay the
+    images' own labels. They are None otherwise.
     """
 
     images: Any
@@ -52,6 +56,9 @@ class StreamBatch:
     batch: int = 0
     digest: str = ""
     targets: list[Any] | None = None
+    soft_targets: Any = None
+    lam: Any = None
+    partners: Any = None
 
     def __len__(self) -> int:
         return len(self.indices)

@@ -272,13 +272,20 @@ class Client:
         start: int = 0,
         drop_last: bool = False,
         output: Output = "numpy",
+        mix: Mapping[str, Any] | None = None,
     ) -> Iterator[StreamBatch]:
         """Batches of a server-side dataset for this rank, resuming after a dropped
         connection from the last complete frame (bounded by the retry policy, whose
-        count restarts whenever a frame arrives)."""
+        count restarts whenever a frame arrives).
+
+        ``mix`` turns on server-side MixUp / CutMix with timm's parameter names
+        (``mixup_alpha``, ``cutmix_alpha``, ``cutmix_minmax``, ``mix_prob``,
+        ``switch_prob``, ``correct_lam``, ``label_smoothing``, ``num_classes``): each
+        batch then carries ``targets`` (soft targets), ``lam`` and ``partners``."""
         cursor = StreamCursor(
-            dataset, recipe, seed, epoch, batch_size, rank, world_size, start, drop_last
-        )
+            dataset, recipe, seed, epoch, batch_size, rank, world_size, start, drop_last,
+            mix=mix,
+        )  # fmt: skip
         state = RetryState(self.retry, idempotent=True, rng=self._rng)
         while True:
             frames = FrameBuffer()

@@ -320,9 +320,10 @@ def stream(
     world_size: int,
     start: int,
     drop_last: bool,
+    mix: Mapping[str, Any] | None = None,
 ) -> Call:
     """GET /v1/datasets/{name}/stream from global position ``start`` (decoded by frames)."""
-    params = {
+    params: dict[str, Any] = {
         "recipe": recipe,
         "seed": str(seed),
         "epoch": str(epoch),
@@ -331,6 +332,7 @@ def stream(
         "world_size": str(world_size),
         "start": str(start),
         "drop_last": "true" if drop_last else "false",
+        **mix_params(mix),
     }
     return Call(
         "GET",
@@ -339,3 +341,30 @@ def stream(
         params=params,
         headers={"Accept": STREAM},
     )
+
+
+#: The stream's mixing parameters (timm's Mixup names; ``mix_prob`` is timm's ``prob``).
+MIX_PARAMS = frozenset(
+    {"mixup_alpha", "cutmix_alpha", "cutmix_minmax", "mix_prob", "switch_prob", "correct_lam",
+     "label_smoothing", "num_classes"}
+)  # fmt: skip
+
+
+def mix_params(mix: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Query parameters of a stream's ``mix`` settings (``cutmix_minmax`` is sent twice)."""
+    if not mix:
+        return {}
+    unknown = sorted(set(mix) - MIX_PARAMS)
+    if unknown:
+        raise ValueError(f"unknown mixing parameters {unknown}; known: {sorted(MIX_PARAMS)}")
+    out: dict[str, Any] = {}
+    for name, value in mix.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            out[name] = "true" if value else "false"
+        elif name == "cutmix_minmax":
+            out[name] = [str(float(v)) for v in value]
+        else:
+            out[name] = str(value)
+    return out

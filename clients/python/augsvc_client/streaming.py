@@ -15,7 +15,9 @@ augmentation of the rest of the epoch.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from . import request
 from .batches import StreamBatch
@@ -36,6 +38,7 @@ class StreamCursor:
     drop_last: bool = False
     received: int = 0
     digest: str = ""  # pinned by the first frame
+    mix: Mapping[str, Any] | None = None  # MixUp / CutMix settings, sent on every resume
 
     def __post_init__(self) -> None:
         if self.world_size < 1 or not 0 <= self.rank < self.world_size:
@@ -44,6 +47,7 @@ class StreamCursor:
             raise ValueError("batch_size must be >= 1 and start >= 0")
         if not isinstance(self.recipe, str):
             raise TypeError("a stream's recipe is a stored reference (name, name@N, sha256:...)")
+        request.mix_params(self.mix)  # refuse unknown names before the first request
 
     @property
     def resume_start(self) -> int:
@@ -76,4 +80,5 @@ class StreamCursor:
             world_size=self.world_size,
             start=self.resume_start,
             drop_last=self.drop_last,
+            mix=self.mix,
         )

@@ -10,7 +10,9 @@ server already batches, and each item is a dict of tensors::
     {"images": uint8 (B, C, H, W), "indices": int64 (B,), "labels": int64 (B,)}
 
 (``labels`` only when the dataset has them; ``targets``, a list of per-sample dicts of
-boxes, keypoints and masks, only for datasets with targets).
+boxes, keypoints and masks, only for datasets with targets). With ``mix=`` (the
+stream's MixUp / CutMix settings, see ``Client.stream``) items also hold
+``soft_targets`` (float32), ``lam`` and ``partners``.
 
 Epochs: call :meth:`set_epoch` before each epoch, like ``DistributedSampler``; without
 it every pass repeats the same epoch. DataLoader workers iterate copies of the dataset
@@ -26,6 +28,7 @@ DataLoader's), and once told it refuses to run in a DataLoader with another one.
 from __future__ import annotations
 
 import operator
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -87,6 +90,7 @@ class AugsvcIterableDataset(IterableDataset):  # type: ignore[type-arg]
         drop_last: bool = False,
         timeout: float | None = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
+        mix: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if num_workers is not None and num_workers < 0:
@@ -105,6 +109,7 @@ class AugsvcIterableDataset(IterableDataset):  # type: ignore[type-arg]
         self.drop_last = drop_last
         self.timeout = timeout
         self.retry = retry
+        self.mix = dict(mix) if mix else None
         self._size: int | None = None
 
     @property
@@ -169,12 +174,12 @@ class AugsvcIterableDataset(IterableDataset):  # type: ignore[type-arg]
                 world_size=shards,
                 drop_last=self.drop_last,
                 output="torch",
+                mix=self.mix,
             ):
                 item = {"images": batch.images, "indices": batch.indices}
-                if batch.labels is not None:
-                    item["labels"] = batch.labels
-                if batch.targets is not None:
-                    item["targets"] = batch.targets
+                for name in ("labels", "targets", "soft_targets", "lam", "partners"):
+                    if (value := getattr(batch, name)) is not None:
+                        item[name] = value
                 yield item
 
 

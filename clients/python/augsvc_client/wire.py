@@ -144,4 +144,7 @@ def decode_stream_frame(blob: bytes, output: Output = "numpy") -> StreamBatch:
         batch=int(meta.get("batch", 0)),
         digest=meta.get("digest", ""),
         targets=targets,
+        soft_targets=convert(tensors.get("soft_targets"), output),
+        lam=convert(tensors.get("lam"), output),
+        partners=convert(tensors.get("partners"), output),
     )
