@@ -556,8 +556,8 @@ def test_redis_statefulset_persists_with_aof() -> None:
 
 def test_every_augsvc_variable_is_a_real_setting() -> None:
     """A misspelt AUGSVC_* variable is silently ignored by the service: catch it here."""
-    # AUGSVC_API_KEY is the CLI client's key (augsvc recipe ...), not a server setting.
-    known = _settings_env_names() | {"AUGSVC_API_KEY"}
+    # AUGSVC_URL and AUGSVC_API_KEY are the SDK's and the CLI's, not server settings.
+    known = _settings_env_names() | {"AUGSVC_URL", "AUGSVC_API_KEY"}
     unknown = {}
     for path in SETTINGS_USERS:
         names = set(ENV_NAME.findall(path.read_text()))
