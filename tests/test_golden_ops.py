@@ -5,7 +5,9 @@ per op, and rewritten when the first warp became region-first (only its resampli
 last bits moved, within the bound ``test_engine_region`` states); any later change
 that alters a single byte of any op's output (or a draw's slot, or a record name)
 fails here. A deliberate change of an op's maths regenerates them with
-``python -m tests.test_golden_ops`` and says why in its commit.
+``python -m tests.test_golden_ops`` and says why in its commit; a new op's cases are
+added with ``python -m tests.test_golden_ops --new``, which leaves every other hash as
+it is.
 """
 
 from __future__ import annotations
@@ -74,6 +76,20 @@ CASES: dict[str, dict[str, Any]] = {
             {"op": "random_erasing", "p": 0.5, "value": [255, 0, 0]},
         ]
     },
+    "posterize": {"ops": [{"op": "posterize", "bits": [1, 6], "p": 0.8}]},
+    "solarize": {"ops": [{"op": "solarize", "threshold": [50, 220], "p": 0.8}]},
+    "equalize": {"ops": [{"op": "rotate", "degrees": 20}, {"op": "equalize", "p": 0.7}]},
+    "autocontrast": {"ops": [{"op": "autocontrast", "p": 0.7}]},
+    "invert": {"ops": [{"op": "invert", "p": 0.6}]},
+    "sharpness": {"ops": [{"op": "sharpness", "factor": [0.0, 2.0], "p": 0.9}]},
+    "shear": {"ops": [{"op": "shear", "x": 20, "y": [-5, 10], "p": 0.9}]},
+    "shear_corner": {"ops": [{"op": "shear", "x": [-16.7, 16.7], "center": [0, 0]}]},
+    "translate": {"ops": [{"op": "translate", "x": 0.2, "y": [-9, 4.5], "p": 0.9}]},
+    "translate_fraction": {"ops": [{"op": "translate", "x": 0.3, "y": 0.1, "units": "fraction"}]},
+    "brightness": {"ops": [{"op": "brightness", "factor": [0.2, 1.8], "p": 0.9}]},
+    "contrast": {"ops": [{"op": "contrast", "factor": [0.2, 1.8], "p": 0.9}]},
+    "saturation": {"ops": [{"op": "saturation", "factor": [0.0, 2.0], "p": 0.9}]},
+    "hue": {"ops": [{"op": "hue", "factor": 0.4, "p": 0.9}]},
 }  # fmt: skip
 
 
@@ -132,11 +148,14 @@ def test_region_first_stays_within_its_bound_of_the_whole_image_path(case: str) 
                 assert diff.mean() < 0.05, case
 
 
-def write() -> None:
-    GOLDEN.write_text(
-        json.dumps({case: fingerprint(r) for case, r in sorted(CASES.items())}, indent=1) + "\n"
-    )
+def write(only_new: bool = False) -> None:
+    """Regenerate the hashes; ``only_new`` adds cases that have none and keeps the rest."""
+    kept = json.loads(GOLDEN.read_text()) if only_new else {}
+    hashes = {case: kept.get(case) or fingerprint(recipe) for case, recipe in sorted(CASES.items())}
+    GOLDEN.write_text(json.dumps(hashes, indent=1) + "\n")
 
 
 if __name__ == "__main__":
-    write()
+    import sys
+
+    write(only_new="--new" in sys.argv[1:])

@@ -35,7 +35,9 @@ if TYPE_CHECKING:  # annotations only: the engine's package imports the ops
 Params = dict[str, np.ndarray]
 Canvas = tuple[np.ndarray, np.ndarray]  # (heights, widths), float64, one per sample
 Size = tuple[int, int]
-OpKind = Literal["geometric", "colour", "filter", "erase", "normalize"]
+OpKind = Literal[
+    "geometric", "colour", "filter", "tone", "erase", "normalize", "combinator", "policy"
+]
 
 
 class Op(BaseModel):
@@ -66,8 +68,9 @@ class Op(BaseModel):
         return self
 
     def applied(self, draws: Draws) -> np.ndarray:
-        """Slot 0: which samples this op acts on."""
-        return draws.bernoulli(0, self.p)
+        """Slot 0: which samples this op acts on (of those a combinator chose it for)."""
+        coin = draws.bernoulli(0, self.p)
+        return coin if draws.gate is None else coin & draws.gate
 
     def sample(self, draws: Draws, canvas: Canvas) -> Params:
         """Per-sample parameters; by default only the apply-or-skip coin."""
