@@ -24,3 +24,4 @@ RateLimited  # noqa: B018  found by walking the error tree (a proxy's 429)
 _.compress_type  # noqa: B018, F821  zipfile.ZipInfo fields read by zipfile
 _.external_attr  # noqa: B018, F821
 _.__cause__  # noqa: B018, F821  exception chaining read by tracebacks
+_.all_ops  # noqa: B018, F821  an augmix field, read by its table validator from the field data
