@@ -43,6 +43,8 @@ class Plan:
     stages: tuple[Stage, ...]
     #: The members of combinators and policies, by the key their stages name them with.
     members: dict[str, selection.Member] = field(default_factory=dict, compare=False, hash=False)
+    #: The recipe's ops as they run: a shorthand (a timm policy string) expanded.
+    ops: tuple[Op, ...] = field(default=(), compare=False, hash=False)
 
     @property
     def out_dtype(self) -> str:
@@ -55,10 +57,16 @@ def _stage_kind(op: Op) -> StageKind:
     return "colour" if isinstance(op, ColourOp) else "pixel"
 
 
+def expanded(recipe: Recipe) -> tuple[Op, ...]:
+    """The recipe's ops as the plan runs them (shorthands replaced by what they mean)."""
+    return tuple(op.expand() for op in recipe.ops)
+
+
 def compile_plan(recipe: Recipe) -> Plan:
     """Group ops into stages. ``output.size`` adds a resize right after the last
     geometric op (so it joins that warp), or first when there is none."""
-    indexed: list[tuple[int | str, Op]] = list(enumerate(recipe.ops))
+    ops = expanded(recipe)
+    indexed: list[tuple[int | str, Op]] = list(enumerate(ops))
     if recipe.output.size is not None:
         last_geo = max(
             (i for i, op in enumerate(recipe.ops) if isinstance(op, GeometricOp)), default=-1
@@ -73,7 +81,9 @@ def compile_plan(recipe: Recipe) -> Plan:
             continue
         kind = _stage_kind(op)
         _add(stages, kind, ((index, op),), merge=kind != "pixel")
-    return Plan(recipe=recipe, digest=digest(recipe), stages=tuple(stages), members=members)
+    return Plan(
+        recipe=recipe, digest=digest(recipe), stages=tuple(stages), members=members, ops=ops
+    )
 
 
 def _add(
@@ -132,7 +142,7 @@ def sample_plan(plan: Plan, seed: int, keys: np.ndarray, in_hw: np.ndarray) -> S
     total = geometry.eye(n)
     record: dict[str, np.ndarray] = {}
     stages: list[Params] = []
-    chooser = selection.Chooser(plan.recipe.ops, plan.members, states, record)
+    chooser = selection.Chooser(plan.ops, plan.members, states, record)
     for stage in plan.stages:
         matrix = geometry.eye(n)
         cmap = ColourMap(n)

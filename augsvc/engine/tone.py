@@ -54,6 +54,18 @@ def solarize(x: torch.Tensor, applied: np.ndarray, threshold: np.ndarray) -> tor
     return _put(x, rows, torch.where(q >= t, 255 - q, q))
 
 
+def solarize_add(
+    x: torch.Tensor, applied: np.ndarray, add: np.ndarray, threshold: float
+) -> torch.Tensor:
+    """Add ``add`` (truncated to whole levels) to values below ``threshold``, capped at
+    255: PIL's lookup table in timm's ``solarize_add``."""
+    q, rows = _select(x, applied)
+    if q is None:
+        return x
+    a = _per_sample(np.trunc(np.asarray(add, dtype=np.float64)), applied, q)
+    return _put(x, rows, torch.where(q < threshold, (q + a).clamp_(max=255), q))
+
+
 def invert(x: torch.Tensor, applied: np.ndarray) -> torch.Tensor:
     q, rows = _select(x, applied)
     return x if q is None else _put(x, rows, 255 - q)

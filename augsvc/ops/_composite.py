@@ -13,10 +13,10 @@ pixel member runs on the samples that drew it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
-from pydantic import ValidationError
+from pydantic import BeforeValidator, Field, SerializeAsAny, ValidationError, WithJsonSchema
 
 from augsvc.engine.rng import Draws
 from augsvc.ops.base import Canvas, Op, OpKind, Params
@@ -93,6 +93,22 @@ def parse_members(v: Any) -> tuple[Op, ...]:
             )
         out.append(op)
     return tuple(out)
+
+
+#: Any op document; each is validated by its own class (the recipe schema lists them).
+OP_DOCUMENT = {
+    "type": "object",
+    "required": ["op"],
+    "properties": {"op": {"type": "string", "description": "An op name of GET /v1/ops."}},
+}
+
+#: The ``ops`` field of a combinator: a non-empty list of op documents.
+Members = Annotated[
+    tuple[SerializeAsAny[Op], ...],
+    BeforeValidator(lambda v: parse_members(v)),
+    Field(min_length=1, max_length=64),
+    WithJsonSchema({"type": "array", "items": OP_DOCUMENT, "minItems": 1, "maxItems": 64}),
+]
 
 
 def categorical(u: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -14,14 +14,21 @@ to whole pixels, and ``value = base + sign * magnitude`` (factor ops have base 1
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, SerializeAsAny, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    SerializeAsAny,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 
 from augsvc.engine.rng import Draws
-from augsvc.ops._composite import CompositeOp, Selection
+from augsvc.ops._composite import OP_DOCUMENT, CompositeOp, Selection
 from augsvc.ops.base import Canvas, Op
 from augsvc.ops.registry import op_class
 
@@ -34,7 +41,9 @@ class Entry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    op: SerializeAsAny[Op] | None  # None: Identity
+    op: Annotated[
+        SerializeAsAny[Op] | None, WithJsonSchema({"anyOf": [OP_DOCUMENT, {"type": "null"}]})
+    ]  # None: Identity
     slot: int | None = None  # the op's draw slot the magnitude is handed to
     magnitudes: tuple[float, ...] = ()  # one per bin; empty: no magnitude
     signed: bool = False

@@ -68,51 +68,67 @@ class AugMix(PixelOp):
             full = tuple(e for e in full if e.name in _PARTIAL)
         return derived(v, full, info)
 
+    def _steps(self) -> tuple[Any, ...]:
+        """The table the chains draw their ops from."""
+        return self.table or ()
+
     @property
     def _max_depth(self) -> int:
         return self.chain_depth if self.chain_depth > 0 else 3
 
     def sample(self, draws: Draws, canvas: Canvas) -> Params:
         """slot 0: the coin; from slot 1: the Beta weight's two Gamma variates; from
-        slot 100: the chains' Dirichlet weights; chain c's draws at 1000 + 64c: its
-        depth at +63, step d's op, bin and sign at +4d, +4d+1, +4d+2."""
+        slot 100: the chains' Dirichlet weights; chain c's draws at 1000 + 128c: its
+        depth at +127, step d's op at +8d, its magnitude from +8d+1 (up to three
+        slots), its sign at +8d+4."""
         on = self.applied(draws)
         n, width, depth_max = draws.n, self.mixture_width, self._max_depth
-        table = self.table or ()
+        table = self._steps()
         m = dirichlet(draws, _BETA_SLOT, self.alpha, 2)
-        weights = dirichlet(draws, _WEIGHTS_SLOT, self.alpha, width) * m[:, 1:2]
+        weights = dirichlet(draws, _WEIGHTS_SLOT, self.alpha, width)
         depth = np.zeros((n, width), dtype=np.int64)
         choice = np.full((n, width, depth_max), -1, dtype=np.int64)
-        bins = np.full((n, width, depth_max), -1, dtype=np.int64)
+        bins = np.full((n, width, depth_max), -1, dtype=self._level_dtype)
         values = np.zeros((n, width, depth_max))
         for c in range(width):
-            base = _CHAIN_SLOT + 64 * c
+            base = _CHAIN_SLOT + 128 * c
             if self.chain_depth > 0:
                 depth[:, c] = self.chain_depth
             else:
-                depth[:, c] = 1 + np.minimum((draws.uniform(base + 63) * 3).astype(np.int64), 2)
+                depth[:, c] = 1 + np.minimum((draws.uniform(base + 127) * 3).astype(np.int64), 2)
             for d in range(depth_max):
                 live = on & (d < depth[:, c])
-                pick = np.minimum((draws.uniform(base + 4 * d) * len(table)).astype(np.int64),
+                pick = np.minimum((draws.uniform(base + 8 * d) * len(table)).astype(np.int64),
                                   len(table) - 1)  # fmt: skip
-                b = np.minimum((draws.uniform(base + 4 * d + 1) * self.severity).astype(np.int64),
-                               self.severity - 1)  # fmt: skip
-                signs = np.where(draws.uniform(base + 4 * d + 2) < 0.5, -1.0, 1.0)
+                signs = np.where(draws.uniform(base + 8 * d + 4) < 0.5, -1.0, 1.0)
                 choice[:, c, d] = np.where(live, pick, -1)
+                levels = self._level(draws, base + 8 * d + 1)
                 for j, entry in enumerate(table):
                     here = live & (pick == j)
-                    if entry.magnitudes and here.any():
-                        bins[here, c, d] = b[here]
-                        values[here, c, d] = entry.values(b, signs, canvas)[here]
+                    if entry.slot is not None and here.any():
+                        bins[here, c, d] = levels[here]
+                        values[here, c, d] = entry.values(levels, signs, canvas)[here]
         return {
             "applied": on,
             "beta": np.where(on, m[:, 1], 0.0),
-            "weights": np.where(on[:, None], weights, 0.0),
+            "weights": np.where(on[:, None], weights * self._chain_share(m), 0.0),
             "depth": np.where(on[:, None], depth, 0),
             "choice": choice,
-            "bin": bins,
+            self._level_name: bins,
             "value": values,
         }
+
+    _level_name: ClassVar[str] = "bin"
+    _level_dtype: ClassVar[type] = np.int64
+
+    def _level(self, draws: Draws, slot: int) -> np.ndarray:
+        """Each step's magnitude bin: uniform below ``severity``."""
+        u = draws.uniform(slot)
+        return np.minimum((u * self.severity).astype(np.int64), self.severity - 1)
+
+    def _chain_share(self, m: np.ndarray) -> np.ndarray:
+        """What the chain weights are scaled by: torchvision's are shares of the whole."""
+        return m[:, 1:2]
 
     def apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         rows = np.flatnonzero(params["applied"])
@@ -123,20 +139,27 @@ class AugMix(PixelOp):
         q = x[idx].round().clamp_(0, 255)
         n, _, h, w = q.shape
         canvas = (np.full(n, float(h)), np.full(n, float(w)))
-        mix = q * _column(1.0 - sel["beta"], q)
-        for c in range(self.mixture_width):
-            chain = self._chain(q, sel["choice"][:, c], sel["value"][:, c], canvas)
-            mix = mix.add_(chain * _column(sel["weights"][:, c], q))
+        chains = [
+            self._chain(q, sel["choice"][:, c], sel["value"][:, c], canvas)
+            for c in range(self.mixture_width)
+        ]
         out = x.clone()
-        out[idx] = mix.clamp_(0, 255).floor_()
+        out[idx] = self._mix(q, chains, sel)
         return out
+
+    def _mix(self, q: torch.Tensor, chains: list[torch.Tensor], sel: Params) -> torch.Tensor:
+        """torchvision's: (1 - beta) x + sum of weight * chain, truncated."""
+        mix = q * _column(1.0 - sel["beta"], q)
+        for c, chain in enumerate(chains):
+            mix = mix.add_(chain * _column(sel["weights"][:, c], q))
+        return mix.clamp_(0, 255).floor_()
 
     def _chain(
         self, q: torch.Tensor, choice: np.ndarray, values: np.ndarray, canvas: Canvas
     ) -> torch.Tensor:
         """One chain on every sample: its geometric steps as one warp, then the rest in
         order, each rounded onto the uint8 grid as torchvision's uint8 ops leave it."""
-        table = self.table or ()
+        table = self._steps()
         n = q.shape[0]
         matrix = geometry.eye(n)
         for d in range(choice.shape[1]):

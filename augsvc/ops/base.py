@@ -19,7 +19,7 @@ apply-or-skip coin; the other slots are part of the reproducibility contract
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -51,6 +51,9 @@ class Op(BaseModel):
     changes_size: ClassVar[bool] = False
     #: An op that must end the recipe (normalisation: its float output is final).
     terminal: ClassVar[bool] = False
+    #: The parameters a policy's catalogue entry shows its expansion for (beside
+    #: the defaults); a policy without defaults for every field needs one.
+    example: ClassVar[dict[str, Any]] = {}
     p: Probability = 1.0
 
     @classmethod
@@ -65,6 +68,11 @@ class Op(BaseModel):
                 "p must be 1 for ops that change the image size (a skipped sample would "
                 "not match the batch's output size)"
             )
+        return self
+
+    def expand(self) -> Op:
+        """The op the plan runs for this one: itself, or for a shorthand (a policy
+        string) the op it stands for."""
         return self
 
     def applied(self, draws: Draws) -> np.ndarray:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, SerializeAsAny, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from augsvc.engine.rng import Draws
-from augsvc.ops._composite import CompositeOp, Selection, categorical, parse_members
+from augsvc.ops._composite import CompositeOp, Members, Selection, categorical
 from augsvc.ops.base import Canvas, Op
 from augsvc.ops.fields import number
 from augsvc.ops.registry import register
@@ -21,15 +21,10 @@ class OneOf(CompositeOp):
     ``choice`` (N, 1) says which (-1: the combinator's own ``p`` skipped it)."""
 
     op: Literal["one_of"] = "one_of"
-    ops: tuple[SerializeAsAny[Op], ...] = Field(min_length=1, max_length=64)
+    ops: Members
     weights: tuple[float, ...] | None = Field(
         default=None, description="One weight >= 0 per op (not all 0); equal when absent."
     )
-
-    @field_validator("ops", mode="before")
-    @classmethod
-    def _ops(cls, v: Any) -> tuple[Op, ...]:
-        return parse_members(v)
 
     @field_validator("weights", mode="before")
     @classmethod

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
-from pydantic import Field, SerializeAsAny, field_validator
+from pydantic import Field
 
 from augsvc.engine.rng import Draws
-from augsvc.ops._composite import CompositeOp, Selection, parse_members, permutations
+from augsvc.ops._composite import CompositeOp, Members, Selection, permutations
 from augsvc.ops.base import Canvas, Op
 from augsvc.ops.registry import register
 
@@ -21,12 +21,7 @@ class RandomOrder(CompositeOp):
     before the others (see the design notes on policies and fusion)."""
 
     op: Literal["random_order"] = "random_order"
-    ops: tuple[SerializeAsAny[Op], ...] = Field(min_length=1, max_length=16)
-
-    @field_validator("ops", mode="before")
-    @classmethod
-    def _ops(cls, v: Any) -> tuple[Op, ...]:
-        return parse_members(v)
+    ops: Members = Field(max_length=16)
 
     def candidates(self) -> tuple[Op | None, ...]:
         return self.ops

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
-from pydantic import Field, SerializeAsAny, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from augsvc.engine.rng import Draws
-from augsvc.ops._composite import CompositeOp, Selection, parse_members, permutations
+from augsvc.ops._composite import CompositeOp, Members, Selection, permutations
 from augsvc.ops.base import Canvas, Op
 from augsvc.ops.registry import register
 
@@ -21,14 +21,9 @@ class SomeOf(CompositeOp):
     into ``ops`` each sample took, in the order they acted."""
 
     op: Literal["some_of"] = "some_of"
-    ops: tuple[SerializeAsAny[Op], ...] = Field(min_length=1, max_length=64)
+    ops: Members
     n: int = Field(ge=0, description="How many of the ops each sample takes (<= len(ops)).")
     random_order: bool = True
-
-    @field_validator("ops", mode="before")
-    @classmethod
-    def _ops(cls, v: Any) -> tuple[Op, ...]:
-        return parse_members(v)
 
     @field_validator("n")
     @classmethod

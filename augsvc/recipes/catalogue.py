@@ -13,22 +13,28 @@ REF_TEMPLATE = "#/$defs/{model}"
 
 
 def catalogue() -> list[dict[str, Any]]:
-    """Every op with its description, kind and JSON schema (served at GET /v1/ops)."""
+    """Every op with its description, kind and JSON schema (served at GET /v1/ops); a
+    policy also shows its ``expansion``: its canonical form with the default
+    parameters (or its example's), the op table a recipe's digest pins."""
     return copy.deepcopy(_catalogue(generation()))
 
 
 @lru_cache(maxsize=4)
 def _catalogue(_generation: int) -> list[dict[str, Any]]:
-    return [
-        {
+    entries = []
+    for cls in registered():
+        entry = {
             "op": cls.name(),
             "kind": cls.kind,
             "changes_size": cls.changes_size,
             "description": " ".join((cls.__doc__ or "").split()),
             "schema": cls.model_json_schema(),
         }
-        for cls in registered()
-    ]
+        if cls.kind == "policy":
+            doc = {"op": cls.name(), **cls.example}
+            entry["expansion"] = cls.model_validate(doc).model_dump(mode="json")
+        entries.append(entry)
+    return entries
 
 
 def recipe_json_schema(ref_template: str = REF_TEMPLATE) -> dict[str, Any]:
