@@ -90,7 +90,39 @@ CASES: dict[str, dict[str, Any]] = {
     "contrast": {"ops": [{"op": "contrast", "factor": [0.2, 1.8], "p": 0.9}]},
     "saturation": {"ops": [{"op": "saturation", "factor": [0.0, 2.0], "p": 0.9}]},
     "hue": {"ops": [{"op": "hue", "factor": 0.4, "p": 0.9}]},
+    "solarize_add": {"ops": [{"op": "solarize_add", "add": [10, 90], "p": 0.9}]},
+    "one_of": {
+        "ops": [{"op": "one_of", "weights": [1, 2, 1], "ops": [
+            {"op": "rotate", "degrees": 30}, {"op": "posterize", "bits": 3},
+            {"op": "brightness", "factor": [0.5, 1.5]}]}]
+    },
+    "some_of": {
+        "ops": [{"op": "some_of", "n": 2, "p": 0.9, "ops": [
+            {"op": "shear", "x": 15}, {"op": "equalize"}, {"op": "contrast", "factor": 0.5},
+            {"op": "solarize", "threshold": 128}]}]
+    },
+    "random_order": {
+        "ops": [{"op": "random_order", "ops": [
+            {"op": "translate", "x": 10}, {"op": "invert", "p": 0.5},
+            {"op": "hue", "factor": 0.1}]}]
+    },
+    "rand_augment": {
+        "ops": [{"op": "random_resized_crop", "size": [56, 48]}, {"op": "hflip"},
+                {"op": "rand_augment", "num_ops": 2, "magnitude": 9}]
+    },
+    "trivial_augment_wide": {"ops": [{"op": "trivial_augment_wide"}]},
+    "auto_augment": {"ops": [{"op": "auto_augment", "policy": "imagenet"}]},
+    "augmix": {"ops": [{"op": "augmix", "severity": 4}]},
+    "timm_rand": {"ops": [{"op": "timm_auto_augment", "config": "rand-m9-mstd0.5-inc1"}]},
+    "timm_augmix": {"ops": [{"op": "timm_auto_augment", "config": "augmix-m5-w3"}]},
 }  # fmt: skip
+
+
+#: Cases with a tone op after a warp (solarize, posterize...): where the two paths' last
+#: bit of resampling falls on either side of a level the op steps at, the op turns one
+#: grey level into many, so their bound is on how many pixels differ by more than one.
+AMPLIFIED = {"rand_augment", "random_order", "some_of", "one_of", "trivial_augment_wide",
+             "auto_augment", "augmix", "timm_rand", "timm_augmix", "equalize"}  # fmt: skip
 
 
 def _inputs() -> dict[str, list[torch.Tensor]]:
@@ -131,7 +163,8 @@ def test_op_output_bytes_are_pinned(case: str) -> None:
 def test_region_first_stays_within_its_bound_of_the_whole_image_path(case: str) -> None:
     """The hashes above are the region-first engine's. The whole-image path they were
     first written by stays callable; on the same inputs the two differ by at most one
-    grey level (nearest: where a rounding tie picks the neighbouring pixel, rarely)."""
+    grey level (nearest: where a rounding tie picks the neighbouring pixel, rarely;
+    a tone op after the warp: see ``AMPLIFIED``)."""
     plan = compile_plan(parse_recipe(CASES[case]))
     nearest = plan.recipe.output.interpolation == "nearest"
     for images in _inputs().values():
@@ -143,6 +176,9 @@ def test_region_first_stays_within_its_bound_of_the_whole_image_path(case: str) 
             diff = (a.double() - b.double()).abs()
             if nearest:
                 assert (diff > 0).double().mean() < 0.01, case
+            elif case in AMPLIFIED:
+                assert (diff > 1).double().mean() < 0.01, case
+                assert diff.mean() < 0.5, case
             else:
                 assert diff.max() <= 1 / 255 + 1e-6 if a.is_floating_point() else diff.max() <= 1
                 assert diff.mean() < 0.05, case
