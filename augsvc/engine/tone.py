@@ -5,8 +5,9 @@ written as torchvision's uint8 kernel is: the samples' float pixels are first pu
 the uint8 grid they would hold at that point (rounded and clamped, as the engine's
 own output is), then the integer maths runs in float32 with torchvision's order of
 operations and its truncation, so one op alone gives torchvision's bytes. Each kernel
-runs batched on the samples that drew it and leaves the others' pixels untouched;
-alpha passes through, as in the colour map.
+runs batched on the samples that drew it and leaves the others' pixels untouched
+(it writes the drawn samples' pixels in place); alpha passes through, as in the
+colour map.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ def _select(x: torch.Tensor, applied: np.ndarray) -> tuple[torch.Tensor | None, 
 
 
 def _put(x: torch.Tensor, rows: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    out = x.clone()
-    out[rows, : y.shape[1]] = y
-    return out
+    """Write the samples' new colour channels into ``x`` in place: a stage's float
+    pixels belong to its chunk alone, and copying the whole chunk per op cost more
+    than the ops."""
+    x[rows, : y.shape[1]] = y
+    return x
 
 
 def _per_sample(values: np.ndarray, applied: np.ndarray, like: torch.Tensor) -> torch.Tensor:

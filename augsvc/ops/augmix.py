@@ -169,7 +169,7 @@ class AugMix(PixelOp):
                         _params(entry, choice[:, d] == j, values[:, d], canvas), canvas
                     )
                     matrix = step @ matrix
-        img = q
+        img = q.clone()  # the tone kernels write in place; q is every chain's start
         if not np.allclose(matrix, np.eye(3)):
             img = kernels.warp(
                 q, matrix, tuple(q.shape[-2:]), mode=self.interpolation,
