@@ -201,6 +201,32 @@ def test_policies_are_the_same_bytes_however_the_batch_is_split(op):
     assert not np.array_equal(moved.params["ops.1.choice"], whole.params["ops.1.choice"])
 
 
+EDGE = [(1, 1), (1, 40), (40, 1), (2, 3), (3, 2), (37, 29)]
+
+
+@pytest.mark.parametrize(
+    "op",
+    [*POLICIES, {"op": "timm_auto_augment", "config": "rand-m9-mstd0.5-inc1"},
+     {"op": "timm_auto_augment", "config": "augmix-m5-w3-d2"}],
+    ids=lambda op: op.get("config", op["op"]),
+)  # fmt: skip
+def test_policies_on_edge_sizes_and_channel_counts_equal_each_sample_alone(op):
+    """One-pixel images and lines, grey and RGBA, in one batch: every sample is what it
+    is alone, and alpha passes the tone ops untouched."""
+    plan = compile_plan(parse_recipe({"ops": [op]}))
+    images = []
+    for i, (h, w) in enumerate(EDGE * 3):
+        c = (1, 3, 4)[i % 3]
+        images.append(torch.randint(0, 256, (c, h, w), generator=torch.Generator().manual_seed(i),
+                                    dtype=torch.uint8))  # fmt: skip
+    result = augment(plan, images, seed=1, offset=5)
+    assert isinstance(result.images, list)
+    for i, image in enumerate(images):
+        alone = augment(plan, [image], seed=1, keys=[5 + i]).images[0]
+        assert torch.equal(result.images[i], alone)
+        assert alone.shape == image.shape
+
+
 def test_canonical_form_carries_the_table_and_a_changed_table_is_refused():
     recipe = parse_recipe({"ops": [{"op": "rand_augment"}]})
     doc = json.loads(canonical_json(recipe))
