@@ -287,3 +287,29 @@ def test_a_sample_that_drew_integer_ops_is_torchvision_running_them():
         assert torch.equal(result.images[i], expected), names
         checked += 1
     assert checked >= 5
+
+
+GARBAGE = [5, "abc", [1], [{"name": 1}], {"a": 1}, True, 1.5, [None],
+           [{"name": "Identity", "op": {"op": "swirl"}}]]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "op",
+    [{"op": "rand_augment"}, {"op": "auto_augment"}, {"op": "augmix"},
+     {"op": "timm_auto_augment", "config": "rand-m9"}],
+    ids=lambda op: op["op"],
+)  # fmt: skip
+@pytest.mark.parametrize("field", ["table", "sub_policies", "policy"])
+def test_any_value_sent_for_a_derived_field_is_a_422_not_a_crash(op, field):
+    """null means "fill it in"; anything else that is not the derived value is refused."""
+    for value in GARBAGE:
+        with pytest.raises(InvalidRecipe):
+            parse_recipe({"ops": [{**op, field: value}]})
+
+
+@pytest.mark.parametrize(
+    "config", ["rand-n1000", "rand-p1.5", "augmix-w100", "augmix-d0", "rand-m999", "augmix-a0"]
+)
+def test_timm_settings_out_of_range_name_the_config(config):
+    with pytest.raises(InvalidRecipe, match=r"ops\[0\]\.config"):
+        parse_recipe({"ops": [{"op": "timm_auto_augment", "config": config}]})

@@ -143,13 +143,20 @@ def derived(v: Any, expected: tuple[Entry, ...], info: ValidationInfo) -> tuple[
     """A table field: absent means the one the parameters give; present, it must be it."""
     if v is None:
         return expected
-    given = tuple(e if isinstance(e, Entry) else Entry.model_validate(e) for e in v)
-    if given != expected:
+    if not isinstance(v, list | tuple) or _entries(v) != expected:
         raise ValueError(
             f"{info.field_name} is derived from the policy's parameters; leave it out "
             "(a recipe's canonical form carries it so the digest pins it)"
         )
-    return given
+    return expected
+
+
+def _entries(v: list | tuple) -> tuple[Entry, ...] | None:
+    """The entries of a table sent back, or None when it is not one."""
+    try:
+        return tuple(e if isinstance(e, Entry) else Entry.model_validate(e) for e in v)
+    except ValueError:  # pydantic's ValidationError is one
+        return None
 
 
 class Policy(CompositeOp):

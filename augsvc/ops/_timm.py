@@ -21,7 +21,15 @@ import re
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, SerializeAsAny, WithJsonSchema, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+)
 
 from augsvc.ops._composite import OP_DOCUMENT
 from augsvc.ops.base import Canvas, Op
@@ -158,17 +166,17 @@ class TimmPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["rand", "augmix", "trivialaugment"]
-    magnitude: float = LEVEL_DENOM
+    magnitude: float = Field(default=LEVEL_DENOM, ge=0, le=100)
     magnitude_noise: Literal["none", "gauss", "uniform"] = "none"
-    magnitude_std: float = 0.0
-    magnitude_max: float = LEVEL_DENOM
-    num_layers: int = 2
-    prob: float = 0.5
+    magnitude_std: float = Field(default=0.0, ge=0, le=100)
+    magnitude_max: float = Field(default=LEVEL_DENOM, ge=0, le=100)
+    num_layers: int = Field(default=2, ge=0, le=16)
+    prob: float = Field(default=0.5, ge=0, le=1)
     increasing: bool = False
     weighted: bool = False
-    width: int = 3
-    depth: int = -1
-    alpha: float = 1.0
+    width: int = Field(default=3, ge=1, le=16)
+    depth: int = Field(default=-1, ge=-1, le=10)
+    alpha: float = Field(default=1.0, gt=0, le=100)
     blended: bool = False
 
 
@@ -241,7 +249,13 @@ def parse(config: str) -> TimmPolicy:
             settings["blended"] = bool(_number(token, value, int))
         else:
             raise ValueError(f"unknown section {token!r}")
-    return TimmPolicy(**settings)
+    if settings.get("depth") == 0:
+        raise ValueError("section 'd0': depth must be -1 (1 to 3, drawn) or 1..10")
+    try:
+        return TimmPolicy(**settings)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ValueError(f"{err['loc'][0]}: {err['msg']}") from None
 
 
 def table(policy: TimmPolicy) -> tuple[TimmEntry, ...]:

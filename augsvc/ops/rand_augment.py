@@ -26,8 +26,8 @@ class RandAugment(Policy):
     kind: ClassVar[OpKind] = "policy"
     op: Literal["rand_augment"] = "rand_augment"
     num_ops: int = Field(default=2, ge=0, le=16)
+    num_magnitude_bins: int = Field(default=31, ge=2, le=256)  # before magnitude: it bounds it
     magnitude: int = Field(default=9, ge=0)
-    num_magnitude_bins: int = Field(default=31, ge=2, le=1001)
     table: tuple[Entry, ...] | None = None
 
     @model_validator(mode="before")

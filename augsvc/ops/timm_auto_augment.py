@@ -59,7 +59,7 @@ class TimmAutoAugment(Op):
         if config is None:
             return None
         parsed = _timm.parse(config)
-        if v is not None and TimmPolicy.model_validate(v) != parsed:
+        if v is not None and _settings(v) != parsed:
             raise ValueError("policy is derived from config; leave it out")
         return parsed
 
@@ -71,8 +71,7 @@ class TimmAutoAugment(Op):
             expected: tuple[TimmEntry, ...] | None = None
         else:
             expected = _timm.table(policy)
-        given = None if v is None else tuple(TimmEntry.model_validate(e) for e in v)
-        if given is not None and given != expected:
+        if v is not None and _entries(v) != expected:
             raise ValueError("table is derived from config; leave it out")
         return expected
 
@@ -83,6 +82,21 @@ class TimmAutoAugment(Op):
         if self.policy.kind == "augmix":
             return TimmAugMix(p=self.p, policy=self.policy, entries=self.table or ())
         return TimmRand(p=self.p, policy=self.policy, entries=self.table or ())
+
+
+def _entries(v: Any) -> tuple[TimmEntry, ...] | None:
+    """A table sent back, or None when it is not one."""
+    try:
+        return tuple(TimmEntry.model_validate(e) for e in v)
+    except (ValueError, TypeError):  # pydantic's ValidationError is a ValueError
+        return None
+
+
+def _settings(v: Any) -> TimmPolicy | None:
+    try:
+        return TimmPolicy.model_validate(v)
+    except ValueError:
+        return None
 
 
 def _levels(policy: TimmPolicy, draws: Draws, slot: int) -> np.ndarray:

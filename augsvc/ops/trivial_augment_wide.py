@@ -23,7 +23,7 @@ class TrivialAugmentWide(Policy):
 
     kind: ClassVar[OpKind] = "policy"
     op: Literal["trivial_augment_wide"] = "trivial_augment_wide"
-    num_magnitude_bins: int = Field(default=31, ge=2, le=1001)
+    num_magnitude_bins: int = Field(default=31, ge=2, le=256)
     table: tuple[Entry, ...] | None = None
 
     @model_validator(mode="before")
