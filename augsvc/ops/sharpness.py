@@ -18,7 +18,7 @@ from augsvc.ops.registry import register
 class Sharpness(PixelOp):
     """Sharpen or soften, as torchvision's ``F.adjust_sharpness``: factor 0 gives PIL's
     smoothed image, 1 the original, 2 twice the difference (the one-pixel border is
-    kept). Exactly its bytes on uint8 pixels."""
+    kept): exactly its bytes on uint8 pixels."""
 
     kind: ClassVar[OpKind] = "tone"
     op: Literal["sharpness"] = "sharpness"
