@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 
 def _select(x: torch.Tensor, applied: np.ndarray) -> tuple[torch.Tensor | None, torch.Tensor]:
-    """The applied samples' colour channels on the uint8 grid (float), and their rows."""
-    rows = torch.as_tensor(np.flatnonzero(applied), device=x.device)
-    if len(rows) == 0:
-        return None, rows
+    """The applied samples' colour channels on the uint8 grid (float), and their rows
+    (None and ``x`` when no sample applies)."""
+    picked = np.flatnonzero(applied)
+    if len(picked) == 0:  # most stages of a policy, on most chunks
+        return None, x
+    rows = torch.as_tensor(picked, device=x.device)
     c = 3 if x.shape[1] == 4 else x.shape[1]
     return x[rows, :c].round().clamp_(0, 255), rows
 
@@ -132,8 +133,9 @@ def sharpness(x: torch.Tensor, applied: np.ndarray, factor: np.ndarray) -> torch
     # PIL's smoothing kernel [[1, 1, 1], [1, 5, 1], [1, 1, 1]] / 13 as an exact integer
     # sum (a 3x3 box sum plus four times the centre): the quotient by 13 is never a
     # half, so rounding it gives what rounding torchvision's float convolution gives,
-    # for a fraction of a depthwise convolution's cost.
-    box = F.avg_pool2d(q, 3, stride=1, divisor_override=1)
+    # for a fraction of a depthwise convolution's cost (and of avg_pool2d's).
+    column = q[..., :-2, :] + q[..., 1:-1, :] + q[..., 2:, :]
+    box = column[..., :-2] + column[..., 1:-1] + column[..., 2:]
     blurred = box.add_(q[..., 1:-1, 1:-1], alpha=4.0).div_(13.0).round_()
     out = q.clone()
     view = out[..., 1:-1, 1:-1]
