@@ -313,3 +313,31 @@ def test_any_value_sent_for_a_derived_field_is_a_422_not_a_crash(op, field):
 def test_timm_settings_out_of_range_name_the_config(config):
     with pytest.raises(InvalidRecipe, match=r"ops\[0\]\.config"):
         parse_recipe({"ops": [{"op": "timm_auto_augment", "config": config}]})
+
+
+def test_augmix_pixels_are_torchvisions_mix_of_the_drawn_chains():
+    """Samples whose chains drew only integer ops: each is (1 - beta) x plus each
+    chain's weight times torchvision running that chain, truncated, as torchvision's
+    AugMix computes it (one grey level for the float sums' order)."""
+    op = {"op": "augmix", "severity": 5, "all_ops": False, "chain_depth": 1, "mixture_width": 2}
+    plan = compile_plan(parse_recipe({"ops": [op]}))
+    table = plan.recipe.ops[0].table
+    batch = photo_batch(48)
+    result = augment(plan, batch, seed=6)
+    p = result.params
+    checked = 0
+    for i, x in enumerate(batch):
+        steps = p["ops.0.choice"][i]
+        names = [[table[c].name for c in chain if c >= 0] for chain in steps]
+        if not all(n in INTEGER_OPS for chain in names for n in chain):
+            continue
+        mix = x.float() * float(1.0 - p["ops.0.beta"][i])
+        for c, chain in enumerate(names):
+            img = x
+            for d, name in enumerate(chain):
+                img = INTEGER_OPS[name](img, p["ops.0.value"][i, c, d])
+            mix = mix + img.float() * float(p["ops.0.weights"][i, c])
+        expected = mix.clamp(0, 255).floor()
+        assert (result.images[i].float() - expected).abs().max() <= 1
+        checked += 1
+    assert checked >= 3
