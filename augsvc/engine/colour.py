@@ -67,6 +67,15 @@ class ColourMap:
         return bool(np.any(self.b != 0))
 
 
+def _luma_row_sum(m: torch.Tensor) -> torch.Tensor:
+    """luma · M · 1 per sample, in a fixed order of elementwise operations: a batched
+    ``luma @ M`` rounds differently with the batch size, and a grey sample's bytes
+    must not depend on its batch-mates."""
+    luma = torch.as_tensor(LUMA, dtype=m.dtype, device=m.device)
+    cols = [luma[0] * m[:, 0, j] + luma[1] * m[:, 1, j] + luma[2] * m[:, 2, j] for j in range(3)]
+    return cols[0] + cols[1] + cols[2]
+
+
 def apply_colour(
     x: torch.Tensor, a: torch.Tensor, b: torch.Tensor | None, hi: float
 ) -> torch.Tensor:
@@ -77,11 +86,9 @@ def apply_colour(
     """
     n, c, h, w = x.shape
     if c == 1:
-        luma = torch.as_tensor(LUMA, dtype=a.dtype, device=a.device)
-        gain = (luma @ a).sum(-1)  # luma · A · 1
-        y = x * gain.view(n, 1, 1, 1)
+        y = x * _luma_row_sum(a).view(n, 1, 1, 1)  # luma · A · 1
         if b is not None:
-            offset = (luma @ b).sum(-1) * x.mean(dim=(1, 2, 3))
+            offset = _luma_row_sum(b) * x.mean(dim=(1, 2, 3))
             y = y + offset.view(n, 1, 1, 1)
         return y.clamp_(0, hi)
     rgb = x[:, :3].reshape(n, 3, h * w)
