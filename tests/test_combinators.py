@@ -172,3 +172,15 @@ def test_bad_combinators_name_the_field(op, field, words):
         parse_recipe({"ops": [op]})
     assert info.value.status == 422
     assert field in str(info.value) and words in str(info.value), str(info.value)
+
+
+def test_a_one_sample_batch_s_params_serialise():
+    """A single sample's (1, 1) choice must be a plain array: a [:, None] view has a
+    zero stride that the safetensors writer cannot flatten (a 500 the property tests
+    found through multipart uploads)."""
+    from augsvc.codec.batches import images_to_safetensors
+
+    ops = [{"op": "one_of", "ops": [{"op": "invert"}]}, {"op": "some_of", "n": 1, "ops": [
+        {"op": "equalize"}]}, {"op": "rand_augment", "num_ops": 1}, {"op": "augmix"}]  # fmt: skip
+    record = draws(plan_of(*ops), keys=np.array([3]))
+    images_to_safetensors({k: torch.from_numpy(v) for k, v in record.items()})

@@ -53,4 +53,5 @@ class OneOf(CompositeOp):
         on = self.applied(draws)
         weights = self.weights or (1.0,) * len(self.ops)
         choice = np.where(on, categorical(draws.uniform(1), np.array(weights)), -1)
-        return Selection(chosen=choice[:, None], record={"applied": on, "choice": choice[:, None]})
+        column = choice.reshape(-1, 1).copy()  # fresh strides: a [:, None] view has a 0 one
+        return Selection(chosen=column, record={"applied": on, "choice": column})
