@@ -26,5 +26,6 @@ RateLimited  # noqa: B018  found by walking the error tree (a proxy's 429)
 _.compress_type  # noqa: B018, F821  zipfile.ZipInfo fields read by zipfile
 _.external_attr  # noqa: B018, F821
 _.__cause__  # noqa: B018, F821  exception chaining read by tracebacks
-StreamBatch.targets  # noqa: B018  public SDK API (a mixing stream's soft targets)
+StreamBatch.soft_targets  # noqa: B018  public SDK API (a mixing stream's soft targets)
 _.writeable  # noqa: B018, F821  numpy array flags, set read-only on cached arrays
+_.all_ops  # noqa: B018, F821  an augmix field, read by its table validator from the field data

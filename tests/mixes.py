@@ -163,8 +163,76 @@ def _ops() -> st.SearchStrategy[dict[str, Any]]:
             unit,
         ),
     ]
+    geometric += [
+        st.builds(lambda x, y: {"op": "shear", "x": x, "y": y}, st.floats(0, 40), st.floats(0, 40)),
+        st.builds(
+            lambda x, u: {"op": "translate", "x": x, "units": u},
+            st.floats(0, 1),
+            st.sampled_from(["pixels", "fraction"]),
+        ),
+    ]
+    tone = [
+        st.builds(lambda b, p: {"op": "posterize", "bits": b, "p": p}, st.integers(0, 8), unit),
+        st.builds(lambda t: {"op": "solarize", "threshold": t}, st.floats(0, 255)),
+        st.builds(lambda a: {"op": "solarize_add", "add": a}, st.floats(0, 255)),
+        st.sampled_from([{"op": "equalize"}, {"op": "autocontrast"}, {"op": "invert"}]),
+        st.builds(
+            lambda name, f: {"op": name, "factor": f},
+            st.sampled_from(["sharpness", "saturation", "brightness", "contrast"]),
+            st.floats(0, 2),
+        ),
+        st.builds(lambda h: {"op": "hue", "factor": h}, st.floats(-0.5, 0.5)),
+    ]
+    members = st.one_of(*geometric[-2:], *tone, *colour)
+    policies = [
+        st.builds(
+            lambda ops: {"op": "one_of", "ops": ops}, st.lists(members, min_size=1, max_size=3)
+        ),
+        st.builds(
+            lambda ops, order: {"op": "some_of", "n": 2, "ops": ops, "random_order": order},
+            st.lists(members, min_size=2, max_size=4),
+            st.booleans(),
+        ),
+        st.builds(
+            lambda ops: {"op": "random_order", "ops": ops},
+            st.lists(members, min_size=1, max_size=3),
+        ),
+        st.builds(
+            lambda n, m: {"op": "rand_augment", "num_ops": n, "magnitude": m},
+            st.integers(0, 3),
+            st.integers(0, 30),
+        ),
+        st.just({"op": "trivial_augment_wide"}),
+        st.builds(
+            lambda p: {"op": "auto_augment", "policy": p},
+            st.sampled_from(["imagenet", "cifar10", "svhn"]),
+        ),
+        st.builds(
+            lambda s, w, d: {"op": "augmix", "severity": s, "mixture_width": w, "chain_depth": d},
+            st.integers(1, 10),
+            st.integers(1, 3),
+            st.sampled_from([-1, 1, 2]),
+        ),
+        st.builds(
+            lambda c: {"op": "timm_auto_augment", "config": c},
+            st.sampled_from(
+                [
+                    "rand-m9-mstd0.5-inc1",
+                    "rand-m15-n3-mstd101-mmax20",
+                    "augmix-m5-w2-d2",
+                    "trivialaugment",
+                ]
+            ),
+        ),
+    ]
     # one kind at a time, so colour ops come up as often as geometric ones
-    return st.one_of(st.one_of(*geometric), st.one_of(*colour), st.one_of(*other))
+    return st.one_of(
+        st.one_of(*geometric),
+        st.one_of(*colour),
+        st.one_of(*other),
+        st.one_of(*tone),
+        st.one_of(*policies),
+    )
 
 
 normalize_ops = st.one_of(

@@ -49,7 +49,7 @@ def _missing_peer(inputs: Inputs, device: torch.device, seed: int) -> Contender:
 def test_engine_bench_structure_and_outputs() -> None:
     result = run_engine_bench(batch=4, repeats=1, warmup=1, device="cpu", size=SMALL)
     by_name = {r.name: r for r in result.results}
-    assert list(by_name) == ["augsvc", "kornia", "torchvision", "albumentations"]
+    assert list(by_name) == ["augsvc", "kornia", "torchvision", "albumentations", "timm"]
     for r in result.results:
         if r.status == "skipped":
             assert r.reason
@@ -72,6 +72,18 @@ def test_engine_bench_structure_and_outputs() -> None:
     data = json.loads(json.dumps(result.to_dict()))
     assert [r["name"] for r in data["results"]] == list(by_name)
     assert data["environment"]["batch"] == 4
+
+
+@pytest.mark.parametrize("chain", ["randaugment", "trivialaugment"])
+def test_policy_chains_run_against_every_peer_that_has_them(chain) -> None:
+    result = run_engine_bench(batch=3, repeats=1, warmup=0, device="cpu", size=SMALL, chain=chain)
+    by_name = {r.name: r for r in result.results}
+    assert by_name["kornia"].status == "skipped"
+    assert by_name["timm"].status == ("ok" if chain == "randaugment" else "skipped")
+    for name in ("augsvc", "torchvision", "albumentations"):
+        assert by_name[name].status == "ok", by_name[name].reason
+        assert result.outputs[name].shape == (3, 3, 224, 224)
+    assert "rand_augment" in result.markdown() or "trivial_augment_wide" in result.markdown()
 
 
 def test_missing_peer_is_reported_as_skipped() -> None:

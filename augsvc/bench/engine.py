@@ -60,12 +60,26 @@ class Chain:
     recipe: dict[str, Any]
 
 
+def _policy_recipe(policy: dict[str, Any]) -> dict[str, Any]:
+    return {"ops": [*CROP_RECIPE["ops"], policy]}
+
+
 CHAINS = {
     "default": Chain("default", CHAIN, RECIPE),
     "crop": Chain(
         "crop",
         "random_resized_crop(224, scale 0.08-1) -> hflip(p=0.5) (torchvision's defaults)",
         CROP_RECIPE,
+    ),
+    "randaugment": Chain(
+        "randaugment",
+        "random_resized_crop(224) -> hflip(p=0.5) -> rand_augment(num_ops=2, magnitude=9)",
+        _policy_recipe({"op": "rand_augment", "num_ops": 2, "magnitude": 9}),
+    ),
+    "trivialaugment": Chain(
+        "trivialaugment",
+        "random_resized_crop(224) -> hflip(p=0.5) -> trivial_augment_wide(31)",
+        _policy_recipe({"op": "trivial_augment_wide"}),
     ),
 }
 
@@ -250,10 +264,13 @@ def kornia_contender(inputs: Inputs, device: torch.device, seed: int) -> Contend
 def torchvision_transform(chain: Chain):
     from torchvision.transforms import v2
 
+    crop = [v2.RandomResizedCrop(OUT_SIZE, antialias=True), v2.RandomHorizontalFlip()]
     if chain.name == "crop":
-        return v2.Compose(
-            [v2.RandomResizedCrop(OUT_SIZE, antialias=True), v2.RandomHorizontalFlip()]
-        )
+        return v2.Compose(crop)
+    if chain.name == "randaugment":  # its defaults: nearest for the policy's geometry
+        return v2.Compose([*crop, v2.RandAugment(num_ops=2, magnitude=9)])
+    if chain.name == "trivialaugment":
+        return v2.Compose([*crop, v2.TrivialAugmentWide()])
     # Bilinear rotation like every other contender (v2.RandomRotation defaults to
     # nearest, which is cheaper and visibly jaggier).
     return v2.Compose(
@@ -269,11 +286,33 @@ def torchvision_transform(chain: Chain):
 def albumentations_transform(chain: Chain, seed: int):
     import albumentations as A
 
+    crop = [
+        A.RandomResizedCrop(size=(OUT_SIZE, OUT_SIZE), scale=(0.08, 1.0), p=1.0),
+        A.HorizontalFlip(p=0.5),
+    ]
     if chain.name == "crop":
-        ops = [
-            A.RandomResizedCrop(size=(OUT_SIZE, OUT_SIZE), scale=(0.08, 1.0), p=1.0),
-            A.HorizontalFlip(p=0.5),
+        ops = crop
+    elif chain.name in ("randaugment", "trivialaugment"):
+        # No RandAugment in Albumentations: its closest spelling, SomeOf (2 ops) or
+        # OneOf over RandAugment's ops at about magnitude 9 of 30.
+        policy = [
+            A.NoOp(),
+            A.Affine(shear={"x": (-5, 5), "y": (0, 0)}, p=1.0),
+            A.Affine(shear={"x": (0, 0), "y": (-5, 5)}, p=1.0),
+            A.Affine(translate_percent={"x": (-0.14, 0.14), "y": (0, 0)}, p=1.0),
+            A.Affine(translate_percent={"x": (0, 0), "y": (-0.14, 0.14)}, p=1.0),
+            A.Rotate(limit=9, p=1.0),
+            A.ColorJitter(brightness=0.27, contrast=0, saturation=0, hue=0, p=1.0),
+            A.ColorJitter(brightness=0, contrast=0, saturation=0.27, hue=0, p=1.0),
+            A.ColorJitter(brightness=0, contrast=0.27, saturation=0, hue=0, p=1.0),
+            A.Sharpen(p=1.0),
+            A.Posterize(num_bits=7, p=1.0),
+            A.Solarize(threshold_range=(0.7, 0.7), p=1.0),
+            A.AutoContrast(p=1.0),
+            A.Equalize(p=1.0),
         ]
+        pick = A.SomeOf(policy, n=2, replace=True) if chain.name == "randaugment" else None
+        ops = [*crop, pick or A.OneOf(policy, p=1.0)]
     else:
         ops = [
             A.Rotate(limit=30, p=1.0),
@@ -323,7 +362,39 @@ def albumentations_contender(inputs: Inputs, device: torch.device, seed: int) ->
     )
 
 
-PEERS = (kornia_contender, torchvision_contender, albumentations_contender)
+def timm_contender(inputs: Inputs, device: torch.device, seed: int) -> Contender:
+    """timm's rand_augment_transform on PIL images, after torchvision's PIL crop and
+    flip, as timm's create_transform builds its training pipeline."""
+    if inputs.chain.name != "randaugment":
+        raise Skipped("timm has no policy for this chain")
+    try:
+        import timm
+        from timm.data.auto_augment import rand_augment_transform
+    except ImportError as exc:
+        raise Skipped("timm not installed (pip install 'augsvc[bench]')") from exc
+    from PIL import Image
+    from torchvision import transforms as v1
+
+    hparams = {"translate_const": int(OUT_SIZE * 0.45), "img_mean": (124, 116, 104)}
+    transform = v1.Compose([
+        v1.RandomResizedCrop(OUT_SIZE), v1.RandomHorizontalFlip(),
+        rand_augment_transform("rand-m9-n2-mstd0", hparams),
+    ])  # fmt: skip
+    images = [Image.fromarray(p) for p in inputs.photos]
+
+    def run(index: int) -> torch.Tensor:
+        out = np.stack([np.asarray(transform(img)) for img in images])
+        return torch.from_numpy(out).permute(0, 3, 1, 2)
+
+    return Contender(
+        "timm",
+        f"timm {timm.__version__} rand_augment_transform (per sample, PIL)",
+        torch.device("cpu"),
+        run,
+    )
+
+
+PEERS = (kornia_contender, torchvision_contender, albumentations_contender, timm_contender)
 
 
 # --- measurement --------------------------------------------------------------------------
@@ -365,7 +436,7 @@ def _cpu_name() -> str:
 
 def _versions() -> dict[str, str]:
     versions = {"torch": torch.__version__}
-    for name in ("kornia", "torchvision", "albumentations", "cv2"):
+    for name in ("kornia", "torchvision", "albumentations", "cv2", "timm"):
         try:
             module = __import__(name)
         except ImportError:

@@ -151,9 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--chain",
         default="default",
-        choices=["default", "crop"],
+        choices=["default", "crop", "randaugment", "trivialaugment"],
         help="default: rotate, crop, flip, colour jitter; crop: random_resized_crop(224, "
-        "scale 0.08-1) and hflip, torchvision's defaults",
+        "scale 0.08-1) and hflip, torchvision's defaults; randaugment / trivialaugment: "
+        "crop, flip, then rand_augment(2, 9) / trivial_augment_wide",
     )
     bench.set_defaults(func=_bench)
     return parser

@@ -5,6 +5,11 @@ consecutive geometric ops becomes one matrix per sample and one warp; a run of c
 ops becomes one colour map per sample; every other op is a pixel stage of its own.
 ``sample_plan`` then draws every parameter for a batch on the CPU in float64 and
 composes the matrices, so the device only ever executes.
+
+A combinator or policy (``engine.selection``) is laid out as its member ops: the
+geometric ones join the warp before it (so a sample's whole geometry is still one
+resampling), then each position's colour members make one colour map and each pixel
+member a stage that acts on the samples that chose it.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from typing import Literal
 
 import numpy as np
 
-from augsvc.engine import geometry
+from augsvc.engine import geometry, selection
 from augsvc.engine.colour import ColourMap
 from augsvc.engine.rng import Draws, sample_states, stream_base
 from augsvc.ops import Canvas, ColourOp, GeometricOp, Op, Params
@@ -36,6 +41,10 @@ class Plan:
     recipe: Recipe
     digest: str
     stages: tuple[Stage, ...]
+    #: The members of combinators and policies, by the key their stages name them with.
+    members: dict[str, selection.Member] = field(default_factory=dict, compare=False, hash=False)
+    #: The recipe's ops as they run: a shorthand (a timm policy string) expanded.
+    ops: tuple[Op, ...] = field(default=(), compare=False, hash=False)
 
     @property
     def out_dtype(self) -> str:
@@ -48,23 +57,42 @@ def _stage_kind(op: Op) -> StageKind:
     return "colour" if isinstance(op, ColourOp) else "pixel"
 
 
+def expanded(recipe: Recipe) -> tuple[Op, ...]:
+    """The recipe's ops as the plan runs them (shorthands replaced by what they mean)."""
+    return tuple(op.expand() for op in recipe.ops)
+
+
 def compile_plan(recipe: Recipe) -> Plan:
     """Group ops into stages. ``output.size`` adds a resize right after the last
     geometric op (so it joins that warp), or first when there is none."""
-    indexed: list[tuple[int | str, Op]] = list(enumerate(recipe.ops))
+    ops = expanded(recipe)
+    indexed: list[tuple[int | str, Op]] = list(enumerate(ops))
     if recipe.output.size is not None:
         last_geo = max(
             (i for i, op in enumerate(recipe.ops) if isinstance(op, GeometricOp)), default=-1
         )
         indexed.insert(last_geo + 1, (OUTPUT_RESIZE, Resize(size=recipe.output.size)))
     stages: list[Stage] = []
+    members: dict[str, selection.Member] = {}
     for index, op in indexed:
+        if isinstance(index, int) and selection.is_composite(op):
+            for kind, entries in selection.layout(index, op, members):
+                _add(stages, kind, entries, merge=kind == "warp")
+            continue
         kind = _stage_kind(op)
-        if kind != "pixel" and stages and stages[-1].kind == kind:
-            stages[-1] = Stage(kind, (*stages[-1].ops, (index, op)))
-        else:
-            stages.append(Stage(kind, ((index, op),)))
-    return Plan(recipe=recipe, digest=digest(recipe), stages=tuple(stages))
+        _add(stages, kind, ((index, op),), merge=kind != "pixel")
+    return Plan(
+        recipe=recipe, digest=digest(recipe), stages=tuple(stages), members=members, ops=ops
+    )
+
+
+def _add(
+    stages: list[Stage], kind: StageKind, entries: tuple[tuple[int | str, Op], ...], merge: bool
+) -> None:
+    if merge and stages and stages[-1].kind == kind:
+        stages[-1] = Stage(kind, (*stages[-1].ops, *entries))
+    else:
+        stages.append(Stage(kind, entries))
 
 
 def fixed_output_size(plan: Plan) -> tuple[int, int] | None:
@@ -114,12 +142,17 @@ def sample_plan(plan: Plan, seed: int, keys: np.ndarray, in_hw: np.ndarray) -> S
     total = geometry.eye(n)
     record: dict[str, np.ndarray] = {}
     stages: list[Params] = []
+    chooser = selection.Chooser(plan.ops, plan.members, states, record)
     for stage in plan.stages:
         matrix = geometry.eye(n)
         cmap = ColourMap(n)
         params: Params = {}
         for index, op in stage.ops:
-            params = op.sample(Draws(states, index if isinstance(index, int) else -1), canvas)
+            if isinstance(index, str) and index in plan.members:
+                draws = chooser.draws(index, canvas)
+            else:
+                draws = Draws(states, index if isinstance(index, int) else -1)
+            params = op.sample(draws, canvas)
             for name, value in params.items():
                 record[f"ops.{index}.{name}"] = value
             if isinstance(op, GeometricOp):

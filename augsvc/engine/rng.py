@@ -11,6 +11,7 @@ the batch; a draw costs microseconds per batch, on the CPU, identically everywhe
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,16 +68,25 @@ class Draws:
     Slots number the independent quantities an op draws (slot 0 is every op's
     apply-or-skip coin; each op documents the rest); they are part of the op's
     contract, so changing them changes its samples.
+
+    An op chosen per sample by a combinator or policy gets draws with a ``gate`` (the
+    samples that chose it; its apply coin is anded with it) and, from a policy, ``fixed``
+    values for some slots (the magnitude the policy drew), which ``uniform`` returns
+    as they are instead of drawing.
     """
 
     states: np.ndarray
     op_index: int
+    gate: np.ndarray | None = None
+    fixed: Mapping[int, np.ndarray] | None = None
 
     @property
     def n(self) -> int:
         return len(self.states)
 
     def uniform(self, slot: int, lo: float = 0.0, hi: float = 1.0) -> np.ndarray:
+        if self.fixed is not None and slot in self.fixed:
+            return np.asarray(self.fixed[slot], dtype=np.float64)
         return lo + (hi - lo) * uniform01(self.states, self.op_index, slot)
 
     def log_uniform(self, slot: int, lo: float, hi: float) -> np.ndarray:

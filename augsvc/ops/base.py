@@ -19,7 +19,7 @@ apply-or-skip coin; the other slots are part of the reproducibility contract
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -35,7 +35,9 @@ if TYPE_CHECKING:  # annotations only: the engine's package imports the ops
 Params = dict[str, np.ndarray]
 Canvas = tuple[np.ndarray, np.ndarray]  # (heights, widths), float64, one per sample
 Size = tuple[int, int]
-OpKind = Literal["geometric", "colour", "filter", "erase", "normalize"]
+OpKind = Literal[
+    "geometric", "colour", "filter", "tone", "erase", "normalize", "combinator", "policy"
+]
 
 
 class Op(BaseModel):
@@ -49,6 +51,9 @@ class Op(BaseModel):
     changes_size: ClassVar[bool] = False
     #: An op that must end the recipe (normalisation: its float output is final).
     terminal: ClassVar[bool] = False
+    #: The parameters a policy's catalogue entry shows its expansion for (beside
+    #: the defaults); a policy without defaults for every field needs one.
+    example: ClassVar[dict[str, Any]] = {}
     p: Probability = 1.0
 
     @classmethod
@@ -65,9 +70,15 @@ class Op(BaseModel):
             )
         return self
 
+    def expand(self) -> Op:
+        """The op the plan runs for this one: itself, or for a shorthand (a policy
+        string) the op it stands for."""
+        return self
+
     def applied(self, draws: Draws) -> np.ndarray:
-        """Slot 0: which samples this op acts on."""
-        return draws.bernoulli(0, self.p)
+        """Slot 0: which samples this op acts on (of those a combinator chose it for)."""
+        coin = draws.bernoulli(0, self.p)
+        return coin if draws.gate is None else coin & draws.gate
 
     def sample(self, draws: Draws, canvas: Canvas) -> Params:
         """Per-sample parameters; by default only the apply-or-skip coin."""

@@ -144,3 +144,30 @@ Degrees = Annotated[Pair, BeforeValidator(_degrees, json_schema_input_type=Numbe
 AreaFraction = Annotated[Pair, BeforeValidator(lambda v: positive_range(v, "scale", hi=1.0))]
 #: An aspect-ratio range [min, max] > 0 (torchvision's ``ratio``).
 AspectRatio = Annotated[Pair, BeforeValidator(lambda v: positive_range(v, "ratio"))]
+
+
+def value_range(v: Any, name: str, lo: float, hi: float) -> Pair:
+    """A number x means exactly x (torchvision's functional argument); a pair is a
+    [min, max] range drawn from uniformly. Both within [lo, hi]."""
+    v = _pair(v)
+    if _is_scalar(v):
+        v = (float(v), float(v))
+    if not isinstance(v, tuple):
+        raise ValueError(f"{name} must be a number or a [min, max] pair")
+    return ordered(v, lo=lo, hi=hi)
+
+
+def whole_range(v: Any, name: str, lo: int, hi: int) -> tuple[int, int]:
+    """An integer n means exactly n; [a, b] draws an integer in a..b uniformly."""
+    if isinstance(v, int) and not isinstance(v, bool):
+        v = (v, v)
+    if not isinstance(v, list | tuple) or len(v) != 2:
+        raise ValueError(f"{name} must be an integer or a [min, max] pair of integers")
+    if not all(isinstance(x, int) and not isinstance(x, bool) for x in v):
+        raise ValueError(f"{name} must hold integers")
+    a, b = ordered((v[0], v[1]), lo=lo, hi=hi)
+    return (int(a), int(b))
+
+
+#: A multiplicative factor: x exactly, or [min, max]; 0 <= factor <= 100.
+Factor = Annotated[Pair, BeforeValidator(lambda v: value_range(v, "factor", 0.0, 100.0))]

@@ -26,14 +26,16 @@ SchemaMode = Literal["validation", "serialization"]
 def catalogue() -> list[dict[str, Any]]:
     """Every op with its description, kind, the JSON schema of what a recipe may say
     (``schema``) and of its canonical, stored form (``canonical_schema``); served at
-    GET /v1/ops."""
+    GET /v1/ops. A policy also shows its ``expansion``: its canonical form with the
+    default parameters (or its example's), the op table a recipe's digest pins."""
     return copy.deepcopy(_catalogue(generation()))
 
 
 @lru_cache(maxsize=4)
 def _catalogue(_generation: int) -> list[dict[str, Any]]:
-    return [
-        {
+    entries = []
+    for cls in registered():
+        entry = {
             "op": cls.name(),
             "kind": cls.kind,
             "changes_size": cls.changes_size,
@@ -41,8 +43,11 @@ def _catalogue(_generation: int) -> list[dict[str, Any]]:
             "schema": cls.model_json_schema(mode="validation"),
             "canonical_schema": cls.model_json_schema(mode="serialization"),
         }
-        for cls in registered()
-    ]
+        if cls.kind == "policy":
+            doc = {"op": cls.name(), **cls.example}
+            entry["expansion"] = cls.model_validate(doc).model_dump(mode="json")
+        entries.append(entry)
+    return entries
 
 
 def recipe_json_schema(

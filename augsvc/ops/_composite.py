@@ -1,0 +1,123 @@
+"""Ops made of ops: combinators and policies choose, per sample, which member ops act.
+
+A composite op is laid out as *positions* (the steps a sample takes, in order), each
+with the same list of *candidates* (the ops it may take there). Every (position,
+candidate) pair is a member: an ordinary op, sampled with its own draws and gated to
+the samples that chose it there. ``select`` draws the choice for a batch from the
+composite's own counter-based draws, so a sample's choice, like everything else, is a
+function of (recipe, seed, key) alone. The plan fuses members like any op: geometric
+members join the sample's one warp, colour members one colour map per position, and a
+pixel member runs on the samples that drew it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated, Any, ClassVar
+
+import numpy as np
+from pydantic import BeforeValidator, Field, SerializeAsAny, ValidationError, WithJsonSchema
+
+from augsvc.engine.rng import Draws
+from augsvc.ops.base import Canvas, Op, OpKind, Params
+from augsvc.ops.registry import op_class, op_names
+
+
+@dataclass
+class Selection:
+    """A batch's choices: ``chosen`` (N, positions) holds each sample's candidate at
+    each position (-1: none), ``fixed`` the values a policy hands a member for some of
+    its draw slots (its magnitude), ``record`` what is returned per sample as
+    ``ops.<i>.<name>``."""
+
+    chosen: np.ndarray
+    fixed: dict[tuple[int, int], dict[int, np.ndarray]] = field(default_factory=dict)
+    record: Params = field(default_factory=dict)
+
+
+class CompositeOp(Op):
+    """An op that expands into member ops chosen per sample."""
+
+    kind: ClassVar[OpKind] = "combinator"
+
+    def candidates(self) -> tuple[Op | None, ...]:
+        """The ops a position may take (None: a position that does nothing)."""
+        raise NotImplementedError
+
+    @property
+    def positions(self) -> int:
+        raise NotImplementedError
+
+    def select(self, draws: Draws, canvas: Canvas) -> Selection:
+        raise NotImplementedError
+
+    def members(self) -> list[tuple[int, int, Op]]:
+        """(position, candidate, op) of every member, in the order they act."""
+        return [
+            (pos, cand, op)
+            for pos in range(self.positions)
+            for cand, op in enumerate(self.candidates())
+            if op is not None
+        ]
+
+
+def parse_members(v: Any) -> tuple[Op, ...]:
+    """A list of op documents, each validated by its registered class. A member may
+    not be a combinator or policy, change the image size or have to end the recipe:
+    members are skipped per sample, which none of those can be."""
+    if not isinstance(v, list | tuple):
+        raise ValueError("expected a list of ops")
+    out = []
+    for j, item in enumerate(v):
+        if isinstance(item, Op):
+            op = item
+        else:
+            name = item.get("op") if isinstance(item, dict) else None
+            cls = op_class(name) if isinstance(name, str) else None
+            if cls is None:
+                shown = "no 'op' field" if name is None else f"unknown op {str(name)[:64]!r}"
+                known = ", ".join(repr(n) for n in op_names())
+                raise ValueError(f"[{j}]: {shown}: expected one of {known}")
+            try:
+                op = cls.model_validate(item)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
+                raise ValueError(
+                    f"[{j}]{loc}: {err['msg'].removeprefix('Value error, ')}"
+                ) from None
+        if isinstance(op, CompositeOp) or op.changes_size or op.terminal:
+            raise ValueError(
+                f"[{j}]: {op.name()} cannot be chosen per sample (combinators do not nest; "
+                "ops that change the size or end the recipe cannot be skipped per sample)"
+            )
+        out.append(op)
+    return tuple(out)
+
+
+#: Any op document; each is validated by its own class (the recipe schema lists them).
+OP_DOCUMENT = {
+    "type": "object",
+    "required": ["op"],
+    "properties": {"op": {"type": "string", "description": "An op name of GET /v1/ops."}},
+}
+
+#: The ``ops`` field of a combinator: a non-empty list of op documents.
+Members = Annotated[
+    tuple[SerializeAsAny[Op], ...],
+    BeforeValidator(lambda v: parse_members(v)),
+    Field(min_length=1, max_length=64),
+    WithJsonSchema({"type": "array", "items": OP_DOCUMENT, "minItems": 1, "maxItems": 64}),
+]
+
+
+def categorical(u: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Index drawn from ``weights`` (normalised here) by uniforms ``u`` in [0, 1)."""
+    cum = np.cumsum(np.asarray(weights, dtype=np.float64))
+    return np.minimum(np.searchsorted(cum / cum[-1], u, side="right"), len(cum) - 1)
+
+
+def permutations(draws: Draws, first_slot: int, k: int) -> np.ndarray:
+    """A uniformly random ordering of k items per sample (N, k): argsort of k uniforms."""
+    u = np.stack([draws.uniform(first_slot + j) for j in range(k)], axis=1)
+    return np.argsort(u, axis=1, kind="stable")
