@@ -24,6 +24,8 @@ Pair = tuple[float, float]
 NumberOrPair = float | tuple[float, float]
 #: ``n`` or ``[height, width]``.
 SizeInput = int | tuple[int, int]
+#: A whole ``n`` or ``[min, max]``.
+IntOrPair = int | tuple[int, int]
 #: A grey value, or 1, 3 or 4 channel values.
 PixelInput = int | Annotated[list[int], Field(min_length=1, max_length=4)]
 #: Largest side an op may produce; a recipe asking for more is a mistake or an attack.
@@ -170,4 +172,9 @@ def whole_range(v: Any, name: str, lo: int, hi: int) -> tuple[int, int]:
 
 
 #: A multiplicative factor: x exactly, or [min, max]; 0 <= factor <= 100.
-Factor = Annotated[Pair, BeforeValidator(lambda v: value_range(v, "factor", 0.0, 100.0))]
+Factor = Annotated[
+    Pair,
+    BeforeValidator(
+        lambda v: value_range(v, "factor", 0.0, 100.0), json_schema_input_type=NumberOrPair
+    ),
+]

@@ -10,7 +10,7 @@ from pydantic import Field, field_validator
 from augsvc.engine import tone
 from augsvc.engine.rng import Draws
 from augsvc.ops.base import Canvas, OpKind, Params, PixelOp, gated
-from augsvc.ops.fields import Pair, value_range
+from augsvc.ops.fields import NumberOrPair, Pair, value_range
 from augsvc.ops.registry import register
 
 
@@ -25,7 +25,7 @@ class Hue(PixelOp):
     op: Literal["hue"] = "hue"
     factor: Pair = Field(description="-0.5..0.5: h exactly, or [min, max] drawn per sample.")
 
-    @field_validator("factor", mode="before")
+    @field_validator("factor", mode="before", json_schema_input_type=NumberOrPair)
     @classmethod
     def _factor(cls, v: Any) -> Pair:
         return value_range(v, "factor", -0.5, 0.5)

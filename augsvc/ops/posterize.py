@@ -11,7 +11,7 @@ from pydantic import Field, field_validator
 from augsvc.engine import tone
 from augsvc.engine.rng import Draws
 from augsvc.ops.base import Canvas, OpKind, Params, PixelOp, gated
-from augsvc.ops.fields import whole_range
+from augsvc.ops.fields import IntOrPair, whole_range
 from augsvc.ops.registry import register
 
 
@@ -24,7 +24,7 @@ class Posterize(PixelOp):
     op: Literal["posterize"] = "posterize"
     bits: tuple[int, int] = Field(description="Bits kept, 0..8: n, or [min, max] drawn per sample.")
 
-    @field_validator("bits", mode="before")
+    @field_validator("bits", mode="before", json_schema_input_type=IntOrPair)
     @classmethod
     def _bits(cls, v: Any) -> tuple[int, int]:
         return whole_range(v, "bits", 0, 8)

@@ -10,7 +10,7 @@ from pydantic import Field, field_validator
 from augsvc.engine import geometry
 from augsvc.engine.rng import Draws
 from augsvc.ops.base import Canvas, GeometricOp, Params, gated
-from augsvc.ops.fields import Pair, _pair, number, ordered, symmetric_range
+from augsvc.ops.fields import NumberOrPair, Pair, _pair, number, ordered, symmetric_range
 from augsvc.ops.registry import register
 
 
@@ -32,7 +32,7 @@ class Shear(GeometricOp):
         default=None, description="[cx, cy] in pixels from the top-left corner; null: centre."
     )
 
-    @field_validator("x", "y", mode="before")
+    @field_validator("x", "y", mode="before", json_schema_input_type=NumberOrPair)
     @classmethod
     def _range(cls, v: Any) -> Pair:
         return _angle(v)

@@ -10,7 +10,7 @@ from pydantic import Field, field_validator
 from augsvc.engine import tone
 from augsvc.engine.rng import Draws
 from augsvc.ops.base import Canvas, OpKind, Params, PixelOp, gated
-from augsvc.ops.fields import Pair, value_range
+from augsvc.ops.fields import NumberOrPair, Pair, value_range
 from augsvc.ops.registry import register
 
 
@@ -23,7 +23,7 @@ class Solarize(PixelOp):
     op: Literal["solarize"] = "solarize"
     threshold: Pair = Field(description="0..255: t, or [min, max] drawn per sample.")
 
-    @field_validator("threshold", mode="before")
+    @field_validator("threshold", mode="before", json_schema_input_type=NumberOrPair)
     @classmethod
     def _threshold(cls, v: Any) -> Pair:
         return value_range(v, "threshold", 0.0, 255.0)

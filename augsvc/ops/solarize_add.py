@@ -10,7 +10,7 @@ from pydantic import Field, field_validator
 from augsvc.engine import tone
 from augsvc.engine.rng import Draws
 from augsvc.ops.base import Canvas, OpKind, Params, PixelOp, gated
-from augsvc.ops.fields import Pair, value_range
+from augsvc.ops.fields import NumberOrPair, Pair, value_range
 from augsvc.ops.registry import register
 
 
@@ -25,7 +25,7 @@ class SolarizeAdd(PixelOp):
     add: Pair = Field(description="0..255: a exactly, or [min, max] drawn per sample.")
     threshold: float = Field(default=128.0, ge=0.0, le=256.0)
 
-    @field_validator("add", mode="before")
+    @field_validator("add", mode="before", json_schema_input_type=NumberOrPair)
     @classmethod
     def _add(cls, v: Any) -> Pair:
         return value_range(v, "add", 0.0, 255.0)

@@ -10,7 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from augsvc.engine import geometry
 from augsvc.engine.rng import Draws
 from augsvc.ops.base import Canvas, GeometricOp, Params, gated
-from augsvc.ops.fields import Pair, ordered, symmetric_range
+from augsvc.ops.fields import NumberOrPair, Pair, ordered, symmetric_range
 from augsvc.ops.registry import register
 
 
@@ -26,7 +26,7 @@ class Translate(GeometricOp):
     y: Pair = Field(default=(0.0, 0.0), description="t for [-t, t], or [min, max].")
     units: Literal["pixels", "fraction"] = "pixels"
 
-    @field_validator("x", "y", mode="before")
+    @field_validator("x", "y", mode="before", json_schema_input_type=NumberOrPair)
     @classmethod
     def _range(cls, v: Any) -> Pair:
         return ordered(symmetric_range(v, name="translate"), lo=-16384, hi=16384)
