@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
-from augsvc.errors import BadRequest, TooManyImages
+from augsvc.errors import BadRequest, PayloadTooLarge, TooManyImages
+from augsvc.recipes.documents import read_document
+from augsvc.service.resolver import RecipeResolver, Resolved
 
 RECIPE_PART = "recipe"
 TARGETS_PART = "targets"
@@ -126,3 +128,15 @@ def parse_multipart(body: bytes, content_type: str, *, max_images: int) -> Uploa
         targets=bytes(targets[0].data) if targets else None,
         masks=masks,
     )
+
+
+def inline_recipe(raw: bytes, resolver: RecipeResolver, max_bytes: int) -> Resolved:
+    """A multipart ``recipe`` part, read like a PUT body: the same size limit, the same
+    parser (``/v1/augment`` and the draft preview both take one)."""
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(
+            f"the 'recipe' part ({len(raw)} bytes) is larger than the limit of {max_bytes} "
+            "bytes (AUGSVC_MAX_RECIPE_BYTES)"
+        )
+    document = read_document(raw, "json", source="the 'recipe' part", loc=("body", "recipe"))
+    return resolver.inline(document)

@@ -20,7 +20,7 @@ from augsvc.api.deps import (
 from augsvc.api.limits import read_body
 from augsvc.api.media import negotiate, require_content_type
 from augsvc.api.openapi import LOOKUP, READ, OptionalRefQuery, images_body, problems
-from augsvc.api.uploads import parse_multipart
+from augsvc.api.uploads import inline_recipe, parse_multipart
 from augsvc.codec.media_types import MULTIPART, SAFETENSORS, ZIP
 from augsvc.engine import MAX_SEED
 from augsvc.errors import (
@@ -36,9 +36,7 @@ from augsvc.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from augsvc.recipes.documents import read_document
 from augsvc.service.augment import AugmentJob, Limits, run_augment
-from augsvc.service.resolver import RecipeResolver, Resolved
 
 router = APIRouter(prefix="/v1", tags=["augment"])
 
@@ -48,17 +46,6 @@ MAX_OFFSET = 2**62  # sample keys are int64; leave room for offset + N
 def new_seed() -> int:
     """A random 63-bit seed (fits every client's signed 64-bit integer)."""
     return secrets.randbits(63)
-
-
-def _inline_recipe(raw: bytes, resolver: RecipeResolver, max_bytes: int) -> Resolved:
-    """The ``recipe`` part, read like a PUT body: the same size limit, the same parser."""
-    if len(raw) > max_bytes:
-        raise PayloadTooLarge(
-            f"the 'recipe' part ({len(raw)} bytes) is larger than the limit of {max_bytes} "
-            "bytes (AUGSVC_MAX_RECIPE_BYTES)"
-        )
-    document = read_document(raw, "json", source="the 'recipe' part", loc=("body", "recipe"))
-    return resolver.inline(document)
 
 
 def _one_recipe(got: str) -> ValidationFailed:
@@ -113,7 +100,7 @@ async def augment_images(
         parts = upload.images
         targets, masks = upload.targets, upload.masks
         if upload.recipe is not None and resolved is None:
-            resolved = _inline_recipe(upload.recipe, resolver, settings.max_recipe_bytes)
+            resolved = inline_recipe(upload.recipe, resolver, settings.max_recipe_bytes)
         elif upload.recipe is not None:
             raise _one_recipe("both")
     if resolved is None:

@@ -29,7 +29,7 @@ from augsvc.api.deps import (
 from augsvc.api.limits import read_body
 from augsvc.api.media import base_type, require_content_type
 from augsvc.api.openapi import LOOKUP, READ, RefPath, images_body, problems
-from augsvc.api.uploads import parse_multipart
+from augsvc.api.uploads import inline_recipe, parse_multipart
 from augsvc.codec.media_types import MULTIPART
 from augsvc.config import Settings
 from augsvc.engine import MAX_SEED
@@ -44,10 +44,8 @@ from augsvc.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from augsvc.recipes.documents import read_document
 from augsvc.service.grid import GAP, columns
 from augsvc.service.preview import preview_photo, preview_upload
-from augsvc.service.resolver import RecipeResolver, Resolved
 
 router = APIRouter(prefix="/v1", tags=["preview"])
 
@@ -196,7 +194,7 @@ async def preview_draft(
             "send the recipe as a multipart part named 'recipe' (JSON)",
             errors=[FieldError(("body", "recipe"), "Field required")],
         )
-    resolved = _draft(upload.recipe, resolver, settings.max_recipe_bytes)
+    resolved = inline_recipe(upload.recipe, resolver, settings.max_recipe_bytes)
     image = upload.images[0] if upload.images else None
 
     def job() -> bytes:
@@ -212,14 +210,3 @@ async def preview_draft(
         )  # fmt: skip
 
     return _png(await executor.run(job), seed, n, resolved.digest)
-
-
-def _draft(raw: bytes, resolver: RecipeResolver, max_bytes: int) -> Resolved:
-    """The ``recipe`` part, held to the limit and parser of a stored recipe's PUT body."""
-    if len(raw) > max_bytes:
-        raise PayloadTooLarge(
-            f"the 'recipe' part ({len(raw)} bytes) is larger than the limit of {max_bytes} "
-            "bytes (AUGSVC_MAX_RECIPE_BYTES)"
-        )
-    document = read_document(raw, "json", source="the 'recipe' part", loc=("body", "recipe"))
-    return resolver.inline(document)
