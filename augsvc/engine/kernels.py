@@ -44,12 +44,17 @@ def box_shrink(x: torch.Tensor, k: int) -> torch.Tensor:
     then k column-strided ones) and only the k*k times smaller result becomes float:
     the sums are exact, so dividing them gives avg_pool2d's values, without first
     writing a float copy of every source pixel (which cost most of a large image's time).
+    On the CPU numpy does the adds: its widening add reads uint8 and writes the wider
+    type in one vectorised pass, where torch's mixed-type in-place add does not.
     """
     if k == 1:
         return x.float()
     if x.dtype != torch.uint8:
         return F.avg_pool2d(x.float(), k)
     h, w = (x.shape[-2] // k) * k, (x.shape[-1] // k) * k
+    if x.device.type == "cpu":
+        sums = torch.from_numpy(_block_sums(x[..., :h, :w].numpy(), k))
+        return sums.float().div_(k * k)
     wide = torch.int16 if k * k * 255 <= torch.iinfo(torch.int16).max else torch.int32
     rows = x[..., 0:h:k, :w].to(wide)
     for i in range(1, k):
@@ -58,6 +63,19 @@ def box_shrink(x: torch.Tensor, k: int) -> torch.Tensor:
     for i in range(1, k):
         total += rows[..., i::k]
     return total.float().div_(k * k)
+
+
+def _block_sums(x: np.ndarray, k: int) -> np.ndarray:
+    """Exact sums of every k x k block of a uint8 array (..., H, W), H and W multiples
+    of k (k >= 2), in the narrowest unsigned type that holds them."""
+    wide = np.uint16 if k * k * 255 <= np.iinfo(np.uint16).max else np.uint32
+    rows = np.add(x[..., 0::k, :], x[..., 1::k, :], dtype=wide)
+    for i in range(2, k):
+        np.add(rows, x[..., i::k, :], out=rows)
+    total = np.add(rows[..., 0::k], rows[..., 1::k])
+    for i in range(2, k):
+        np.add(total, rows[..., i::k], out=total)
+    return total
 
 
 def warp(
@@ -139,13 +157,14 @@ def warp_source(
 
     The affine case builds its sampling map from :func:`sampling_thetas` (numpy, all of
     it float64 until the final cast), which costs microseconds per call where Kornia's
-    normalisation costs a fraction of a millisecond: this runs once per sample. A
-    device batch passes ``theta`` (that map, float32, already uploaded with its
-    batch-mates')."""
+    normalisation costs a fraction of a millisecond. A caller warping many samples
+    passes ``theta``, that map (float32, computed with its batch-mates' in one call,
+    uploaded on a device), and only for an affine warp without a fill colour, so the
+    per-sample checks are skipped too."""
     x = box_shrink(src, factor)
-    if (padding_mode == "constant" and any(fill)) or not geometry.is_affine(matrix):
-        return _warp_once(x, matrix, out_hw, mode=mode, padding_mode=padding_mode, fill=fill)
     if theta is None:
+        if (padding_mode == "constant" and any(fill)) or not geometry.is_affine(matrix):
+            return _warp_once(x, matrix, out_hw, mode=mode, padding_mode=padding_mode, fill=fill)
         hw = np.array([x.shape[-2:]], dtype=np.int64)
         theta = torch.from_numpy(sampling_thetas(matrix, hw, out_hw))
     theta = theta.to(x.device, x.dtype)
@@ -166,9 +185,12 @@ def _normalising(hw: np.ndarray) -> np.ndarray:
     return m
 
 
-def sampling_thetas(matrix: np.ndarray, src_hw: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
+def sampling_thetas(
+    matrix: np.ndarray, src_hw: np.ndarray, out_hw: tuple[int, int] | np.ndarray
+) -> np.ndarray:
     """(N,2,3) float32 output-to-source maps in normalised coordinates, per sample with
-    its own source size ``src_hw`` (N,2): :func:`sampling_theta`'s maths, in numpy."""
+    its own source size ``src_hw`` (N,2) and output size (one, or (N,2)):
+    :func:`sampling_theta`'s maths, in numpy."""
     n = len(matrix)
     out = np.broadcast_to(np.asarray(out_hw, dtype=np.int64), (n, 2))
     theta = (

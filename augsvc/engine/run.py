@@ -198,8 +198,9 @@ def augment(
         if isinstance(result, torch.Tensor):
             if len(rows) == n:
                 result = out
-            else:
-                result[torch.as_tensor(rows, device=device)] = out
+            else:  # whole rows copied, where indexed assignment goes element by element
+                index = torch.as_tensor(rows, device=device)
+                result.index_copy_(0, index, out.to(result.dtype))
         else:
             for j, i in enumerate(rows):
                 result[i] = out[j]
@@ -265,6 +266,17 @@ def _run_region_first(
     ]
 
     affine_first = geometry.affine_rows(regions.matrices)
+    constant_fill = opts.padding_mode == "constant" and any(opts.fill)
+    # Per sample (its own matrix decides), so its path never depends on its batch-mates.
+    one_pass = affine_first & (not constant_fill)  # one grid_sample of an affine map
+    together = affine_first & varlen_warp.supported(
+        opts.interpolation, opts.padding_mode, opts.fill, True
+    )
+    # Every sample's sampling map at once, in numpy: the same 3x3 maths per sample as
+    # alone (each matrix of a stack is its own product), without its per-call cost.
+    factors = regions.factors
+    shrunk_hw = (regions.boxes[:, 2:] - regions.boxes[:, :2]) // factors[:, None]
+    thetas = kernels.sampling_thetas(regions.matrices, shrunk_hw, first["out_hw"])
 
     def crop(i: int) -> torch.Tensor:
         top, left, bottom, right = regions.boxes[i].tolist()
@@ -273,7 +285,7 @@ def _run_region_first(
     def warp_one(i: int, src: torch.Tensor, theta: torch.Tensor | None) -> torch.Tensor:
         return kernels.warp_source(
             kernels.convert_channels(src, channels[i]),
-            int(regions.factors[i]),
+            int(factors[i]),
             regions.matrices[i : i + 1],
             tuple(first["out_hw"][i].tolist()),
             mode=opts.interpolation,
@@ -282,17 +294,15 @@ def _run_region_first(
             theta=theta,
         )
 
-    # Per sample (its own matrix decides), so its path never depends on its batch-mates.
-    together = affine_first & varlen_warp.supported(
-        opts.interpolation, opts.padding_mode, opts.fill, True
-    )
+    def cpu_theta(i: int) -> torch.Tensor | None:
+        return torch.from_numpy(thetas[i : i + 1]) if one_pass[i] else None
 
     def warp_together(rows: list[int], srcs: list[torch.Tensor]) -> torch.Tensor:
         """The chunk's first warp as one pass over all its regions (a device's way)."""
         shrunk = []
         for i, src in zip(rows, srcs, strict=True):
             src = kernels.convert_channels(src, channels[i])
-            k = int(regions.factors[i])
+            k = int(factors[i])
             shrunk.append(kernels.box_shrink(src, k) if k > 1 else src)
         out_hw = tuple(first["out_hw"][rows[0]].tolist())
         return varlen_warp.warp_varlen(
@@ -307,7 +317,7 @@ def _run_region_first(
         if device.type == "cuda":
             x = warp_on_device(rows)
         else:
-            x = torch.cat([warp_one(i, _to_device(crop(i), device), None) for i in rows])
+            x = torch.cat([warp_one(i, _to_device(crop(i), device), cpu_theta(i)) for i in rows])
         return rows, _run_chunk(plan, sampled.take(np.array(rows)), x, start=1)
 
     def warp_on_device(rows: list[int]) -> torch.Tensor:
@@ -323,22 +333,11 @@ def _run_region_first(
             for m, j in enumerate(joint):
                 parts[j] = out[m : m + 1]
         alone = [j for j in range(len(rows)) if not together[rows[j]]]
-        thetas = upload_params({"t": _thetas([rows[j] for j in alone])}, device)["t"]
+        uploaded = upload_params({"t": thetas[[rows[j] for j in alone]]}, device)["t"]
         for m, j in enumerate(alone):
-            parts[j] = warp_one(rows[j], srcs[j], thetas[m : m + 1])
+            theta = uploaded[m : m + 1] if one_pass[rows[j]] else None
+            parts[j] = warp_one(rows[j], srcs[j], theta)
         return torch.cat(parts)
-
-    def _thetas(rows: list[int]) -> np.ndarray:
-        """Each sample's affine sampling map for its shrunk region, as warp_source
-        would compute it alone (unused by fill and perspective warps)."""
-        out = []
-        for i in rows:
-            top, left, bottom, right = regions.boxes[i].tolist()
-            k = int(regions.factors[i])
-            hw = np.array([[(bottom - top) // k, (right - left) // k]], dtype=np.int64)
-            out_hw = tuple(first["out_hw"][i].tolist())
-            out.append(kernels.sampling_thetas(regions.matrices[i : i + 1], hw, out_hw)[0])
-        return np.stack(out)
 
     if device.type == "cuda" or torch.get_num_threads() == 1 or len(chunks) == 1:
         return [run_chunk(rows) for rows in chunks]
