@@ -18,6 +18,12 @@ ARG BASE_IMAGE=pytorch/pytorch:2.7.1-cuda12.8-cudnn9-runtime
 # ---- build: the augsvc and SDK wheels, built away from the final image (no sources left) ----
 # `augsvc recipe` is built on the SDK (clients/python), so the service wheel depends on it.
 FROM ${BASE_IMAGE} AS build
+# The optional JPEG region decoder (augsvc/codec/_jpeg_region.c) compiles against the
+# system's libjpeg-turbo; the distribution's current packages are wanted, not a pin.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev libjpeg-turbo8-dev \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY augsvc ./augsvc
@@ -27,6 +33,12 @@ RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . ./clients/python
 
 # ---- runtime ----
 FROM ${BASE_IMAGE}
+
+# The region decoder's one runtime library.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libjpeg-turbo8 \
+    && rm -rf /var/lib/apt/lists/*
 
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -50,7 +62,7 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     && python -c "from importlib.metadata import version as v; print(f'torch=={v(\"torch\")}'); print(f'torchvision=={v(\"torchvision\")}')" \
        >> /tmp/constraints-image.txt \
     && pip install --no-cache-dir -c /tmp/constraints-image.txt --find-links /wheels "$(echo /wheels/augsvc-*.whl)[s3,coco]" \
-    && python -c "import torch, torchvision, kornia, botocore, pycocotools.mask, augsvc.api.app; print('torch', torch.__version__, 'cuda', torch.version.cuda)" \
+    && python -c "import torch, torchvision, kornia, botocore, pycocotools.mask, augsvc.api.app; from augsvc.codec import jpeg_region; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'region decoder', jpeg_region.AVAILABLE)" \
     && rm /tmp/constraints.txt /tmp/constraints-image.txt
 
 # Non-root user with a fixed UID/GID (the Kubernetes securityContext and any host volume

@@ -6,9 +6,17 @@ PIP := $(PY) -m pip install -q -c constraints.txt
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint serve bench gpu-check redis browser clean example
+.PHONY: install test lint serve bench gpu-check redis browser build-deps clean example
 
-$(STAMP): pyproject.toml constraints.txt clients/python/pyproject.toml
+# What the optional JPEG region decoder (augsvc/codec/_jpeg_region.c) builds with: a C
+# compiler, Python's headers and libjpeg-turbo's. Without them the install goes on and
+# JPEGs decode whole.
+build-deps:
+	@{ command -v cc && [ -f /usr/include/jpeglib.h ] && \
+	   $(PYTHON) -c "import os, sysconfig; assert os.path.isfile(os.path.join(sysconfig.get_paths()['include'], 'Python.h'))"; \
+	 } >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq gcc libc6-dev libjpeg-dev python3-dev; }
+
+$(STAMP): pyproject.toml constraints.txt clients/python/pyproject.toml augsvc/codec/_jpeg_region.c | build-deps
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PIP) -e '.[dev,bench,example,s3]' -e 'clients/python[torch]'

@@ -1,13 +1,16 @@
 """Decoding planned by the engine: each encoded image at the coarsest scale its sample
-can use.
+can use, and of a JPEG only the region its sample reads.
 
 A sample's first warp, and so the antialiasing pre-shrink it needs, is known from
 (recipe, seed, key) and the image's header before a pixel is decoded. A JPEG is then
 decoded at 1/2, 1/4 or 1/8 where that pre-shrink allows (``engine.decode_scales``), the
 engine warps the scaled pixels as the full image, and the decoded-pixel budget counts
-the pixels really decoded. Every path that decodes for the engine (uploads, stream
-batches, ``augsvc augment``) goes through here, so a sample's bytes are the same
-whichever path, split, replica or resumed stream produced them.
+the pixels decoded at that scale. Where the region decoder is built
+(``codec.jpeg_region``), only the box the engine will read (``engine.source_boxes``)
+is decoded, to exactly the pixels a whole decode has there, so the output is the same
+with or without it. Every path that decodes for the engine (uploads, stream batches,
+``augsvc augment``) goes through here, so a sample's bytes are the same whichever
+path, split, replica or resumed stream produced them.
 """
 
 from __future__ import annotations
@@ -18,15 +21,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from augsvc.codec import ImageHeader, ScaledImage
+from augsvc.codec import ImageHeader, ScaledImage, jpeg_region
 from augsvc.codec.device_decode import decode_on_device
-from augsvc.engine import Plan, cpu_workers, decode_scales
+from augsvc.engine import Plan, cpu_workers, decode_scales, source_boxes, starts_with_warp
 
 
 @dataclass(frozen=True)
 class PlannedDecode:
     headers: list[ImageHeader]
     scales: list[int]
+    #: Per image, the box of its scaled, displayed pixels its sample reads (None: all).
+    boxes: list[tuple[int, int, int, int] | None] | None = None
 
     @property
     def pixels(self) -> int:
@@ -46,17 +51,13 @@ class PlannedDecode:
             ):
                 on_device[i] = pixels
         rest = [i for i, pixels in enumerate(on_device) if pixels is None]
-        decoded = dict(
-            zip(
-                rest,
-                cpu_workers().map(
-                    ImageHeader.decode_scaled,
-                    [self.headers[i] for i in rest],
-                    [self.scales[i] for i in rest],
-                ),
-                strict=True,
-            )
-        )
+        boxes = self.boxes or [None] * len(self.headers)
+
+        def on_cpu(i: int) -> ScaledImage:
+            header, scale, box = self.headers[i], self.scales[i], boxes[i]
+            return header.decode_scaled(scale) if box is None else header.decode_region(scale, box)
+
+        decoded = dict(zip(rest, cpu_workers().map(on_cpu, rest), strict=True))
         return [
             decoded[i] if pixels is None else ScaledImage(pixels, h.displayed_hw, None)
             for i, (h, pixels) in enumerate(zip(self.headers, on_device, strict=True))
@@ -70,7 +71,19 @@ def plan_decode(
     if not headers:
         return PlannedDecode([], [])
     full_hw = np.array([h.displayed_hw for h in headers], dtype=np.int64)
-    scales = decode_scales(plan, seed, keys, full_hw)
-    return PlannedDecode(
-        headers, [int(s) if h.scalable else 1 for h, s in zip(headers, scales, strict=True)]
+    scales = [
+        int(s) if h.scalable else 1
+        for h, s in zip(headers, decode_scales(plan, seed, keys, full_hw), strict=True)
+    ]
+    if not (jpeg_region.AVAILABLE and starts_with_warp(plan)):
+        return PlannedDecode(headers, scales)
+    pairs = list(zip(headers, scales, strict=True))
+    boxes = source_boxes(
+        plan,
+        seed,
+        keys,
+        full_hw,
+        [h.scaled_map(s) for h, s in pairs],
+        np.array([h.decoded_hw(s) for h, s in pairs], dtype=np.int64),
     )
+    return PlannedDecode(headers, scales, [tuple(b) for b in boxes.tolist()])

@@ -31,6 +31,7 @@ try:  # torchvision's image IO is deprecated (0.29, successor: TorchCodec); Pill
 except ImportError:  # pragma: no cover - depends on the installed torchvision
     _torchvision_decode = None
 
+from augsvc.codec import jpeg_region
 from augsvc.errors import (
     ImageTooLarge,
     UndecodableImage,
@@ -167,16 +168,62 @@ class ImageHeader:
             pixels = _decode_with_pillow(self._image, self.format, self.label)
         finally:
             self._image.close()
-        stored_h, stored_w = pixels.shape[1:]
-        if (stored_h, stored_w) != (-(-self.height // scale), -(-self.width // scale)):
+        if tuple(pixels.shape[1:]) != self._stored_hw(scale):
             raise UndecodableImage(f"{self.label}: JPEG data did not decode at 1/{scale}")
-        stored_to_scaled = np.linalg.inv(_box_centres(scale))
-        to_pixels = (
+        return ScaledImage(
+            _apply_orientation(pixels, self.orientation), full_hw, self.scaled_map(scale)
+        )
+
+    def scaled_map(self, scale: int) -> np.ndarray | None:
+        """The map :meth:`decode_scaled` gives at ``scale``: full displayed pixel
+        coordinates to those of the scaled decode (None when it decodes whole)."""
+        scale = self._usable_scale(scale)
+        if scale == 1:
+            return None
+        stored_h, stored_w = self._stored_hw(scale)
+        return (
             _orientation_matrix(self.orientation, stored_w, stored_h)
-            @ stored_to_scaled
+            @ np.linalg.inv(_box_centres(scale))
             @ np.linalg.inv(_orientation_matrix(self.orientation, self.width, self.height))
         )
-        return ScaledImage(_apply_orientation(pixels, self.orientation), full_hw, to_pixels)
+
+    def _stored_hw(self, scale: int) -> tuple[int, int]:
+        return -(-self.height // scale), -(-self.width // scale)
+
+    def decode_region(self, scale: int, box: jpeg_region.Box) -> ScaledImage:
+        """:meth:`decode_scaled`, decoding only ``box`` (top, left, bottom, right in the
+        displayed pixels of the scaled decode) where the region decoder takes the image:
+        a plain 8-bit grey or colour JPEG that ends with its end-of-image marker. The
+        pixels in ``box`` are exactly :meth:`decode_scaled`'s; elsewhere they are not
+        decoded, and ``decoded_box`` says so, for the engine to check that it reads only
+        there. Anything the region decoder does not take decodes as
+        :meth:`decode_scaled` does, with its errors."""
+        scale = self._usable_scale(scale)
+        if not self._region_decodable():
+            return self.decode_scaled(scale)
+        stored_h, stored_w = self._stored_hw(scale)
+        to_stored = np.linalg.inv(_orientation_matrix(self.orientation, stored_w, stored_h))
+        stored_box = _map_box(to_stored, box)
+        channels = _TORCHVISION_MODES["JPEG"][self._image.mode]
+        pixels = jpeg_region.decode_box(
+            self._data, scale, (stored_h, stored_w), channels, stored_box
+        )
+        if pixels is None:
+            return self.decode_scaled(scale)
+        self._image.close()
+        if self.orientation != 1:
+            pixels = _place_oriented(pixels, stored_box, box, self.orientation)
+        return ScaledImage(pixels, self.displayed_hw, self.scaled_map(scale), box)
+
+    def _region_decodable(self) -> bool:
+        return (
+            jpeg_region.AVAILABLE
+            and self.format == "JPEG"
+            and self._image.mode in _TORCHVISION_MODES["JPEG"]
+            and "transparency" not in self._image.info
+            and _tile_rawmode(self._image) == self._image.mode
+            and jpeg_region.ends_with_eoi(self._data)
+        )
 
     def _decode(self, *, use_torchvision: bool) -> torch.Tensor:
         """With the torchvision fast path switchable, for the parity tests."""
@@ -203,6 +250,31 @@ class ScaledImage:
     pixels: torch.Tensor
     full_hw: tuple[int, int]
     to_pixels: np.ndarray | None
+    #: (top, left, bottom, right) of ``pixels`` when only that box was decoded
+    #: (:meth:`ImageHeader.decode_region`); None when all of them were.
+    decoded_box: tuple[int, int, int, int] | None = None
+
+
+def _map_box(m: np.ndarray, box: jpeg_region.Box) -> jpeg_region.Box:
+    """A pixel box through an orientation map (a flip or transpose of pixel centres)."""
+    top, left, bottom, right = box
+    corners = m @ np.array([[left, right - 1], [top, bottom - 1], [1, 1]], dtype=np.float64)
+    xs, ys = np.rint(corners[0]).astype(int), np.rint(corners[1]).astype(int)
+    return int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1
+
+
+def _place_oriented(
+    stored: torch.Tensor, stored_box: jpeg_region.Box, box: jpeg_region.Box, orientation: int
+) -> torch.Tensor:
+    """The displayed frame of a region decode: only the decoded box is oriented (a copy
+    of the box, not of the whole image) and placed where the display puts it."""
+    top, left, bottom, right = stored_box
+    region = _ORIENTATIONS[orientation](stored[:, top:bottom, left:right])
+    c, h, w = stored.shape
+    shown = (w, h) if orientation >= 5 else (h, w)
+    canvas = torch.from_numpy(np.zeros((c, *shown), dtype=np.uint8))
+    canvas[:, box[0] : box[2], box[1] : box[3]] = region
+    return canvas
 
 
 def _box_centres(scale: int) -> np.ndarray:

@@ -7,7 +7,15 @@ named here; the modules behind it are the engine's own business.
 
 from augsvc.engine.plan import Plan, Sampled, compile_plan, fixed_output_size, sample_plan
 from augsvc.engine.rng import MAX_SEED
-from augsvc.engine.run import AugmentResult, augment, cpu_workers, decode_scales, resolve_device
+from augsvc.engine.run import (
+    AugmentResult,
+    augment,
+    cpu_workers,
+    decode_scales,
+    resolve_device,
+    source_boxes,
+    starts_with_warp,
+)
 
 __all__ = [
     "MAX_SEED",
@@ -21,4 +29,6 @@ __all__ = [
     "fixed_output_size",
     "resolve_device",
     "sample_plan",
+    "source_boxes",
+    "starts_with_warp",
 ]

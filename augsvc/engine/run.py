@@ -71,6 +71,7 @@ class _Sources:
     pixels: list[torch.Tensor]
     full_hw: np.ndarray  # (N,2)
     to_pixels: list[np.ndarray | None]
+    decoded_boxes: list[tuple[int, int, int, int] | None]
 
     @property
     def scaled(self) -> bool:
@@ -81,7 +82,7 @@ def _as_sources(images: Images) -> _Sources:
     items = list(images.unbind(0)) if isinstance(images, torch.Tensor) else list(images)
     if not items:
         raise ValidationFailed("no images to augment")
-    pixels, full_hw, maps = [], [], []
+    pixels, full_hw, maps, boxes = [], [], [], []
     for i, item in enumerate(items):
         img = item if isinstance(item, torch.Tensor) else getattr(item, "pixels", None)
         if not isinstance(img, torch.Tensor) or img.dtype != torch.uint8 or img.dim() != 3:
@@ -89,13 +90,14 @@ def _as_sources(images: Images) -> _Sources:
         if img.shape[0] not in (1, 3, 4) or img.shape[1] < 1 or img.shape[2] < 1:
             raise ValidationFailed(f"image {i}: shape {tuple(img.shape)} is not (1|3|4, H, W)")
         pixels.append(img)
+        boxes.append(None if isinstance(item, torch.Tensor) else getattr(item, "decoded_box", None))
         if isinstance(item, torch.Tensor) or item.to_pixels is None:
             full_hw.append(tuple(img.shape[1:]))
             maps.append(None)
         else:
             full_hw.append(tuple(int(v) for v in item.full_hw))
             maps.append(np.asarray(item.to_pixels, dtype=np.float64))
-    return _Sources(pixels, np.array(full_hw, dtype=np.int64).reshape(-1, 2), maps)
+    return _Sources(pixels, np.array(full_hw, dtype=np.int64).reshape(-1, 2), maps, boxes)
 
 
 def starts_with_warp(plan: Plan) -> bool:
@@ -128,6 +130,34 @@ def decode_scales(
         antialias=plan.recipe.output.antialias,
         choices=choices,
     )
+
+
+def source_boxes(
+    plan: Plan,
+    seed: int,
+    keys: Sequence[int] | np.ndarray,
+    full_hw: np.ndarray,
+    to_pixels: list[np.ndarray | None],
+    pixels_hw: np.ndarray,
+) -> np.ndarray:
+    """(N,4) top, left, bottom, right: the box of each sample's pixels that
+    :func:`augment` reads, for pixels of size ``pixels_hw`` (N,2) given with the maps
+    ``to_pixels`` (:class:`~augsvc.engine.region.ScaledSource`'s). The same draws and
+    region maths as the region-first path, so a decoder can produce only those pixels.
+    Only for a plan that starts with a warp."""
+    if not starts_with_warp(plan):
+        raise ValueError("source boxes need a plan whose first stage is a warp")
+    full_hw = np.asarray(full_hw, dtype=np.int64).reshape(-1, 2)
+    first = sample_plan(plan, seed, np.asarray(keys, dtype=np.int64), full_hw).stages[0]
+    opts = plan.recipe.output
+    return region.plan_regions(
+        region.source_matrices(first["matrix"], to_pixels),
+        first["out_hw"],
+        np.asarray(pixels_hw, dtype=np.int64).reshape(-1, 2),
+        mode=opts.interpolation,
+        padding_mode=opts.padding_mode,
+        antialias=opts.antialias,
+    ).boxes
 
 
 def output_channels(plan: Plan, channels: int) -> int:
@@ -168,6 +198,11 @@ def augment(
         raise ValidationFailed(f"seed must be an integer in 0..{MAX_SEED}, got {seed!r}")
     if sources.scaled and not starts_with_warp(plan):
         raise ValidationFailed("scaled decodes need a plan whose first stage is a warp")
+    partial = any(b is not None for b in sources.decoded_boxes)
+    if partial and not (region_first and starts_with_warp(plan)):
+        raise ValidationFailed(
+            "region decodes need the region-first path and a plan that starts with a warp"
+        )
     device = resolve_device(device) if isinstance(device, str) else device
     sampled = sample_plan(plan, seed, keys_arr, sources.full_hw)
     out_pixels = int(np.prod(sampled.out_hw, axis=1).sum())
@@ -184,7 +219,7 @@ def augment(
             sampled.stages[0]["matrix"], sources.to_pixels
         )
     if region_first and starts_with_warp(plan):
-        parts = _run_region_first(plan, run, sources.pixels, channels, device)
+        parts = _run_region_first(plan, run, sources, channels, device)
     else:
         batch = images if isinstance(images, torch.Tensor) else None
         parts = _run_by_shape(plan, run, sources.pixels, batch, channels, device)
@@ -237,7 +272,7 @@ def _run_by_shape(
 def _run_region_first(
     plan: Plan,
     sampled: Sampled,
-    pixels: list[torch.Tensor],
+    sources: _Sources,
     channels: list[int],
     device: torch.device,
 ) -> list[Part]:
@@ -247,6 +282,7 @@ def _run_region_first(
     the rest of the plan in chunks on the CPU workers, as the whole-image path does."""
     opts = plan.recipe.output
     first = sampled.stages[0]
+    pixels = sources.pixels
     regions = region.plan_regions(
         first["matrix"],
         first["out_hw"],
@@ -255,6 +291,7 @@ def _run_region_first(
         padding_mode=opts.padding_mode,
         antialias=opts.antialias,
     )
+    _check_decoded(regions.boxes, sources.decoded_boxes)
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, hw in enumerate(first["out_hw"].tolist()):
         groups.setdefault((channels[i], *hw), []).append(i)
@@ -342,6 +379,21 @@ def _run_region_first(
     if device.type == "cuda" or torch.get_num_threads() == 1 or len(chunks) == 1:
         return [run_chunk(rows) for rows in chunks]
     return list(cpu_workers().map(run_chunk, chunks))
+
+
+def _check_decoded(boxes: np.ndarray, decoded: list[tuple[int, int, int, int] | None]) -> None:
+    """A region decode holds only the box planned for its sample; a region that reaches
+    outside it would read pixels never decoded, so that is a planning bug, not a
+    request to serve."""
+    for i, held in enumerate(decoded):
+        if held is None:
+            continue
+        top, left, bottom, right = boxes[i].tolist()
+        if top < held[0] or left < held[1] or bottom > held[2] or right > held[3]:
+            raise RuntimeError(
+                f"sample {i} reads rows {top}:{bottom}, columns {left}:{right} of a region "
+                f"decode that holds only {held}: the decode was planned for other draws"
+            )
 
 
 def _to_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
