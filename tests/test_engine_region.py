@@ -38,6 +38,8 @@ def test_box_shrink_equals_avg_pool2d_to_the_bit(k: int) -> None:
         x[0, :, : h // 2] = 255  # the largest sums
         expected = F.avg_pool2d(x.float(), k)
         assert torch.equal(box_shrink(x, k), expected)
+        interleaved = x.contiguous(memory_format=torch.channels_last)  # a decoder's HWC
+        assert torch.equal(box_shrink(interleaved, k), expected)
         assert torch.equal(box_shrink(x[..., 1:, 1:], k), F.avg_pool2d(x[..., 1:, 1:].float(), k))
 
 

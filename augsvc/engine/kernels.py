@@ -53,8 +53,11 @@ def box_shrink(x: torch.Tensor, k: int) -> torch.Tensor:
         return F.avg_pool2d(x.float(), k)
     h, w = (x.shape[-2] // k) * k, (x.shape[-1] // k) * k
     if x.device.type == "cpu":
-        sums = torch.from_numpy(_block_sums(x[..., :h, :w].numpy(), k))
-        return sums.float().div_(k * k)
+        x = x[..., :h, :w]
+        if x.shape[1] > 1 and x.stride(1) == 1:  # channels interleaved: a decoder's memory
+            sums = _block_sums(x.permute(0, 2, 3, 1).numpy(), k, axes=(1, 2))
+            return torch.from_numpy(sums).permute(0, 3, 1, 2).float().div_(k * k)
+        return torch.from_numpy(_block_sums(x.numpy(), k, axes=(-2, -1))).float().div_(k * k)
     wide = torch.int16 if k * k * 255 <= torch.iinfo(torch.int16).max else torch.int32
     rows = x[..., 0:h:k, :w].to(wide)
     for i in range(1, k):
@@ -65,16 +68,24 @@ def box_shrink(x: torch.Tensor, k: int) -> torch.Tensor:
     return total.float().div_(k * k)
 
 
-def _block_sums(x: np.ndarray, k: int) -> np.ndarray:
-    """Exact sums of every k x k block of a uint8 array (..., H, W), H and W multiples
-    of k (k >= 2), in the narrowest unsigned type that holds them."""
+def _block_sums(x: np.ndarray, k: int, axes: tuple[int, int]) -> np.ndarray:
+    """Exact sums of every k x k block of a uint8 array over its (row, column) ``axes``,
+    whose sizes are multiples of k (k >= 2), in the narrowest unsigned type that holds
+    them. Summing along the array's own layout keeps every read a contiguous run."""
+
+    def every_kth(a: np.ndarray, axis: int, start: int) -> np.ndarray:
+        index = [slice(None)] * a.ndim
+        index[axis] = slice(start, None, k)
+        return a[tuple(index)]
+
     wide = np.uint16 if k * k * 255 <= np.iinfo(np.uint16).max else np.uint32
-    rows = np.add(x[..., 0::k, :], x[..., 1::k, :], dtype=wide)
+    rows_axis, cols_axis = axes
+    rows = np.add(every_kth(x, rows_axis, 0), every_kth(x, rows_axis, 1), dtype=wide)
     for i in range(2, k):
-        np.add(rows, x[..., i::k, :], out=rows)
-    total = np.add(rows[..., 0::k], rows[..., 1::k])
+        np.add(rows, every_kth(x, rows_axis, i), out=rows)
+    total = np.add(every_kth(rows, cols_axis, 0), every_kth(rows, cols_axis, 1))
     for i in range(2, k):
-        np.add(total, rows[..., i::k], out=total)
+        np.add(total, every_kth(rows, cols_axis, i), out=total)
     return total
 
 
