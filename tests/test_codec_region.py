@@ -89,11 +89,9 @@ def test_the_box_holds_exactly_a_whole_decode(
             box = _random_box(rng, *whole.shape[1:])
             part = probe_image(data, max_pixels=MAX_PIXELS).decode_region(scale, box)
             top, left, bottom, right = box
-            assert part.decoded_box == box
-            assert part.pixels.shape == whole.shape
-            assert torch.equal(
-                part.pixels[:, top:bottom, left:right], whole[:, top:bottom, left:right]
-            )
+            assert part.region == box
+            assert part.frame_hw == tuple(whole.shape[1:])
+            assert torch.equal(part.pixels, whole[:, top:bottom, left:right])
 
 
 @needs_decoder
@@ -115,11 +113,9 @@ def test_every_exif_orientation_decodes_the_displayed_box(orientation: int) -> N
                     assert part.to_pixels is None
                 else:
                     np.testing.assert_array_equal(part.to_pixels, whole.to_pixels)
-                assert part.pixels.shape == whole.pixels.shape
-                assert torch.equal(
-                    part.pixels[:, top:bottom, left:right],
-                    whole.pixels[:, top:bottom, left:right],
-                )
+                assert part.region == box
+                assert part.frame_hw == tuple(whole.pixels.shape[1:])
+                assert torch.equal(part.pixels, whole.pixels[:, top:bottom, left:right])
 
 
 @pytest.mark.parametrize("case", ["truncated_jpeg", "jpeg_header_then_garbage"])
@@ -167,11 +163,11 @@ def test_corrupt_data_inside_the_region_falls_back_to_the_whole_decode() -> None
 def test_other_formats_and_cmyk_decode_whole() -> None:
     png = imagegen.png_bytes(40, 30)
     part = probe_image(png, max_pixels=MAX_PIXELS).decode_region(1, (0, 0, 4, 4))
-    assert part.decoded_box is None
+    assert part.region is None
     assert torch.equal(part.pixels, probe_image(png, max_pixels=MAX_PIXELS).decode())
     cmyk = imagegen.encode(Image.new("CMYK", (40, 32), (10, 200, 30, 5)), "JPEG")
     part = probe_image(cmyk, max_pixels=MAX_PIXELS).decode_region(1, (0, 0, 4, 4))
-    assert part.decoded_box is None
+    assert part.region is None
 
 
 # ----------------------------------------------------------------------------------------
@@ -225,7 +221,7 @@ def test_planned_region_decodes_give_the_whole_decodes_bytes(
     headers = [probe_image(data, max_pixels=MAX_PIXELS) for _ in keys]
     planned = plan_decode(plan, headers, seed=seed, keys=keys)
     parts = planned.decode()
-    assert all(p.decoded_box is not None for p in parts)
+    assert all(p.region is not None for p in parts)
     whole = _whole_decode(planned, data).decode()
     got = augment(plan, parts, seed=seed, keys=keys).images
     expected = augment(plan, whole, seed=seed, keys=keys).images
@@ -235,7 +231,7 @@ def test_planned_region_decodes_give_the_whole_decodes_bytes(
 @needs_decoder
 def test_a_large_photos_crops_decode_a_fraction_and_match() -> None:
     """The case this exists for: random crops of a 2048x1536 photo decode a fraction of
-    its rows and columns, to the same output."""
+    its pixels (and hold no more in memory), to the same output."""
     plan = compile_plan(parse_recipe({"ops": [{"op": "random_resized_crop", "size": 224}]}))
     data = _jpeg(_array(1536, 2048))
     keys = list(range(16))
@@ -248,18 +244,23 @@ def test_a_large_photos_crops_decode_a_fraction_and_match() -> None:
         [np.prod(h.decoded_hw(s)) for h, s in zip(planned.headers, planned.scales, strict=True)]
     )
     assert (areas / full).mean() < 0.8
-    got = augment(plan, planned.decode(), seed=5, keys=keys).images
+    parts = planned.decode()
+    held = np.array([p.pixels[0].numel() for p in parts])
+    np.testing.assert_array_equal(held, areas)
+    got = augment(plan, parts, seed=5, keys=keys).images
     expected = augment(plan, _whole_decode(planned, data).decode(), seed=5, keys=keys).images
     assert torch.equal(got, expected)
 
 
-def test_the_engine_refuses_to_read_outside_a_decoded_box() -> None:
+def test_the_engine_refuses_to_read_outside_a_decoded_region() -> None:
     plan = compile_plan(parse_recipe({"ops": [{"op": "resize", "size": [16, 16]}]}))
     pixels = photo(64, 80)
-    short = ScaledImage(pixels, (64, 80), None, (0, 0, 32, 80))
+    short = ScaledImage(pixels[:, :32], (64, 80), None, (0, 0, 32, 80), (64, 80))
     with pytest.raises(RuntimeError, match="planned for other draws"):
         augment(plan, [short], seed=0)
-    whole = ScaledImage(pixels, (64, 80), None, (0, 0, 64, 80))
+    with pytest.raises(ValidationFailed, match="size of its region"):
+        augment(plan, [ScaledImage(pixels, (64, 80), None, (0, 0, 32, 80), (64, 80))], seed=0)
+    whole = ScaledImage(pixels, (64, 80), None, (0, 0, 64, 80), (64, 80))
     with pytest.raises(ValidationFailed, match="region-first"):
         augment(plan, [whole], seed=0, region_first=False)
     assert torch.equal(
@@ -273,4 +274,4 @@ def test_without_the_decoder_planning_asks_for_whole_decodes(monkeypatch) -> Non
     data = io.BytesIO(_jpeg(_array(120, 160))).getvalue()
     planned = plan_decode(plan, [probe_image(data, max_pixels=MAX_PIXELS)], seed=0, keys=[0])
     assert planned.boxes is None
-    assert planned.decode()[0].decoded_box is None
+    assert planned.decode()[0].region is None

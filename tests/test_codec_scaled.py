@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from augsvc.codec import probe_image
+from augsvc.codec import jpeg_region, probe_image
 from augsvc.decode_plan import plan_decode
 from augsvc.engine import augment, compile_plan, geometry
 from augsvc.errors import UndecodableImage
@@ -161,13 +161,18 @@ def test_exif_rotated_jpegs_decode_the_right_region(orientation: int) -> None:
     assert checked
 
 
-def test_the_budget_counts_the_pixels_really_decoded() -> None:
+@pytest.mark.parametrize("regions", [True, False])
+def test_the_budget_counts_the_pixels_decoded_at_the_scale(monkeypatch, regions: bool) -> None:
+    """The budget is the scaled images' pixels: exactly what a whole decode holds, and
+    at least what a region decode holds (with or without the region decoder)."""
+    monkeypatch.setattr(jpeg_region, "AVAILABLE", regions and jpeg_region.AVAILABLE)
     plan = compile_plan(parse_recipe({"ops": [{"op": "resize", "size": [50, 50]}]}))
     data = _jpeg(photo(800, 1000).permute(1, 2, 0).numpy())  # pre-shrink 8
     headers = [probe_image(data, max_pixels=MAX_PIXELS) for _ in range(4)]
     planned = plan_decode(plan, headers, seed=0, keys=range(4))
-    decoded = planned.decode()
-    assert planned.pixels == sum(d.pixels[0].numel() for d in decoded)
+    held = sum(d.pixels[0].numel() for d in planned.decode())
+    assert planned.pixels == sum(h.decoded_pixels(8) for h in headers)
+    assert held <= planned.pixels if jpeg_region.AVAILABLE else held == planned.pixels
     assert planned.pixels <= sum(h.pixels for h in headers) // 16
 
 

@@ -191,29 +191,34 @@ class ImageHeader:
         return -(-self.height // scale), -(-self.width // scale)
 
     def decode_region(self, scale: int, box: jpeg_region.Box) -> ScaledImage:
-        """:meth:`decode_scaled`, decoding only ``box`` (top, left, bottom, right in the
-        displayed pixels of the scaled decode) where the region decoder takes the image:
-        a plain 8-bit grey or colour JPEG that ends with its end-of-image marker. The
-        pixels in ``box`` are exactly :meth:`decode_scaled`'s; elsewhere they are not
-        decoded, and ``decoded_box`` says so, for the engine to check that it reads only
-        there. Anything the region decoder does not take decodes as
-        :meth:`decode_scaled` does, with its errors."""
+        """Only ``box`` (top, left, bottom, right in the displayed pixels of the scaled
+        decode) of :meth:`decode_scaled`'s pixels, where the region decoder takes the
+        image: a plain 8-bit grey or colour JPEG that ends with its end-of-image marker.
+        They are exactly :meth:`decode_scaled`'s pixels there; ``region`` says where
+        they lie and ``frame_hw`` how large the whole scaled image is. Anything the
+        region decoder does not take decodes whole, as :meth:`decode_scaled` does, with
+        its errors."""
         scale = self._usable_scale(scale)
         if not self._region_decodable():
             return self.decode_scaled(scale)
         stored_h, stored_w = self._stored_hw(scale)
         to_stored = np.linalg.inv(_orientation_matrix(self.orientation, stored_w, stored_h))
         stored_box = _map_box(to_stored, box)
-        channels = _TORCHVISION_MODES["JPEG"][self._image.mode]
-        pixels = jpeg_region.decode_box(
-            self._data, scale, (stored_h, stored_w), channels, stored_box
-        )
-        if pixels is None:
+        decoded = jpeg_region.decode_window(self._data, scale, stored_box)
+        if decoded is None:
             return self.decode_scaled(scale)
         self._image.close()
-        if self.orientation != 1:
-            pixels = _place_oriented(pixels, stored_box, box, self.orientation)
-        return ScaledImage(pixels, self.displayed_hw, self.scaled_map(scale), box)
+        window, (top, left, _, _) = decoded
+        pixels = window[
+            :,
+            stored_box[0] - top : stored_box[2] - top,
+            stored_box[1] - left : stored_box[3] - left,
+        ]
+        transform = _ORIENTATIONS.get(self.orientation)
+        if transform is not None:
+            pixels = transform(pixels)  # the box's pixels alone
+        frame = self.decoded_hw(scale)
+        return ScaledImage(pixels, self.displayed_hw, self.scaled_map(scale), box, frame)
 
     def _region_decodable(self) -> bool:
         return (
@@ -250,9 +255,10 @@ class ScaledImage:
     pixels: torch.Tensor
     full_hw: tuple[int, int]
     to_pixels: np.ndarray | None
-    #: (top, left, bottom, right) of ``pixels`` when only that box was decoded
-    #: (:meth:`ImageHeader.decode_region`); None when all of them were.
-    decoded_box: tuple[int, int, int, int] | None = None
+    #: When only part of the scaled image was decoded (:meth:`ImageHeader.decode_region`):
+    #: where ``pixels`` lie in it, (top, left, bottom, right), and its whole size.
+    region: tuple[int, int, int, int] | None = None
+    frame_hw: tuple[int, int] | None = None
 
 
 def _map_box(m: np.ndarray, box: jpeg_region.Box) -> jpeg_region.Box:
@@ -261,20 +267,6 @@ def _map_box(m: np.ndarray, box: jpeg_region.Box) -> jpeg_region.Box:
     corners = m @ np.array([[left, right - 1], [top, bottom - 1], [1, 1]], dtype=np.float64)
     xs, ys = np.rint(corners[0]).astype(int), np.rint(corners[1]).astype(int)
     return int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1
-
-
-def _place_oriented(
-    stored: torch.Tensor, stored_box: jpeg_region.Box, box: jpeg_region.Box, orientation: int
-) -> torch.Tensor:
-    """The displayed frame of a region decode: only the decoded box is oriented (a copy
-    of the box, not of the whole image) and placed where the display puts it."""
-    top, left, bottom, right = stored_box
-    region = _ORIENTATIONS[orientation](stored[:, top:bottom, left:right])
-    c, h, w = stored.shape
-    shown = (w, h) if orientation >= 5 else (h, w)
-    canvas = torch.from_numpy(np.zeros((c, *shown), dtype=np.uint8))
-    canvas[:, box[0] : box[2], box[1] : box[3]] = region
-    return canvas
 
 
 def _box_centres(scale: int) -> np.ndarray:

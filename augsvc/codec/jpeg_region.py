@@ -4,7 +4,8 @@ A random crop of a large photo reads a fraction of it, and its region is known b
 decoding (``engine.source_boxes``). libjpeg-turbo can skip the rows above a region
 (entropy-decoding them only, with no inverse DCT, upsampling or colour conversion), stop
 after its last row and crop the columns around it; Pillow and torchvision expose none
-of that, so ``_jpeg_region.c`` does, against the system's libjpeg-turbo. It is built at
+of that, so ``_jpeg_region.c`` does, against the system's libjpeg-turbo. Only a window
+around the region is allocated and decoded, so memory follows the crop too. It is built at
 install where a C compiler and libjpeg's headers are present (``make install`` adds
 them on Debian); without it :data:`AVAILABLE` is False and JPEGs decode whole, to the
 same pixels.
@@ -25,20 +26,24 @@ AVAILABLE = _jpeg_region is not None
 Box = tuple[int, int, int, int]  # top, left, bottom (exclusive), right (exclusive)
 
 
-def decode_box(
-    data: bytes, scale: int, hw: tuple[int, int], channels: int, box: Box
-) -> torch.Tensor | None:
-    """The stored-frame image at 1/``scale`` ((C, H, W) = (``channels``, *``hw``), a
-    view of (H, W, C) memory) in which ``box`` holds exactly what a whole decode gives
-    and the rest is mostly zeros. None when the decoder is not built or libjpeg reported
-    anything at all (corrupt data, a truncated file): the caller then decodes whole,
-    which diagnoses the file as it always has."""
+def decode_window(data: bytes, scale: int, box: Box) -> tuple[torch.Tensor, Box] | None:
+    """The pixels of the JPEG at 1/``scale`` (stored frame) in a window around ``box``
+    (top, left, bottom, right), as a (C, h, w) view of (h, w, C) memory, and where that
+    window lies; within ``box`` they are exactly a whole decode's. None when the
+    decoder is not built, the image is not plain 8-bit grey or colour, or libjpeg
+    reported anything at all (corrupt data, a truncated file): the caller then decodes
+    whole, which diagnoses the file as it always has."""
     if _jpeg_region is None:
         return None
-    canvas = np.zeros((*hw, channels), dtype=np.uint8)  # pages untouched stay unallocated
-    if _jpeg_region.decode_into(data, scale, *box, canvas) is None:
+    planned = _jpeg_region.window(data, scale, *box)
+    if planned is None:
         return None
-    return torch.from_numpy(canvas).permute(2, 0, 1)
+    *window, channels = planned
+    top, left, bottom, right = window
+    out = np.empty((bottom - top, right - left, channels), dtype=np.uint8)  # all written
+    if not _jpeg_region.decode_window(data, scale, *window, out):
+        return None
+    return torch.from_numpy(out).permute(2, 0, 1), (top, left, bottom, right)
 
 
 def ends_with_eoi(data: bytes) -> bool:

@@ -37,7 +37,8 @@ class ScaledSource(Protocol):
     """An image decoded at a reduced scale (a JPEG's DCT scaling, see
     ``augsvc.codec.ScaledImage``): its pixels, the size of the full image its sample
     was drawn for, and the map from full-image pixel coordinates to ``pixels``' ones
-    (None: the pixels are the full image)."""
+    (None: the pixels are the full image). A region decode also has ``region`` (where
+    ``pixels`` lie in the scaled image) and ``frame_hw`` (that image's size)."""
 
     @property
     def pixels(self) -> torch.Tensor: ...

@@ -65,13 +65,16 @@ def check_device_index(spec: str, device: torch.device, count: int) -> None:
 @dataclass
 class _Sources:
     """The inputs as the engine works on them: each sample's pixels, the size of the
-    image its parameters are drawn for, and for a scaled decode the map from that
-    image's pixel coordinates to the pixels' (None for a full image)."""
+    image its parameters are drawn for, for a scaled decode the map from that image's
+    pixel coordinates to the pixels' frame (None for a full image), and for a region
+    decode where the pixels lie in that frame and the frame's size (else the pixels'
+    own)."""
 
     pixels: list[torch.Tensor]
     full_hw: np.ndarray  # (N,2)
     to_pixels: list[np.ndarray | None]
-    decoded_boxes: list[tuple[int, int, int, int] | None]
+    regions: list[tuple[int, int, int, int] | None]
+    frame_hw: np.ndarray  # (N,2)
 
     @property
     def scaled(self) -> bool:
@@ -82,7 +85,7 @@ def _as_sources(images: Images) -> _Sources:
     items = list(images.unbind(0)) if isinstance(images, torch.Tensor) else list(images)
     if not items:
         raise ValidationFailed("no images to augment")
-    pixels, full_hw, maps, boxes = [], [], [], []
+    pixels, full_hw, maps, regions, frames = [], [], [], [], []
     for i, item in enumerate(items):
         img = item if isinstance(item, torch.Tensor) else getattr(item, "pixels", None)
         if not isinstance(img, torch.Tensor) or img.dtype != torch.uint8 or img.dim() != 3:
@@ -90,14 +93,28 @@ def _as_sources(images: Images) -> _Sources:
         if img.shape[0] not in (1, 3, 4) or img.shape[1] < 1 or img.shape[2] < 1:
             raise ValidationFailed(f"image {i}: shape {tuple(img.shape)} is not (1|3|4, H, W)")
         pixels.append(img)
-        boxes.append(None if isinstance(item, torch.Tensor) else getattr(item, "decoded_box", None))
-        if isinstance(item, torch.Tensor) or item.to_pixels is None:
+        part = None if isinstance(item, torch.Tensor) else getattr(item, "region", None)
+        regions.append(part)
+        if part is None:
+            frames.append(tuple(img.shape[1:]))
+        else:
+            top, left, bottom, right = part
+            if (bottom - top, right - left) != tuple(img.shape[1:]):
+                raise ValidationFailed(f"image {i}: its pixels are not the size of its region")
+            frames.append(tuple(int(v) for v in item.frame_hw))
+        if isinstance(item, torch.Tensor) or (item.to_pixels is None and part is None):
             full_hw.append(tuple(img.shape[1:]))
             maps.append(None)
         else:
             full_hw.append(tuple(int(v) for v in item.full_hw))
-            maps.append(np.asarray(item.to_pixels, dtype=np.float64))
-    return _Sources(pixels, np.array(full_hw, dtype=np.int64).reshape(-1, 2), maps, boxes)
+            maps.append(None if item.to_pixels is None else np.asarray(item.to_pixels, float))
+    return _Sources(
+        pixels,
+        np.array(full_hw, dtype=np.int64).reshape(-1, 2),
+        maps,
+        regions,
+        np.array(frames, dtype=np.int64).reshape(-1, 2),
+    )
 
 
 def starts_with_warp(plan: Plan) -> bool:
@@ -198,7 +215,7 @@ def augment(
         raise ValidationFailed(f"seed must be an integer in 0..{MAX_SEED}, got {seed!r}")
     if sources.scaled and not starts_with_warp(plan):
         raise ValidationFailed("scaled decodes need a plan whose first stage is a warp")
-    partial = any(b is not None for b in sources.decoded_boxes)
+    partial = any(r is not None for r in sources.regions)
     if partial and not (region_first and starts_with_warp(plan)):
         raise ValidationFailed(
             "region decodes need the region-first path and a plan that starts with a warp"
@@ -286,12 +303,13 @@ def _run_region_first(
     regions = region.plan_regions(
         first["matrix"],
         first["out_hw"],
-        np.array([img.shape[1:] for img in pixels], dtype=np.int64),
+        sources.frame_hw,
         mode=opts.interpolation,
         padding_mode=opts.padding_mode,
         antialias=opts.antialias,
     )
-    _check_decoded(regions.boxes, sources.decoded_boxes)
+    _check_decoded(regions.boxes, sources.regions)
+    origins = [(0, 0) if r is None else r[:2] for r in sources.regions]
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, hw in enumerate(first["out_hw"].tolist()):
         groups.setdefault((channels[i], *hw), []).append(i)
@@ -317,7 +335,8 @@ def _run_region_first(
 
     def crop(i: int) -> torch.Tensor:
         top, left, bottom, right = regions.boxes[i].tolist()
-        return pixels[i][None, :, top:bottom, left:right]
+        y, x = origins[i]
+        return pixels[i][None, :, top - y : bottom - y, left - x : right - x]
 
     def warp_one(i: int, src: torch.Tensor, theta: torch.Tensor | None) -> torch.Tensor:
         return kernels.warp_source(
@@ -382,7 +401,7 @@ def _run_region_first(
 
 
 def _check_decoded(boxes: np.ndarray, decoded: list[tuple[int, int, int, int] | None]) -> None:
-    """A region decode holds only the box planned for its sample; a region that reaches
+    """A region decode holds only the box planned for its sample; a warp that reaches
     outside it would read pixels never decoded, so that is a planning bug, not a
     request to serve."""
     for i, held in enumerate(decoded):
