@@ -6,7 +6,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from augsvc.engine import geometry, kernels
 from augsvc.engine.colour import ColourMap, apply_colour
@@ -44,14 +44,7 @@ class AugMix(PixelOp):
     alpha: float = Field(default=1.0, gt=0.0, le=100.0)
     all_ops: bool = True
     interpolation: Literal["bilinear", "nearest"] = "bilinear"
-    table: tuple[Entry, ...] | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _table_last(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "table" not in data:
-            return {**data, "table": None}
-        return data
+    table: tuple[Entry, ...] | None = Field(default=None, validate_default=True)
 
     @field_validator("chain_depth")
     @classmethod

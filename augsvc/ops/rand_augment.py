@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from augsvc.engine.rng import Draws
 from augsvc.ops._policy import Entry, Policy, derived, space
@@ -28,14 +28,7 @@ class RandAugment(Policy):
     num_ops: int = Field(default=2, ge=0, le=16)
     num_magnitude_bins: int = Field(default=31, ge=2, le=256)  # before magnitude: it bounds it
     magnitude: int = Field(default=9, ge=0)
-    table: tuple[Entry, ...] | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _table_last(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "table" not in data:
-            return {**data, "table": None}
-        return data
+    table: tuple[Entry, ...] | None = Field(default=None, validate_default=True)
 
     @field_validator("magnitude")
     @classmethod

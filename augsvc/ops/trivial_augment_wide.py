@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from augsvc.engine.rng import Draws
 from augsvc.ops._policy import Entry, Policy, derived, space
@@ -24,14 +24,7 @@ class TrivialAugmentWide(Policy):
     kind: ClassVar[OpKind] = "policy"
     op: Literal["trivial_augment_wide"] = "trivial_augment_wide"
     num_magnitude_bins: int = Field(default=31, ge=2, le=256)
-    table: tuple[Entry, ...] | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _table_last(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "table" not in data:
-            return {**data, "table": None}
-        return data
+    table: tuple[Entry, ...] | None = Field(default=None, validate_default=True)
 
     @field_validator("table", mode="before")
     @classmethod
