@@ -275,3 +275,110 @@ def test_without_the_decoder_planning_asks_for_whole_decodes(monkeypatch) -> Non
     planned = plan_decode(plan, [probe_image(data, max_pixels=MAX_PIXELS)], seed=0, keys=[0])
     assert planned.boxes is None
     assert planned.decode()[0].region is None
+
+
+# ----------------------------------------------------------------------------------------
+# Damaged files: the C decoder must refuse or agree, never crash or read past a buffer
+# ----------------------------------------------------------------------------------------
+
+_FUZZ_BASE = [
+    _jpeg(_array(96, 128), subsampling=2),
+    _jpeg(_array(80, 72), subsampling=1, progressive=True),
+    _jpeg(_array(64, 96)[..., :1]),
+]
+
+
+def _damage(data: bytes, rng: np.random.Generator) -> bytes:
+    out = bytearray(data)
+    kind = rng.integers(0, 4)
+    if kind == 0:  # flip bytes anywhere, header included
+        for at in rng.integers(2, len(out), rng.integers(1, 12)):
+            out[at] ^= int(rng.integers(1, 256))
+    elif kind == 1:  # a marker where entropy data should be
+        at = int(rng.integers(len(out) // 3, len(out) - 2))
+        out[at : at + 2] = bytes([0xFF, int(rng.choice([0xC0, 0xC4, 0xDA, 0xDB, 0xD9, 0xE1]))])
+    elif kind == 2:  # cut, then end as a complete file would
+        out = out[: int(rng.integers(20, len(out)))] + b"\xff\xd9"
+    else:  # a stretch of the scan replaced
+        at = int(rng.integers(len(out) // 4, len(out) - 40))
+        out[at : at + 32] = rng.integers(0, 256, 32, dtype=np.uint8).tobytes()
+    return bytes(out)
+
+
+@needs_decoder
+@settings(max_examples=150, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), which=st.integers(0, len(_FUZZ_BASE) - 1))
+def test_damaged_jpegs_are_refused_or_decode_as_a_whole_decode_does(seed: int, which: int) -> None:
+    rng = np.random.default_rng(seed)
+    data = _damage(_FUZZ_BASE[which], rng)
+    scale = int(rng.choice([1, 2, 4]))
+    try:
+        whole = probe_image(data, max_pixels=MAX_PIXELS).decode_scaled(scale)
+    except UndecodableImage as exc:
+        # Refused whatever the box: the decoder reads the whole file, not just its rows.
+        with pytest.raises(UndecodableImage) as again:
+            probe_image(data, max_pixels=MAX_PIXELS).decode_region(scale, (0, 0, 1, 1))
+        assert again.value.detail == exc.detail
+        return
+    box = _random_box(rng, *whole.pixels.shape[1:])
+    part = probe_image(data, max_pixels=MAX_PIXELS).decode_region(scale, box)
+    top, left, bottom, right = box
+    expected = whole.pixels[:, top:bottom, left:right] if part.region else whole.pixels
+    assert torch.equal(part.pixels, expected)
+
+
+@needs_decoder
+def test_damage_below_the_region_sends_the_file_to_the_whole_decode() -> None:
+    """Bytes damaged near the end of the scan: the region decoder, which reads the rest
+    of the file too, refuses it, and the whole decode's pixels (or error) are used."""
+    data = bytearray(_jpeg(_array(480, 640)))
+    for at in range(len(data) - 3000, len(data) - 200, 97):
+        data[at] ^= 0x33
+    data = bytes(data)
+    part = probe_image(data, max_pixels=MAX_PIXELS).decode_region(1, (0, 0, 40, 40))
+    assert part.region is None
+    assert torch.equal(part.pixels, probe_image(data, max_pixels=MAX_PIXELS).decode())
+
+
+def test_the_decoder_refuses_windows_and_buffers_that_do_not_fit() -> None:
+    if not jpeg_region.AVAILABLE:
+        pytest.skip("the region decoder is not built")
+    from augsvc.codec import _jpeg_region  # type: ignore[attr-defined]
+
+    data = _jpeg(_array(64, 80))
+    assert _jpeg_region.window(data, 1, 0, 0, 65, 10) is None  # below the image
+    assert _jpeg_region.window(data, 1, 5, 5, 5, 9) is None  # empty
+    assert _jpeg_region.window(b"not a jpeg", 1, 0, 0, 4, 4) is None
+    with pytest.raises(ValueError, match="scale"):
+        _jpeg_region.window(data, 3, 0, 0, 4, 4)
+    top, left, bottom, right, channels = _jpeg_region.window(data, 1, 10, 20, 30, 40)
+    short = np.empty((bottom - top) * (right - left) * channels - 1, dtype=np.uint8)
+    with pytest.raises(ValueError, match="does not fit"):
+        _jpeg_region.decode_window(data, 1, top, left, bottom, right, short)
+    grey_sized = np.empty((bottom - top) * (right - left), dtype=np.uint8)
+    assert _jpeg_region.decode_window(data, 1, top, left, bottom, right, grey_sized) is False
+    with pytest.raises(BufferError):
+        _jpeg_region.decode_window(data, 1, top, left, bottom, right, b"read-only")
+    off_grid = np.empty((bottom - top) * (right - left - 1) * channels, dtype=np.uint8)
+    assert _jpeg_region.decode_window(data, 1, top, left + 1, bottom, right, off_grid) is False
+
+
+@needs_decoder
+def test_a_batch_mixing_region_and_whole_decodes_gives_the_whole_decodes_bytes() -> None:
+    damaged = bytearray(_jpeg(_array(480, 640)))
+    for at in range(len(damaged) - 3000, len(damaged) - 200, 97):
+        damaged[at] ^= 0x33
+    files = [bytes(damaged), _jpeg(_array(480, 640)), imagegen.png_bytes(200, 150)]
+    plan = compile_plan(parse_recipe({"ops": [{"op": "random_resized_crop", "size": 40}]}))
+    keys = [3, 4, 5]
+    planned = plan_decode(
+        plan, [probe_image(d, max_pixels=MAX_PIXELS) for d in files], seed=2, keys=keys
+    )
+    parts = planned.decode()
+    assert [p.region is not None for p in parts] == [False, True, False]
+    whole = PlannedDecode(
+        [probe_image(d, max_pixels=MAX_PIXELS) for d in files], planned.scales
+    ).decode()
+    got = augment(plan, parts, seed=2, keys=keys).images
+    expected = augment(plan, whole, seed=2, keys=keys).images
+    assert all(torch.equal(a, b) for a, b in zip(got, expected, strict=True))

@@ -1,8 +1,8 @@
 /* Decode only a window of a JPEG, at a DCT scale.
  *
- * libjpeg-turbo (1.5 and later) can skip whole rows (jpeg_skip_scanlines: entropy
- * decoding only, no inverse DCT, upsampling or colour conversion), stop after the last
- * row wanted and crop columns (jpeg_crop_scanline). Pillow and torchvision expose none
+ * libjpeg-turbo (1.5 and later) can skip rows (jpeg_skip_scanlines: entropy decoding
+ * only, no inverse DCT, upsampling or colour conversion) and crop columns
+ * (jpeg_crop_scanline). Pillow and torchvision expose none
  * of it, so a random crop of a large photo paid for the whole image. This module does
  * only that, in two calls:
  *
@@ -19,15 +19,18 @@
  * decode_jpeg at full scale, Pillow's draft mode when scaled): libjpeg's defaults,
  * islow DCT and fancy upsampling.
  *
- * Any libjpeg error or warning (corrupt or truncated data, which libjpeg reports as
+ * The rows below the window are skipped too, not left unread: any libjpeg error or
+ * warning anywhere in the file (corrupt or truncated data, which libjpeg reports as
  * warnings while filling in grey) gives None, and the caller decodes the image whole,
- * which diagnoses it as before. The GIL is released while decoding.
+ * which diagnoses it as before, whichever window a sample needed. The GIL is released
+ * while decoding.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 #include <setjmp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <jpeglib.h>
 
 struct guarded_error {
@@ -125,12 +128,14 @@ static int decode(struct job *j) {
     struct jpeg_decompress_struct cinfo;
     struct guarded_error err;
     volatile int ok = 0;
+    unsigned char *volatile scratch = NULL;
     cinfo.err = jpeg_std_error(&err.pub);
     err.pub.error_exit = on_error;
     err.pub.emit_message = on_message;
     err.pub.output_message = silent;
     err.warnings = 0;
     if (setjmp(err.escape)) {
+        free(scratch);
         jpeg_destroy_decompress(&cinfo);
         return 0;
     }
@@ -156,9 +161,27 @@ static int decode(struct job *j) {
                 break;
             }
         }
-        ok = (int)cinfo.output_scanline == j->bottom && err.warnings == 0;
+        /* The rest of the file is read too, so damage below the window is noticed as
+           a whole decode would notice it: rows skipped short of the end are entropy
+           decoded (a skip to the very end reads nothing), then the last row is read
+           into a scratch row. */
+        if ((int)cinfo.output_scanline == j->bottom) {
+            JDIMENSION last = cinfo.output_height - 1;
+            if (cinfo.output_scanline < last) {
+                jpeg_skip_scanlines(&cinfo, last - cinfo.output_scanline);
+            }
+            if (cinfo.output_scanline == last) {
+                scratch = malloc(stride);
+                JSAMPROW row = scratch;
+                if (row != NULL) {
+                    jpeg_read_scanlines(&cinfo, &row, 1); /* unread, it is refused below */
+                }
+            }
+            ok = cinfo.output_scanline == cinfo.output_height &&
+                 jpeg_finish_decompress(&cinfo) && err.warnings == 0;
+        }
     }
-    jpeg_abort_decompress(&cinfo);
+    free(scratch);
     jpeg_destroy_decompress(&cinfo);
     return ok;
 }

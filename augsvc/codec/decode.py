@@ -193,8 +193,8 @@ class ImageHeader:
     def decode_region(self, scale: int, box: jpeg_region.Box) -> ScaledImage:
         """Only ``box`` (top, left, bottom, right in the displayed pixels of the scaled
         decode) of :meth:`decode_scaled`'s pixels, where the region decoder takes the
-        image: a plain 8-bit grey or colour JPEG that ends with its end-of-image marker.
-        They are exactly :meth:`decode_scaled`'s pixels there; ``region`` says where
+        image: a plain 8-bit grey or colour JPEG that libjpeg reads to its end without a
+        complaint. They are exactly :meth:`decode_scaled`'s pixels there; ``region`` says where
         they lie and ``frame_hw`` how large the whole scaled image is. Anything the
         region decoder does not take decodes whole, as :meth:`decode_scaled` does, with
         its errors."""
@@ -227,7 +227,6 @@ class ImageHeader:
             and self._image.mode in _TORCHVISION_MODES["JPEG"]
             and "transparency" not in self._image.info
             and _tile_rawmode(self._image) == self._image.mode
-            and jpeg_region.ends_with_eoi(self._data)
         )
 
     def _decode(self, *, use_torchvision: bool) -> torch.Tensor:

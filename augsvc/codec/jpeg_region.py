@@ -1,14 +1,14 @@
 """Decoding only the part of a JPEG that a sample reads.
 
 A random crop of a large photo reads a fraction of it, and its region is known before
-decoding (``engine.source_boxes``). libjpeg-turbo can skip the rows above a region
-(entropy-decoding them only, with no inverse DCT, upsampling or colour conversion), stop
-after its last row and crop the columns around it; Pillow and torchvision expose none
-of that, so ``_jpeg_region.c`` does, against the system's libjpeg-turbo. Only a window
-around the region is allocated and decoded, so memory follows the crop too. It is built at
-install where a C compiler and libjpeg's headers are present (``make install`` adds
-them on Debian); without it :data:`AVAILABLE` is False and JPEGs decode whole, to the
-same pixels.
+decoding (``engine.source_boxes``). libjpeg-turbo can skip the rows outside a region
+(entropy-decoding them only, with no inverse DCT, upsampling or colour conversion) and
+crop the columns around it; Pillow and torchvision expose neither, so
+``_jpeg_region.c`` does, against the system's libjpeg-turbo. Only a window around the
+region is allocated and decoded, so memory follows the crop too. It is built at install
+where a C compiler and libjpeg's headers are present (``make install`` adds them on
+Debian); without it :data:`AVAILABLE` is False and JPEGs decode whole, to the same
+pixels.
 """
 
 from __future__ import annotations
@@ -44,10 +44,3 @@ def decode_window(data: bytes, scale: int, box: Box) -> tuple[torch.Tensor, Box]
     if not _jpeg_region.decode_window(data, scale, *window, out):
         return None
     return torch.from_numpy(out).permute(2, 0, 1), (top, left, bottom, right)
-
-
-def ends_with_eoi(data: bytes) -> bool:
-    """Whether the file ends with JPEG's end-of-image marker. Decoding stops after the
-    region's last row, so a file cut short further down would go unnoticed; one that
-    does not end this way is decoded whole (and refused if truncated)."""
-    return data[-2:] == b"\xff\xd9"
