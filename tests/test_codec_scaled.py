@@ -96,6 +96,12 @@ def test_broken_jpegs_fail_alike_at_every_scale(case: str) -> None:
             probe_image(data, max_pixels=MAX_PIXELS, name="x.jpg").decode_scaled(scale)
         assert type(scaled.value) is UndecodableImage
         assert scaled.value.detail == whole.value.detail
+    for scale in (1, 2, 4):  # and when only a region is asked for
+        with pytest.raises(UndecodableImage) as part:
+            probe_image(data, max_pixels=MAX_PIXELS, name="x.jpg").decode_region(
+                scale, (0, 0, 8, 8)
+            )
+        assert part.value.detail == whole.value.detail
 
 
 RECIPES = {

@@ -53,6 +53,15 @@ static void on_message(j_common_ptr cinfo, int level) {
 
 static void silent(j_common_ptr cinfo) { (void)cinfo; }
 
+/* Errors jump back to the caller's setjmp; warnings are counted, never printed. */
+static void guard(struct jpeg_decompress_struct *cinfo, struct guarded_error *err) {
+    cinfo->err = jpeg_std_error(&err->pub);
+    err->pub.error_exit = on_error;
+    err->pub.emit_message = on_message;
+    err->pub.output_message = silent;
+    err->warnings = 0;
+}
+
 struct job {
     const unsigned char *data;
     size_t size;
@@ -101,11 +110,7 @@ static int plan(struct job *j) {
     struct jpeg_decompress_struct cinfo;
     struct guarded_error err;
     volatile int ok = 0;
-    cinfo.err = jpeg_std_error(&err.pub);
-    err.pub.error_exit = on_error;
-    err.pub.emit_message = on_message;
-    err.pub.output_message = silent;
-    err.warnings = 0;
+    guard(&cinfo, &err);
     if (setjmp(err.escape)) {
         jpeg_destroy_decompress(&cinfo);
         return 0;
@@ -129,11 +134,7 @@ static int decode(struct job *j) {
     struct guarded_error err;
     volatile int ok = 0;
     unsigned char *volatile scratch = NULL;
-    cinfo.err = jpeg_std_error(&err.pub);
-    err.pub.error_exit = on_error;
-    err.pub.emit_message = on_message;
-    err.pub.output_message = silent;
-    err.warnings = 0;
+    guard(&cinfo, &err);
     if (setjmp(err.escape)) {
         free(scratch);
         jpeg_destroy_decompress(&cinfo);
