@@ -156,7 +156,9 @@ static int decode(struct job *j) {
             jpeg_skip_scanlines(&cinfo, (JDIMENSION)j->top);
         }
         size_t stride = (size_t)width * (size_t)j->channels;
-        while ((int)cinfo.output_scanline < j->bottom) {
+        /* Rows are written relative to the window's top: never before it. */
+        while ((int)cinfo.output_scanline >= j->top &&
+               (int)cinfo.output_scanline < j->bottom) {
             JSAMPROW row = j->out + (size_t)((int)cinfo.output_scanline - j->top) * stride;
             if (jpeg_read_scanlines(&cinfo, &row, 1) != 1) {
                 break;
