@@ -5,7 +5,7 @@ A sample's first warp, and so the antialiasing pre-shrink it needs, is known fro
 (recipe, seed, key) and the image's header before a pixel is decoded. A JPEG is then
 decoded at 1/2, 1/4 or 1/8 where that pre-shrink allows (``engine.decode_scales``), the
 engine warps the scaled pixels as the full image, and the decoded-pixel budget counts
-the pixels decoded at that scale. Where the region decoder is built
+the whole image's pixels at that scale. Where the region decoder is built
 (``codec.jpeg_region``), only the box the engine will read (``engine.source_boxes``)
 is decoded, to exactly the pixels a whole decode has there, so the output is the same
 with or without it. Every path that decodes for the engine (uploads, stream batches,
