@@ -55,9 +55,13 @@ def box_shrink(x: torch.Tensor, k: int) -> torch.Tensor:
     if x.device.type == "cpu":
         x = x[..., :h, :w]
         if x.shape[1] > 1 and x.stride(1) == 1:  # channels interleaved: a decoder's memory
-            sums = _block_sums(x.permute(0, 2, 3, 1).numpy(), k, axes=(1, 2))
-            return torch.from_numpy(sums).permute(0, 3, 1, 2).float().div_(k * k)
-        return torch.from_numpy(_block_sums(x.numpy(), k, axes=(-2, -1))).float().div_(k * k)
+            # Rows summed along the (N, H, W, C) memory, the k times smaller result made
+            # planar once, its columns summed there: every add reads contiguous runs.
+            rows = _kth_sums(x.permute(0, 2, 3, 1).numpy(), k, axis=1, dtype=_wide(k))
+            sums = _kth_sums(np.ascontiguousarray(rows.transpose(0, 3, 1, 2)), k, axis=3)
+        else:
+            sums = _kth_sums(_kth_sums(x.numpy(), k, axis=-2, dtype=_wide(k)), k, axis=-1)
+        return torch.from_numpy(sums).float().div_(k * k)
     wide = torch.int16 if k * k * 255 <= torch.iinfo(torch.int16).max else torch.int32
     rows = x[..., 0:h:k, :w].to(wide)
     for i in range(1, k):
@@ -68,24 +72,23 @@ def box_shrink(x: torch.Tensor, k: int) -> torch.Tensor:
     return total.float().div_(k * k)
 
 
-def _block_sums(x: np.ndarray, k: int, axes: tuple[int, int]) -> np.ndarray:
-    """Exact sums of every k x k block of a uint8 array over its (row, column) ``axes``,
-    whose sizes are multiples of k (k >= 2), in the narrowest unsigned type that holds
-    them. Summing along the array's own layout keeps every read a contiguous run."""
+def _wide(k: int) -> type[np.unsignedinteger]:
+    """The narrowest unsigned type that holds the sum of k * k bytes."""
+    return np.uint16 if k * k * 255 <= np.iinfo(np.uint16).max else np.uint32
 
-    def every_kth(a: np.ndarray, axis: int, start: int) -> np.ndarray:
-        index = [slice(None)] * a.ndim
+
+def _kth_sums(x: np.ndarray, k: int, axis: int, dtype: type | None = None) -> np.ndarray:
+    """Exact sums of every run of k along ``axis`` (a multiple of k long, k >= 2), in
+    ``dtype`` (the input's when None)."""
+
+    def every_kth(start: int) -> np.ndarray:
+        index = [slice(None)] * x.ndim
         index[axis] = slice(start, None, k)
-        return a[tuple(index)]
+        return x[tuple(index)]
 
-    wide = np.uint16 if k * k * 255 <= np.iinfo(np.uint16).max else np.uint32
-    rows_axis, cols_axis = axes
-    rows = np.add(every_kth(x, rows_axis, 0), every_kth(x, rows_axis, 1), dtype=wide)
+    total = np.add(every_kth(0), every_kth(1), dtype=dtype)
     for i in range(2, k):
-        np.add(rows, every_kth(x, rows_axis, i), out=rows)
-    total = np.add(every_kth(rows, cols_axis, 0), every_kth(rows, cols_axis, 1))
-    for i in range(2, k):
-        np.add(total, every_kth(rows, cols_axis, i), out=total)
+        np.add(total, every_kth(i), out=total)
     return total
 
 
