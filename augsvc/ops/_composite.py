@@ -95,6 +95,18 @@ def parse_members(v: Any) -> tuple[Op, ...]:
     return tuple(out)
 
 
+def op_from_document(v: Any) -> Op:
+    """One op of a policy's table, given as an op or as its document, validated by its
+    registered class."""
+    if isinstance(v, Op):
+        return v
+    name = v.get("op") if isinstance(v, dict) else None
+    op = op_class(name) if isinstance(name, str) else None
+    if op is None:
+        raise ValueError(f"unknown op {name!r}")
+    return op.model_validate(v)
+
+
 #: Any op document; each is validated by its own class (the recipe schema lists them).
 OP_DOCUMENT = {
     "type": "object",

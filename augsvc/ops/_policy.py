@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from augsvc.engine.rng import Draws
-from augsvc.ops._composite import OP_DOCUMENT, CompositeOp, Selection
+from augsvc.ops._composite import OP_DOCUMENT, CompositeOp, Selection, op_from_document
 from augsvc.ops.base import Canvas, Op
 from augsvc.ops.registry import op_class
 
@@ -54,13 +54,7 @@ class Entry(BaseModel):
     @field_validator("op", mode="before")
     @classmethod
     def _op(cls, v: Any) -> Op | None:
-        if v is None or isinstance(v, Op):
-            return v
-        name = v.get("op") if isinstance(v, dict) else None
-        op = op_class(name) if isinstance(name, str) else None
-        if op is None:
-            raise ValueError(f"unknown op {name!r}")
-        return op.model_validate(v)
+        return None if v is None else op_from_document(v)
 
     def values(self, bins: np.ndarray, signs: np.ndarray, canvas: Canvas) -> np.ndarray:
         """The value handed to the op per sample, for its bin and sign (+1 / -1)."""

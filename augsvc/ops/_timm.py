@@ -31,7 +31,7 @@ from pydantic import (
     field_validator,
 )
 
-from augsvc.ops._composite import OP_DOCUMENT
+from augsvc.ops._composite import OP_DOCUMENT, op_from_document
 from augsvc.ops.base import Canvas, Op
 from augsvc.ops.registry import op_class
 
@@ -64,13 +64,7 @@ class TimmEntry(BaseModel):
     @field_validator("op", mode="before")
     @classmethod
     def _op(cls, v: Any) -> Op:
-        if isinstance(v, Op):
-            return v
-        name = v.get("op") if isinstance(v, dict) else None
-        op = op_class(name) if isinstance(name, str) else None
-        if op is None:
-            raise ValueError(f"unknown op {name!r}")
-        return op.model_validate(v)
+        return op_from_document(v)
 
     def values(self, level: np.ndarray, signs: np.ndarray, canvas: Canvas) -> np.ndarray:
         v = (level / LEVEL_DENOM) * self.scale
