@@ -28,19 +28,39 @@ MODES = ("bilinear", "bicubic", "nearest")
 PADDINGS = (("constant", [0]), ("constant", [200, 100, 50]), ("border", [0]), ("reflection", [0]))
 
 
+def _replicated_means(x: torch.Tensor, k: int) -> torch.Tensor:
+    """avg_pool2d of the image padded to whole k x k blocks by repeating its last row
+    and column, the way a JPEG encoder completes its blocks."""
+    edges = (0, -x.shape[-1] % k, 0, -x.shape[-2] % k)
+    return F.avg_pool2d(F.pad(x.float(), edges, mode="replicate"), k)
+
+
 @pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 8, 11, 12, 16, 17, 40])
-def test_box_shrink_equals_avg_pool2d_to_the_bit(k: int) -> None:
+def test_box_shrink_equals_avg_pool2d_of_whole_blocks_to_the_bit(k: int) -> None:
     gen = torch.Generator().manual_seed(k)
     for c, h, w in [(1, 37, 53), (3, 64, 48), (4, 2 * k + 1, 3 * k + 2), (3, 2 * k, k + 1)]:
         if h < k + 1 or w < k + 1:
             continue
         x = torch.randint(0, 256, (2, c, h, w), dtype=torch.uint8, generator=gen)
         x[0, :, : h // 2] = 255  # the largest sums
-        expected = F.avg_pool2d(x.float(), k)
+        expected = _replicated_means(x, k)
+        assert expected.shape[-2:] == (-(-h // k), -(-w // k))
         assert torch.equal(box_shrink(x, k), expected)
         interleaved = x.contiguous(memory_format=torch.channels_last)  # a decoder's HWC
         assert torch.equal(box_shrink(interleaved, k), expected)
-        assert torch.equal(box_shrink(x[..., 1:, 1:], k), F.avg_pool2d(x[..., 1:, 1:].float(), k))
+        assert torch.equal(box_shrink(x[..., 1:, 1:], k), _replicated_means(x[..., 1:, 1:], k))
+        assert torch.equal(box_shrink(x.float(), k), expected)
+
+
+def test_a_shrunk_flat_image_stays_flat_to_its_edges() -> None:
+    """A grey image resized by a factor that leaves partial blocks is the same grey
+    in every output pixel: the last row and column do not read padding."""
+    plan = compile_plan(parse_recipe({"ops": [{"op": "resize", "size": [40, 40]}]}))
+    for hw in [(375, 500), (1537, 2047), (333, 97)]:
+        grey = torch.full((1, 3, *hw), 200, dtype=torch.uint8)
+        for region_first in (True, False):
+            out = augment(plan, grey, seed=0, keys=[0], region_first=region_first).images
+            assert (out == 200).all(), (hw, region_first)
 
 
 def _random_recipe(rng: np.random.Generator) -> dict:
@@ -87,7 +107,8 @@ def test_region_plan_moves_every_sampled_position_where_the_full_path_reads() ->
         for i in range(len(keys)):
             checked += 1
             k = int(regions.factors[i])
-            top, left, bottom, right = (regions.boxes[i] // k).tolist()
+            top, left, bottom, right = (-(-regions.boxes[i] // k)).tolist()  # edges: ceil
+            assert (regions.boxes[i, :2] % k == 0).all()
             pooled = first["matrix"][i] @ prescale(k)
             oh, ow = first["out_hw"][i].tolist()
             grid = np.stack(np.meshgrid(np.linspace(0, ow - 1, 9), np.linspace(0, oh - 1, 9)), -1)
@@ -100,7 +121,7 @@ def test_region_plan_moves_every_sampled_position_where_the_full_path_reads() ->
                 continue  # beyond a perspective horizon: the region is the whole image
             np.testing.assert_allclose(part + np.array([left, top]), full, atol=1e-6)
             before, after = TAPS[mode]
-            ph, pw = hw[i, 0] // k, hw[i, 1] // k
+            ph, pw = -(-hw[i, 0] // k), -(-hw[i, 1] // k)
             for axis, lo, hi, size in ((0, left, right, pw), (1, top, bottom, ph)):
                 taps = np.stack([np.floor(full[:, axis]) - before, np.floor(full[:, axis]) + after])
                 inside = taps[:, (taps[0] >= 0) & (taps[1] <= size - 1)]

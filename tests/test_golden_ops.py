@@ -1,8 +1,10 @@
 """Golden bytes: a sample's pixels and drawn parameters for every op, pinned.
 
 The hashes were written by the engine as it was before the code moved to one module
-per op, and rewritten when the first warp became region-first (only its resampling's
-last bits moved, within the bound ``test_engine_region`` states); any later change
+per op, rewritten when the first warp became region-first (only its resampling's
+last bits moved, within the bound ``test_engine_region`` states) and when the
+antialiasing pre-shrink became a power of two that keeps partial edge blocks (the
+shrinking cases moved, towards torchvision's antialiased resize); any later change
 that alters a single byte of any op's output (or a draw's slot, or a record name)
 fails here. A deliberate change of an op's maths regenerates them with
 ``python -m tests.test_golden_ops`` and says why in its commit; a new op's cases are

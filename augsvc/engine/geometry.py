@@ -166,13 +166,18 @@ def is_affine(m: np.ndarray) -> bool:
     return bool(affine_rows(m).all())
 
 
-def linear_scale(m: np.ndarray, height: np.ndarray, width: np.ndarray) -> np.ndarray:
-    """Output pixels per source pixel near the source centre (sqrt of the Jacobian's
-    determinant): below 0.5 the warp shrinks by more than 2x and would alias."""
+def linear_scales(m: np.ndarray, height: np.ndarray, width: np.ndarray) -> np.ndarray:
+    """(N,2) output pixels per source pixel near the source centre: the mean scale
+    (sqrt of the Jacobian's determinant; below 0.5 the warp shrinks by more than 2x and
+    would alias) and the largest, along the least shrunk direction (the Jacobian's
+    larger singular value)."""
     cx, cy = (width - 1) / 2, (height - 1) / 2
     p = np.stack(
         [np.stack([cx, cy], -1), np.stack([cx + 1, cy], -1), np.stack([cx, cy + 1], -1)], 1
     )
     q = apply_points(m, p)
     jx, jy = q[:, 1] - q[:, 0], q[:, 2] - q[:, 0]
-    return np.sqrt(np.abs(jx[:, 0] * jy[:, 1] - jx[:, 1] * jy[:, 0]))
+    mean = np.sqrt(np.abs(jx[:, 0] * jy[:, 1] - jx[:, 1] * jy[:, 0]))
+    a, b, c = (jx**2).sum(-1), (jy**2).sum(-1), (jx * jy).sum(-1)
+    largest = np.sqrt((a + b) / 2 + np.sqrt(((a - b) / 2) ** 2 + c**2))
+    return np.stack([mean, largest], -1)

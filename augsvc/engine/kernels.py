@@ -22,14 +22,28 @@ SHRINK_LIMIT = 0.5  # warps that shrink more than 2x are pre-shrunk first
 
 
 def shrink_factor(matrix: np.ndarray, height, width) -> np.ndarray:
-    """Per-sample integer box-filter factor that keeps each warp's shrink under 2x.
-    ``height`` and ``width`` are one size for every sample, or one per sample."""
+    """Per-sample box-filter factor: the smallest power of two after which each warp
+    shrinks by at most 2x, but never more than its least shrunk direction shrinks.
+    ``height`` and ``width`` are one size for every sample, or one per sample.
+
+    A bilinear tap pair reads every source pixel while its warp shrinks by 2x or less;
+    beyond that it skips pixels and aliases, as a factor rounded down did (a 3x shrink
+    left unfiltered, a 7x one filtered by 3 and warped 2.3x). Powers of two are what a
+    JPEG decoder's DCT scaling does (1/2, 1/4, 1/8), so a planned decode does exactly
+    part of the box filter, and no sample needs its whole-resolution pixels shrunk by
+    3, 5 or 7. A factor beyond an axis's own shrink (a tall image squeezed only in
+    height) would make the warp enlarge that axis and sample before its first pixel's
+    centre, reading the padding into the output's edge."""
     n = len(matrix)
     h = np.broadcast_to(np.asarray(height, dtype=np.int64), (n,))
     w = np.broadcast_to(np.asarray(width, dtype=np.int64), (n,))
-    s = geometry.linear_scale(matrix, h.astype(np.float64), w.astype(np.float64))
-    k = np.floor(SHRINK_LIMIT / np.maximum(s, 1e-9)).astype(np.int64)
-    return np.clip(k, 1, np.maximum(1, np.minimum(h, w) // 2))
+    scales = geometry.linear_scales(matrix, h.astype(np.float64), w.astype(np.float64))
+    need = np.maximum(SHRINK_LIMIT / np.maximum(scales[:, 0], 1e-9), 1.0)
+    # The tolerances keep exact powers of two despite float error in the scales.
+    k = np.exp2(np.ceil(np.log2(need) - 1e-9))
+    least = np.maximum(1.0 / np.maximum(scales[:, 1], 1e-9), 1.0)  # least shrunk axis
+    most = np.minimum(least, np.maximum(1, np.minimum(h, w) // 2))  # and the image's size
+    return np.minimum(k, np.exp2(np.floor(np.log2(most) + 1e-9))).astype(np.int64)
 
 
 def prescale(k: int) -> np.ndarray:
@@ -38,7 +52,39 @@ def prescale(k: int) -> np.ndarray:
 
 
 def box_shrink(x: torch.Tensor, k: int) -> torch.Tensor:
-    """The mean of every k x k block as float: ``F.avg_pool2d(x.float(), k)``, to the bit.
+    """The mean of every k x k block as float, ceil(h / k) x ceil(w / k) of them.
+
+    A partial block at the bottom or right edge is completed by repeating the last row
+    or column, as a JPEG encoder pads its blocks, so a DCT-scaled decode holds the
+    same values there. Dropping it (``avg_pool2d``'s floor) left a warp that reads to
+    the edge sampling padding instead: a dark last row or column.
+
+    Whole blocks are ``F.avg_pool2d(x.float(), k)``, to the bit (:func:`_block_means`);
+    the edge strips, k rows or columns at most, are padded and pooled in float."""
+    if k == 1:
+        return x.float()
+    h, w = x.shape[-2:]
+    whole = x[..., : h // k * k, : w // k * k]
+    if h % k == 0 and w % k == 0:
+        return _block_means(whole, k)
+    out = torch.empty((*x.shape[:-2], -(-h // k), -(-w // k)), device=x.device)
+    if h >= k and w >= k:
+        out[..., : h // k, : w // k] = _block_means(whole, k)
+
+    def padded_means(strip: torch.Tensor) -> torch.Tensor:
+        rows, cols = strip.shape[-2:]
+        edges = (0, -cols % k, 0, -rows % k)
+        return F.avg_pool2d(F.pad(strip.float(), edges, mode="replicate"), k)
+
+    if h % k:
+        out[..., -1:, :] = padded_means(x[..., h // k * k :, :])
+    if w % k and h >= k:
+        out[..., : h // k, -1:] = padded_means(x[..., : h // k * k, w // k * k :])
+    return out
+
+
+def _block_means(x: torch.Tensor, k: int) -> torch.Tensor:
+    """``F.avg_pool2d(x.float(), k)`` to the bit, for an image a multiple of k in size.
 
     A uint8 image is summed in integers straight from its bytes (k row-strided adds,
     then k column-strided ones) and only the k*k times smaller result becomes float:
@@ -47,13 +93,10 @@ def box_shrink(x: torch.Tensor, k: int) -> torch.Tensor:
     On the CPU numpy does the adds: its widening add reads uint8 and writes the wider
     type in one vectorised pass, where torch's mixed-type in-place add does not.
     """
-    if k == 1:
-        return x.float()
     if x.dtype != torch.uint8:
         return F.avg_pool2d(x.float(), k)
-    h, w = (x.shape[-2] // k) * k, (x.shape[-1] // k) * k
+    h = x.shape[-2]
     if x.device.type == "cpu":
-        x = x[..., :h, :w]
         if x.shape[1] > 1 and x.stride(1) == 1:  # channels interleaved: a decoder's memory
             # Rows summed along the (N, H, W, C) memory, the k times smaller result made
             # planar once, its columns summed there: every add reads contiguous runs.
@@ -63,9 +106,9 @@ def box_shrink(x: torch.Tensor, k: int) -> torch.Tensor:
             sums = _kth_sums(_kth_sums(x.numpy(), k, axis=-2, dtype=_wide(k)), k, axis=-1)
         return torch.from_numpy(sums).float().div_(k * k)
     wide = torch.int16 if k * k * 255 <= torch.iinfo(torch.int16).max else torch.int32
-    rows = x[..., 0:h:k, :w].to(wide)
+    rows = x[..., 0:h:k, :].to(wide)
     for i in range(1, k):
-        rows += x[..., i:h:k, :w]
+        rows += x[..., i:h:k, :]
     total = rows[..., 0::k].clone()
     for i in range(1, k):
         total += rows[..., i::k]

@@ -8,10 +8,11 @@ bounding box, widened by the interpolation's taps and a margin, is everything th
 reads. Only that box is converted, box filtered and warped, with the matrix moved to
 its corner, so a 224x224 crop of a 4000x3000 photo costs what the crop costs.
 
-The box is aligned to the pre-shrink's k x k blocks, so the shrunk region holds
-exactly the shrunk full image's pixels there, and it stops at the image's edges, so
-padding sees the same edges: constant and border padding read nothing beyond the box,
-and an axis on which reflection would fold samples back in is taken whole. What is
+The box is aligned to the pre-shrink's k x k blocks (the last, at the image's bottom
+or right edge, may be partial), so the shrunk region holds exactly the shrunk full
+image's pixels there, and it stops at the image's edges, so padding sees the same
+edges: constant and border padding read nothing beyond the box, and an axis on which
+reflection would fold samples back in is taken whole. What is
 left between the two paths is the float rounding of sampling positions measured from
 another origin, a resampling error the tests bound.
 """
@@ -53,8 +54,9 @@ class ScaledSource(Protocol):
 @dataclass(frozen=True)
 class Regions:
     """Per sample: the pre-shrink ``factors`` (N,), the source ``boxes`` (N,4) as
-    top, left, bottom, right (exclusive) in source pixels, multiples of the factor, and
-    ``matrices`` (N,3,3) mapping the shrunk region's pixels to output pixels."""
+    top, left, bottom, right (exclusive) in source pixels, multiples of the factor or
+    the image's edge, and ``matrices`` (N,3,3) mapping the shrunk region's pixels to
+    output pixels."""
 
     factors: np.ndarray
     boxes: np.ndarray
@@ -81,7 +83,7 @@ def plan_regions(
     shrunk[:, 0, 0] = shrunk[:, 1, 1] = factors
     shrunk[:, 0, 2] = shrunk[:, 1, 2] = (factors - 1) / 2
     pooled = matrix @ shrunk  # shrunk-image pixel -> output pixel
-    pooled_hw = src_hw // factors[:, None]
+    pooled_hw = -(-src_hw // factors[:, None])  # a partial edge block is a pixel too
     out_hw = np.asarray(out_hw, dtype=np.int64)
     corners = geometry.corners(out_hw[:, 0].astype(np.float64), out_hw[:, 1].astype(np.float64))
     homog = np.concatenate([corners, np.ones((n, 4, 1))], axis=-1)
@@ -107,7 +109,8 @@ def plan_regions(
     hi = np.where(short & (hi < last), lo + 1, hi)
     lo, hi = lo.astype(np.int64), hi.astype(np.int64)
     k = factors
-    boxes = np.stack([lo[:, 1] * k, lo[:, 0] * k, (hi[:, 1] + 1) * k, (hi[:, 0] + 1) * k], 1)
+    ends = np.minimum((hi[:, ::-1] + 1) * k[:, None], src_hw)  # (N,2) bottom, right
+    boxes = np.stack([lo[:, 1] * k, lo[:, 0] * k, ends[:, 0], ends[:, 1]], 1)
     corner = lo.astype(np.float64)
     matrices = pooled @ geometry.translation(corner[:, 0], corner[:, 1])
     return Regions(factors=factors, boxes=boxes, matrices=matrices)

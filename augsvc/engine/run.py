@@ -330,7 +330,7 @@ def _run_region_first(
     # Every sample's sampling map at once, in numpy: the same 3x3 maths per sample as
     # alone (each matrix of a stack is its own product), without its per-call cost.
     factors = regions.factors
-    shrunk_hw = (regions.boxes[:, 2:] - regions.boxes[:, :2]) // factors[:, None]
+    shrunk_hw = -(-(regions.boxes[:, 2:] - regions.boxes[:, :2]) // factors[:, None])
     thetas = kernels.sampling_thetas(regions.matrices, shrunk_hw, first["out_hw"])
 
     def crop(i: int) -> torch.Tensor:
