@@ -17,9 +17,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from augsvc.engine import augment, compile_plan, geometry, sample_plan
-from augsvc.engine.kernels import box_shrink, prescale
+from augsvc.engine.kernels import box_shrink, prescale, shrink_factor
 from augsvc.engine.region import TAPS, plan_regions
 from augsvc.recipes import parse_recipe
 from tests.photos import photo
@@ -50,6 +52,29 @@ def test_box_shrink_equals_avg_pool2d_of_whole_blocks_to_the_bit(k: int) -> None
         assert torch.equal(box_shrink(interleaved, k), expected)
         assert torch.equal(box_shrink(x[..., 1:, 1:], k), _replicated_means(x[..., 1:, 1:], k))
         assert torch.equal(box_shrink(x.float(), k), expected)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    sy=st.floats(0.01, 3.0),
+    sx=st.floats(0.01, 3.0),
+    angle=st.floats(0, 2 * math.pi),
+    hw=st.tuples(st.integers(1, 5000), st.integers(1, 5000)),
+)
+def test_the_pre_shrink_is_a_power_of_two_that_leaves_at_most_2x(sy, sx, angle, hw) -> None:
+    """Any scale, anisotropy and rotation: the factor is a power of two, the smallest
+    after which the mean shrink is at most 2x, unless capped by the least shrunk axis
+    (never enlarged by the warp) or by the image's size."""
+    c, s = math.cos(angle), math.sin(angle)
+    matrix = np.array([[[sx * c, -sy * s, 0.0], [sx * s, sy * c, 0.0], [0.0, 0.0, 1.0]]])
+    k = int(shrink_factor(matrix, hw[0], hw[1])[0])
+    assert k >= 1 and k & (k - 1) == 0
+    mean, least = 1 / math.sqrt(sx * sy), 1 / max(sx, sy)
+    assert k <= max(1.0, least) * (1 + 1e-9) and k <= max(1, min(hw) // 2)
+    if k > 1:
+        assert mean / (k // 2) > 2 * (1 - 1e-9)  # a smaller power of two would not do
+    if 2 * k <= least and 2 * k <= min(hw) // 2:
+        assert mean / k <= 2 * (1 + 1e-9)
 
 
 def test_a_shrunk_flat_image_stays_flat_to_its_edges() -> None:
