@@ -77,6 +77,14 @@ def test_the_pre_shrink_is_a_power_of_two_that_leaves_at_most_2x(sy, sx, angle, 
         assert mean / k <= 2 * (1 + 1e-9)
 
 
+def test_a_matrix_without_a_finite_scale_is_not_pre_shrunk() -> None:
+    """NaN, and a perspective whose horizon crosses the source centre (x = 499.5)."""
+    horizon = [[1, 0, 0], [0, 1, 0], [1, 0, -499.5]]
+    degenerate = np.array([[[np.nan] * 3] * 3, horizon])
+    with np.errstate(all="ignore"):
+        assert shrink_factor(degenerate, 1000, 1000).tolist() == [1, 1]
+
+
 def test_a_shrunk_flat_image_stays_flat_to_its_edges() -> None:
     """A grey image resized by a factor that leaves partial blocks is the same grey
     in every output pixel: the last row and column do not read padding."""

@@ -38,6 +38,9 @@ def shrink_factor(matrix: np.ndarray, height, width) -> np.ndarray:
     h = np.broadcast_to(np.asarray(height, dtype=np.int64), (n,))
     w = np.broadcast_to(np.asarray(width, dtype=np.int64), (n,))
     scales = geometry.linear_scales(matrix, h.astype(np.float64), w.astype(np.float64))
+    # A degenerate matrix (a centre at a perspective's horizon) has no finite scale:
+    # it is not pre-shrunk.
+    scales = np.where(np.isfinite(scales), scales, 1.0)
     need = np.maximum(SHRINK_LIMIT / np.maximum(scales[:, 0], 1e-9), 1.0)
     # The tolerances keep exact powers of two despite float error in the scales.
     k = np.exp2(np.ceil(np.log2(need) - 1e-9))
