@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from augsvc.engine import augment, compile_plan, geometry, sample_plan
-from augsvc.engine.kernels import box_shrink, prescale, shrink_factor
+from augsvc.engine.kernels import _torch_block_means, box_shrink, prescale, shrink_factor
 from augsvc.engine.region import TAPS, plan_regions
 from augsvc.recipes import parse_recipe
 from tests.photos import photo
@@ -40,7 +40,8 @@ def _replicated_means(x: torch.Tensor, k: int) -> torch.Tensor:
 @pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 8, 11, 12, 16, 17, 40])
 def test_box_shrink_equals_avg_pool2d_of_whole_blocks_to_the_bit(k: int) -> None:
     gen = torch.Generator().manual_seed(k)
-    for c, h, w in [(1, 37, 53), (3, 64, 48), (4, 2 * k + 1, 3 * k + 2), (3, 2 * k, k + 1)]:
+    shapes = [(1, 37, 53), (3, 64, 48), (4, 2 * k + 1, 3 * k + 2), (3, 2 * k, k + 1)]
+    for c, h, w in [*shapes, (2, 2 * k, 3 * k)]:
         if h < k + 1 or w < k + 1:
             continue
         x = torch.randint(0, 256, (2, c, h, w), dtype=torch.uint8, generator=gen)
@@ -52,6 +53,8 @@ def test_box_shrink_equals_avg_pool2d_of_whole_blocks_to_the_bit(k: int) -> None
         assert torch.equal(box_shrink(interleaved, k), expected)
         assert torch.equal(box_shrink(x[..., 1:, 1:], k), _replicated_means(x[..., 1:, 1:], k))
         assert torch.equal(box_shrink(x.float(), k), expected)
+        if h % k == 0 and w % k == 0:  # a device's kernel, run here on the CPU
+            assert torch.equal(_torch_block_means(x, k), expected)
 
 
 @settings(max_examples=300, deadline=None)

@@ -93,22 +93,30 @@ def _block_means(x: torch.Tensor, k: int) -> torch.Tensor:
     then k column-strided ones) and only the k*k times smaller result becomes float:
     the sums are exact, so dividing them gives avg_pool2d's values, without first
     writing a float copy of every source pixel (which cost most of a large image's time).
-    On the CPU numpy does the adds: its widening add reads uint8 and writes the wider
-    type in one vectorised pass, where torch's mixed-type in-place add does not.
     """
     if x.dtype != torch.uint8:
         return F.avg_pool2d(x.float(), k)
-    h = x.shape[-2]
-    if x.device.type == "cpu":
-        if x.shape[1] > 1 and x.stride(1) == 1:  # channels interleaved: a decoder's memory
-            # Rows summed along the (N, H, W, C) memory, the k times smaller result made
-            # planar once, its columns summed there: every add reads contiguous runs.
-            rows = _kth_sums(x.permute(0, 2, 3, 1).numpy(), k, axis=1, dtype=_wide(k))
-            sums = _kth_sums(np.ascontiguousarray(rows.transpose(0, 3, 1, 2)), k, axis=3)
-        else:
-            sums = _kth_sums(_kth_sums(x.numpy(), k, axis=-2, dtype=_wide(k)), k, axis=-1)
-        return torch.from_numpy(sums).float().div_(k * k)
+    return _numpy_block_means(x, k) if x.device.type == "cpu" else _torch_block_means(x, k)
+
+
+def _numpy_block_means(x: torch.Tensor, k: int) -> torch.Tensor:
+    """On the CPU numpy does the adds: its widening add reads uint8 and writes the
+    wider type in one vectorised pass, where torch's mixed-type in-place add does not."""
+    if x.shape[1] > 1 and x.stride(1) == 1:  # channels interleaved: a decoder's memory
+        # Rows summed along the (N, H, W, C) memory, the k times smaller result made
+        # planar once, its columns summed there: every add reads contiguous runs.
+        rows = _kth_sums(x.permute(0, 2, 3, 1).numpy(), k, axis=1, dtype=_wide(k))
+        sums = _kth_sums(np.ascontiguousarray(rows.transpose(0, 3, 1, 2)), k, axis=3)
+    else:
+        sums = _kth_sums(_kth_sums(x.numpy(), k, axis=-2, dtype=_wide(k)), k, axis=-1)
+    return torch.from_numpy(sums).float().div_(k * k)
+
+
+def _torch_block_means(x: torch.Tensor, k: int) -> torch.Tensor:
+    """On a device, torch's strided adds into the narrowest signed type that holds
+    the sums (torch has no unsigned 16-bit arithmetic on every device)."""
     wide = torch.int16 if k * k * 255 <= torch.iinfo(torch.int16).max else torch.int32
+    h = x.shape[-2]
     rows = x[..., 0:h:k, :].to(wide)
     for i in range(1, k):
         rows += x[..., i:h:k, :]
