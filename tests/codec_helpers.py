@@ -17,7 +17,7 @@ def decode(data: bytes, name: str = "test.img", **kw: int) -> torch.Tensor:
 
 
 def decode_with_pillow_only(data: bytes) -> torch.Tensor:
-    return decoding._decode(data, max_pixels=MAX_PIXELS, name="x", use_torchvision=False)
+    return decoding._decode(data, max_pixels=MAX_PIXELS, name="x", fast=False)
 
 
 def to_chw(image: Image.Image) -> torch.Tensor:

@@ -134,6 +134,8 @@ def start_augsvc(
         yield start
     finally:
         for server in started:
+            server.terminate()  # all drain at once
+        for server in started:
             server.stop()
             _LIVE_SERVERS.remove(server)
 

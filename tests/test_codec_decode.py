@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import struct
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -14,6 +16,7 @@ from PIL import Image, ImageOps
 
 from augsvc import codec
 from augsvc.codec import decode as decoding
+from augsvc.codec import jpeg_region
 from augsvc.errors import ImageTooLarge, UndecodableImage
 from tests import imagegen
 from tests.codec_helpers import (
@@ -71,8 +74,35 @@ def test_sample_photo_is_a_500x375_rgb_jpeg() -> None:
         pytest.param(imagegen.photo_jpeg(), id="photo"),
     ],
 )
-def test_torchvision_fast_path_matches_pillow_exactly(data: bytes) -> None:
+def test_fast_path_matches_pillow_exactly(data: bytes) -> None:
     assert torch.equal(decode(data), decode_with_pillow_only(data))
+
+
+@pytest.mark.parametrize("fmt", ["jpeg-420", "jpeg-444", "jpeg-prog", "jpeg-grey", "photo"])
+def test_each_fast_decoder_gives_pillows_pixels(fmt: str) -> None:
+    """The fast path takes the region decoder where it is built and torchvision where
+    not: both must give Pillow's pixels, the stored frame before orientation."""
+    data = {
+        "jpeg-420": imagegen.jpeg_bytes(161, 97, seed=2),
+        "jpeg-444": imagegen.jpeg_bytes(64, 48, seed=2, quality=100),
+        "jpeg-prog": imagegen.jpeg_bytes(64, 48, seed=4, progressive=True),
+        "jpeg-grey": imagegen.jpeg_bytes(64, 48, seed=5, mode="L"),
+        "photo": imagegen.photo_jpeg(),
+    }[fmt]
+    expected = decode_with_pillow_only(data)
+    assert torch.equal(decoding._decode_with_torchvision(data), expected)
+    if jpeg_region.AVAILABLE:
+        h, w = expected.shape[1:]
+        whole, box = jpeg_region.decode_window(data, 1, (0, 0, h, w))
+        assert box == (0, 0, h, w) and torch.equal(whole, expected)
+
+
+def test_starting_the_service_does_not_import_torchvision() -> None:
+    """Importing torchvision loads its models and torch._dynamo, a third of the
+    service's start; the service needs it only on a replica without the region decoder."""
+    probe = "import sys, augsvc.api.app; print('torchvision' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))

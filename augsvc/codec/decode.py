@@ -2,12 +2,13 @@
 
 The format is sniffed from magic bytes, the header is read first and the pixel count
 checked against ``max_pixels`` before any pixel is decoded (decompression bombs never
-allocate), EXIF orientation is applied, and every Pillow/torchvision failure becomes an
+allocate), EXIF orientation is applied, and every decoder's failure becomes an
 :class:`~augsvc.errors.UndecodableImage` naming the file.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,12 +25,6 @@ from PIL import (
     TiffImagePlugin,
     WebPImagePlugin,
 )
-
-try:  # torchvision's image IO is deprecated (0.29, successor: TorchCodec); Pillow covers it.
-    from torchvision.io import ImageReadMode
-    from torchvision.io import decode_image as _torchvision_decode
-except ImportError:  # pragma: no cover - depends on the installed torchvision
-    _torchvision_decode = None
 
 from augsvc.codec import jpeg_region
 from augsvc.errors import (
@@ -59,18 +54,20 @@ _FORMAT_NAMES = {
 }
 _EXPECTED_FORMATS = "JPEG, PNG, WebP, BMP, GIF or TIFF"
 
-#: Formats and Pillow modes (-> channels) that torchvision decodes, to exactly the pixels
-#: Pillow gives, faster (libjpeg-turbo straight into the tensor). JPEG only: torchvision
-#: 0.29's PNG decoder segfaults the process on a PNG whose IDAT is shorter than its IHDR
-#: claims ("libpng error: Not enough image data"), a 60-byte upload; and it was barely
-#: faster than Pillow for PNG anyway. A mutation fuzz of JPEGs found no crash.
-_TORCHVISION_MODES = {"JPEG": {"L": 1, "RGB": 3}}
+#: Formats and Pillow modes (-> channels) that the fast path (:func:`_decode_fast`)
+#: decodes, to exactly the pixels Pillow gives, faster (libjpeg-turbo straight into the
+#: tensor). JPEG only: torchvision 0.29's PNG decoder segfaults the process on a PNG
+#: whose IDAT is shorter than its IHDR claims ("libpng error: Not enough image data"), a
+#: 60-byte upload; and it was barely faster than Pillow for PNG anyway. A mutation fuzz
+#: of JPEGs found no crash.
+_FAST_MODES = {"JPEG": {"L": 1, "RGB": 3}}
 
 _ORIENTATION_TAG = 0x0112
 
 
 def decode_image(data: bytes, *, max_pixels: int, name: str = "image") -> torch.Tensor:
-    """Decode one uploaded image to a contiguous ``uint8`` ``(C, H, W)`` tensor.
+    """Decode one uploaded image to a ``uint8`` ``(C, H, W)`` tensor (a JPEG's channels may
+    be interleaved in memory, as its decoder writes them).
 
     Accepts JPEG, PNG, WebP, BMP, GIF (first frame) and TIFF (first page) and applies the
     EXIF orientation, so the tensor is the image as a viewer shows it. The header is read
@@ -146,7 +143,7 @@ class ImageHeader:
 
     def decode(self) -> torch.Tensor:
         """The pixels, as :func:`decode_image` returns them."""
-        return self._decode(use_torchvision=True)
+        return self._decode(fast=True)
 
     def decode_scaled(self, scale: int) -> ScaledImage:
         """The image at 1/``scale`` of its size (1, 2, 4 or 8; JPEG only, anything else
@@ -224,17 +221,17 @@ class ImageHeader:
         return (
             jpeg_region.AVAILABLE
             and self.format == "JPEG"
-            and self._image.mode in _TORCHVISION_MODES["JPEG"]
+            and self._image.mode in _FAST_MODES["JPEG"]
             and "transparency" not in self._image.info
             and _tile_rawmode(self._image) == self._image.mode
         )
 
-    def _decode(self, *, use_torchvision: bool) -> torch.Tensor:
-        """With the torchvision fast path switchable, for the parity tests."""
+    def _decode(self, *, fast: bool) -> torch.Tensor:
+        """With the libjpeg fast path switchable, for the parity tests."""
         try:
             pixels: torch.Tensor | None = None
-            if use_torchvision:
-                pixels = _decode_with_torchvision(self._data, self._image, self.format)
+            if fast:
+                pixels = _decode_fast(self._data, self._image, self.format)
             if pixels is None:
                 pixels = _decode_with_pillow(self._image, self.format, self.label)
         finally:
@@ -318,11 +315,9 @@ def probe_image(data: bytes, *, max_pixels: int, name: str = "image") -> ImageHe
     return ImageHeader(label, fmt, width, height, orientation, scalable, data, image)
 
 
-def _decode(data: bytes, *, max_pixels: int, name: str, use_torchvision: bool) -> torch.Tensor:
-    """:func:`decode_image`, with the torchvision fast path switchable for the parity tests."""
-    return probe_image(data, max_pixels=max_pixels, name=name)._decode(
-        use_torchvision=use_torchvision
-    )
+def _decode(data: bytes, *, max_pixels: int, name: str, fast: bool) -> torch.Tensor:
+    """:func:`decode_image`, with the libjpeg fast path switchable for the parity tests."""
+    return probe_image(data, max_pixels=max_pixels, name=name)._decode(fast=fast)
 
 
 def _label(name: str) -> str:
@@ -383,30 +378,48 @@ def _orientation(image: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def _decode_with_torchvision(
-    data: bytes, image: ImageFile.ImageFile, fmt: str
-) -> torch.Tensor | None:
-    """Fast path for plain 8-bit JPEG; None means "let Pillow do it" (also on errors,
-    so that corrupt files get Pillow's clearer diagnosis and both paths fail alike)."""
-    channels = _TORCHVISION_MODES.get(fmt, {}).get(image.mode)
-    if (
-        _torchvision_decode is None
-        or channels is None
-        or "transparency" in image.info
-        or _tile_rawmode(image) != image.mode
-    ):
-        return None
-    encoded = torch.frombuffer(bytearray(data), dtype=torch.uint8)
-    try:
-        pixels = _torchvision_decode(
-            encoded, mode=ImageReadMode.UNCHANGED, apply_exif_orientation=False
-        )
-    except RuntimeError:
+def _decode_fast(data: bytes, image: ImageFile.ImageFile, fmt: str) -> torch.Tensor | None:
+    """A plain 8-bit grey or colour JPEG decoded by libjpeg-turbo straight into a tensor:
+    by the region decoder over the whole image where it is built, else by torchvision.
+    Both use libjpeg's default settings, as Pillow does, so the pixels are Pillow's
+    (tested). None means "let Pillow do it" (also on errors, so that corrupt files get
+    Pillow's clearer diagnosis and both paths fail alike)."""
+    channels = _FAST_MODES.get(fmt, {}).get(image.mode)
+    if channels is None or "transparency" in image.info or _tile_rawmode(image) != image.mode:
         return None
     width, height = image.size
-    if pixels.dtype != torch.uint8 or tuple(pixels.shape) != (channels, height, width):
+    whole = jpeg_region.decode_window(data, 1, (0, 0, height, width))
+    pixels = whole[0] if whole is not None else _decode_with_torchvision(data)
+    if pixels is None or pixels.dtype != torch.uint8 or tuple(pixels.shape) != (
+        channels, height, width,
+    ):  # fmt: skip
         return None
     return pixels
+
+
+def _decode_with_torchvision(data: bytes) -> torch.Tensor | None:
+    decode = _torchvision_decoder()
+    if decode is None:
+        return None
+    try:
+        return decode(torch.frombuffer(bytearray(data), dtype=torch.uint8))
+    except RuntimeError:
+        return None
+
+
+@functools.cache
+def _torchvision_decoder() -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """torchvision's ``decode_image``, imported on first use: importing torchvision loads
+    its models and ``torch._dynamo``, about a third of the service's start, and only a
+    replica without the region decoder needs it. (Its image IO is deprecated since 0.29,
+    superseded by TorchCodec; Pillow covers its absence.)"""
+    try:
+        from torchvision.io import ImageReadMode, decode_image
+    except ImportError:  # pragma: no cover - depends on the installed torchvision
+        return None
+    return functools.partial(
+        decode_image, mode=ImageReadMode.UNCHANGED, apply_exif_orientation=False
+    )
 
 
 def _tile_rawmode(image: ImageFile.ImageFile) -> str | None:

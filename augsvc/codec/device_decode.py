@@ -19,11 +19,6 @@ import torch
 
 from augsvc.codec.decode import _ORIENTATIONS, ImageHeader, _tile_rawmode
 
-try:  # deprecated with the rest of torchvision.io in 0.29, still shipped
-    from torchvision.io import ImageReadMode, decode_jpeg
-except ImportError:  # pragma: no cover - depends on the installed torchvision
-    decode_jpeg = None
-
 
 def device_decodable(header: ImageHeader) -> bool:
     """A baseline 8-bit grey or RGB JPEG without transparency."""
@@ -46,7 +41,12 @@ def decode_on_device(
     frame, from one batched call; None where the CPU must decode it."""
     out: list[torch.Tensor | None] = [None] * len(headers)
     rows = [i for i, h in enumerate(headers) if device_decodable(h)]
-    if decode_jpeg is None or device.type != "cuda" or not rows:
+    if device.type != "cuda" or not rows:
+        return out
+    try:  # deprecated with the rest of torchvision.io in 0.29, still shipped; imported
+        # here because importing torchvision costs a third of the service's start
+        from torchvision.io import ImageReadMode, decode_jpeg
+    except ImportError:  # pragma: no cover - depends on the installed torchvision
         return out
     data = [torch.frombuffer(bytearray(headers[i]._data), dtype=torch.uint8) for i in rows]
     try:
