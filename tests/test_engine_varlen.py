@@ -1,14 +1,15 @@
 """The device's one-pass first warp over regions of different sizes: the per-sample
-warp's values to float rounding (at most one grey level once rounded), for bilinear and
-nearest, zeros and border padding; and a sample's values are the same bits alone or
-among any batch-mates. Run here on the CPU, where the gathers are the same maths."""
+warp's values to float rounding (bilinear: at most one grey level once rounded;
+nearest: the same source pixel except at a rounding tie), zeros and border padding;
+and a sample's values are the same bits alone or among any batch-mates. Run here on the
+CPU, where the gathers are the same maths."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from augsvc.engine import kernels
@@ -39,6 +40,17 @@ def _sources(rng, n):
     return out
 
 
+def _rounding_ties(matrix: np.ndarray, out_hw: tuple[int, int]) -> np.ndarray:
+    """(H,W): output pixels whose source position lies within 1e-3 px of a rounding tie
+    on either axis, where nearest's choice rests on the last bits of float32 maths."""
+    oh, ow = out_hw
+    ys, xs = np.mgrid[0:oh, 0:ow]
+    points = np.stack([xs, ys, np.ones_like(xs)], -1).reshape(-1, 3).astype(np.float64)
+    src = points @ np.linalg.inv(matrix).T
+    src = src[:, :2] / src[:, 2:]
+    return (np.abs(src - np.floor(src) - 0.5) < 1e-3).any(axis=1).reshape(oh, ow)
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     st.integers(0, 2**32 - 1),
@@ -46,7 +58,11 @@ def _sources(rng, n):
     st.sampled_from(["bilinear", "nearest"]),
     st.sampled_from(["zeros", "border"]),
 )
+@example(197, 6, "nearest", "zeros")  # a tie: one pixel takes its neighbour's value
+@example(1922, 3, "nearest", "zeros")  # a tie at the edge: the first pixel or padding
 def test_one_pass_matches_the_per_sample_warp(seed, n, mode, padding):
+    """Bilinear within one grey level; nearest the same pixel, except at a rounding tie,
+    where either neighbour is the nearest."""
     rng = np.random.default_rng(seed)
     out_hw = (int(rng.integers(4, 40)), int(rng.integers(4, 40)))
     sources = _sources(rng, n)
@@ -58,7 +74,11 @@ def test_one_pass_matches_the_per_sample_warp(seed, n, mode, padding):
                                     padding_mode=padding, fill=(0,))  # fmt: skip
         got, want = kernels.to_uint8(together[i : i + 1].clone()), kernels.to_uint8(alone)
         diff = (got.int() - want.int()).abs()
-        assert int(diff.max()) <= 1 and float(diff.float().mean()) < 0.05
+        if mode == "nearest":  # a tie may take the padding beside the edge: any value
+            apart = (diff[0] > 1).any(0).numpy()
+            assert not (apart & ~_rounding_ties(matrices[i], out_hw)).any()
+        else:
+            assert int(diff.max()) <= 1 and float(diff.float().mean()) < 0.05
 
 
 @settings(max_examples=20, deadline=None)
