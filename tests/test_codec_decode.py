@@ -61,34 +61,33 @@ def test_sample_photo_is_a_500x375_rgb_jpeg() -> None:
     assert imagegen.photo_jpeg() == data
 
 
+#: Plain JPEGs in the stored frame (no EXIF orientation): what the fast decoders take.
+FAST_JPEGS = {
+    "jpeg-420": imagegen.jpeg_bytes(161, 97, seed=2),
+    "jpeg-444": imagegen.jpeg_bytes(64, 48, seed=2, quality=100),
+    "jpeg-prog": imagegen.jpeg_bytes(64, 48, seed=4, progressive=True),
+    "jpeg-grey": imagegen.jpeg_bytes(64, 48, seed=5, mode="L"),
+    "photo": imagegen.photo_jpeg(),
+}
+
+
 @pytest.mark.parametrize(
     "data",
     [
-        pytest.param(imagegen.jpeg_bytes(161, 97, seed=2), id="jpeg-420"),
-        pytest.param(imagegen.jpeg_bytes(64, 48, seed=2, quality=100), id="jpeg-444"),
-        pytest.param(imagegen.jpeg_bytes(64, 48, seed=4, progressive=True), id="jpeg-prog"),
-        pytest.param(imagegen.jpeg_bytes(64, 48, seed=5, mode="L"), id="jpeg-grey"),
+        *(pytest.param(data, id=name) for name, data in FAST_JPEGS.items()),
         pytest.param(imagegen.jpeg_bytes(64, 48, seed=6, orientation=6), id="jpeg-exif6"),
         pytest.param(imagegen.png_bytes(33, 17, "RGBA"), id="png-rgba"),
         pytest.param(imagegen.png_bytes(33, 17, "L", orientation=8), id="png-exif8"),
-        pytest.param(imagegen.photo_jpeg(), id="photo"),
     ],
 )
 def test_fast_path_matches_pillow_exactly(data: bytes) -> None:
     assert torch.equal(decode(data), decode_with_pillow_only(data))
 
 
-@pytest.mark.parametrize("fmt", ["jpeg-420", "jpeg-444", "jpeg-prog", "jpeg-grey", "photo"])
-def test_each_fast_decoder_gives_pillows_pixels(fmt: str) -> None:
+@pytest.mark.parametrize("data", [pytest.param(d, id=n) for n, d in FAST_JPEGS.items()])
+def test_each_fast_decoder_gives_pillows_pixels(data: bytes) -> None:
     """The fast path takes the region decoder where it is built and torchvision where
     not: both must give Pillow's pixels, the stored frame before orientation."""
-    data = {
-        "jpeg-420": imagegen.jpeg_bytes(161, 97, seed=2),
-        "jpeg-444": imagegen.jpeg_bytes(64, 48, seed=2, quality=100),
-        "jpeg-prog": imagegen.jpeg_bytes(64, 48, seed=4, progressive=True),
-        "jpeg-grey": imagegen.jpeg_bytes(64, 48, seed=5, mode="L"),
-        "photo": imagegen.photo_jpeg(),
-    }[fmt]
     expected = decode_with_pillow_only(data)
     assert torch.equal(decoding._decode_with_torchvision(data), expected)
     if jpeg_region.AVAILABLE:

@@ -218,13 +218,7 @@ class ImageHeader:
         return ScaledImage(pixels, self.displayed_hw, self.scaled_map(scale), box, frame)
 
     def _region_decodable(self) -> bool:
-        return (
-            jpeg_region.AVAILABLE
-            and self.format == "JPEG"
-            and self._image.mode in _FAST_MODES["JPEG"]
-            and "transparency" not in self._image.info
-            and _tile_rawmode(self._image) == self._image.mode
-        )
+        return jpeg_region.AVAILABLE and fast_channels(self._image, self.format) is not None
 
     def _decode(self, *, fast: bool) -> torch.Tensor:
         """With the libjpeg fast path switchable, for the parity tests."""
@@ -378,14 +372,24 @@ def _orientation(image: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
+def fast_channels(image: ImageFile.ImageFile, fmt: str) -> int | None:
+    """The channels libjpeg decodes this image to when it is a plain 8-bit grey or
+    colour JPEG without transparency (what the fast, region and device decoders take);
+    None for anything else, which Pillow decodes."""
+    channels = _FAST_MODES.get(fmt, {}).get(image.mode)
+    if channels is None or "transparency" in image.info or _tile_rawmode(image) != image.mode:
+        return None
+    return channels
+
+
 def _decode_fast(data: bytes, image: ImageFile.ImageFile, fmt: str) -> torch.Tensor | None:
     """A plain 8-bit grey or colour JPEG decoded by libjpeg-turbo straight into a tensor:
     by the region decoder over the whole image where it is built, else by torchvision.
     Both use libjpeg's default settings, as Pillow does, so the pixels are Pillow's
     (tested). None means "let Pillow do it" (also on errors, so that corrupt files get
     Pillow's clearer diagnosis and both paths fail alike)."""
-    channels = _FAST_MODES.get(fmt, {}).get(image.mode)
-    if channels is None or "transparency" in image.info or _tile_rawmode(image) != image.mode:
+    channels = fast_channels(image, fmt)
+    if channels is None:
         return None
     width, height = image.size
     whole = jpeg_region.decode_window(data, 1, (0, 0, height, width))

@@ -17,20 +17,16 @@ from collections.abc import Sequence
 
 import torch
 
-from augsvc.codec.decode import _ORIENTATIONS, ImageHeader, _tile_rawmode
+from augsvc.codec.decode import _ORIENTATIONS, ImageHeader, fast_channels
 
 
 def device_decodable(header: ImageHeader) -> bool:
     """A baseline 8-bit grey or RGB JPEG without transparency."""
-    image = header._image
-    info = image.info
+    info = header._image.info
     return (
-        header.format == "JPEG"
-        and image.mode in ("L", "RGB")
+        fast_channels(header._image, header.format) is not None
         and not info.get("progressive")
         and not info.get("progression")
-        and "transparency" not in info
-        and _tile_rawmode(image) == image.mode
     )
 
 
@@ -55,7 +51,7 @@ def decode_on_device(
         return out
     for i, pixels in zip(rows, decoded, strict=True):
         header = headers[i]
-        channels = 1 if header._image.mode == "L" else 3
+        channels = fast_channels(header._image, header.format)
         if tuple(pixels.shape) != (channels, header.height, header.width):
             continue
         transform = _ORIENTATIONS.get(header.orientation)
