@@ -1,7 +1,9 @@
 """JPEG uploads through a real ``augsvc serve``, where the region decoder decodes only
 what each sample reads: over generated mixes of sizes, subsamplings, progressive and
 grey files, EXIF orientations, recipes and seeds, the service answers exactly the bytes
-of the engine run in process on whole decodes."""
+of the engine run in process on whole decodes; and a recipe that does not start with a
+warp, whose uploads the region decoder decodes whole, gets the bytes of the engine on
+Pillow's pixels."""
 
 from __future__ import annotations
 
@@ -15,9 +17,10 @@ from hypothesis import strategies as st
 from PIL import Image
 from safetensors.torch import load as load_safetensors
 
+from augsvc.codec import decode as decoding
 from augsvc.codec import jpeg_region, probe_image
 from augsvc.decode_plan import PlannedDecode, plan_decode
-from augsvc.engine import augment, compile_plan
+from augsvc.engine import augment, compile_plan, starts_with_warp
 from augsvc.recipes import parse_recipe
 from tests import imagegen
 from tests.photos import photo
@@ -59,6 +62,20 @@ def _jpeg(spec: dict) -> bytes:
     return imagegen.encode(image, "JPEG", **options)
 
 
+def _augmented(client, recipe: dict, uploads: list[bytes], seed: int, offset: int):
+    """The service's images for the JPEG ``uploads`` under ``recipe``, as one tensor."""
+    files = [("images", (f"{i}.jpg", data, "image/jpeg")) for i, data in enumerate(uploads)]
+    files.append(("recipe", (None, json.dumps(recipe))))
+    answer = client.post(
+        "/v1/augment",
+        params={"seed": seed, "offset": offset, "return_params": "false"},
+        files=files,
+        headers={"Accept": "application/x-safetensors"},
+    )
+    assert answer.status_code == 200, answer.text
+    return load_safetensors(answer.content)["images"]
+
+
 @pytest.fixture(scope="module")
 def client(start_augsvc):
     with start_augsvc().client() as c:
@@ -79,16 +96,7 @@ def client(start_augsvc):
 def test_the_service_answers_the_whole_decodes_bytes(client, crop, specs, seed, offset) -> None:
     recipe = {"ops": crop, "output": {"channels": 3}}
     uploads = [_jpeg(spec) for spec in specs]
-    files = [("images", (f"{i}.jpg", data, "image/jpeg")) for i, data in enumerate(uploads)]
-    files.append(("recipe", (None, json.dumps(recipe))))
-    answer = client.post(
-        "/v1/augment",
-        params={"seed": seed, "offset": offset, "return_params": "false"},
-        files=files,
-        headers={"Accept": "application/x-safetensors"},
-    )
-    assert answer.status_code == 200, answer.text
-    got = load_safetensors(answer.content)["images"]
+    got = _augmented(client, recipe, uploads, seed, offset)
 
     plan = compile_plan(parse_recipe(recipe))
     keys = np.arange(offset, offset + len(uploads))
@@ -99,3 +107,39 @@ def test_the_service_answers_the_whole_decodes_bytes(client, crop, specs, seed, 
     whole = PlannedDecode([probe_image(d, max_pixels=10**8) for d in uploads], planned.scales)
     expected = augment(plan, whole.decode(), seed=seed, keys=keys).images
     assert torch.equal(got, expected)
+
+
+#: Ops that read the whole image before any warp (a linear colour op would move after
+#: the geometry, which then plans scaled region decodes).
+PIXELS_FIRST = st.sampled_from(
+    [
+        [{"op": "equalize", "p": 0.5}, {"op": "random_resized_crop", "size": 24}],
+        [{"op": "autocontrast"}, {"op": "rotate", "degrees": 20}],
+        [{"op": "gaussian_blur", "kernel_size": 5, "sigma": [0.5, 1.5]}, {"op": "hflip"}],
+        [{"op": "posterize", "bits": 4, "p": 0.5}, {"op": "resize", "size": [20, 28]}],
+    ]
+)
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    ops=PIXELS_FIRST,
+    specs=st.lists(JPEGS, min_size=1, max_size=3),
+    seed=st.integers(0, 2**63 - 1),
+    offset=st.integers(0, 10**6),
+)
+def test_whole_decodes_through_the_service_are_pillows_pixels(client, ops, specs, seed, offset):
+    """A plan that does not start with a warp decodes every upload whole, through the
+    region decoder over the whole image: the answer is the engine's on Pillow's pixels."""
+    recipe = {"ops": ops, "output": {"channels": 3, "size": [32, 32]}}
+    plan = compile_plan(parse_recipe(recipe))
+    assert not starts_with_warp(plan)
+    uploads = [_jpeg(spec) for spec in specs]
+    got = _augmented(client, recipe, uploads, seed, offset)
+    pillow = [decoding._decode(d, max_pixels=10**8, name="x", fast=False) for d in uploads]
+    keys = np.arange(offset, offset + len(uploads))
+    assert torch.equal(got, augment(plan, pillow, seed=seed, keys=keys).images)
