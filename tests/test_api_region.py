@@ -82,17 +82,21 @@ def client(start_augsvc):
         yield c
 
 
-@settings(
-    max_examples=20,
+#: Examples that each make a request to the module's server.
+SERVED = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-@given(
-    crop=CROPS,
-    specs=st.lists(JPEGS, min_size=1, max_size=3),
-    seed=st.integers(0, 2**63 - 1),
-    offset=st.integers(0, 10**6),
-)
+#: A request's uploads, seed and offset.
+REQUESTS = {
+    "specs": st.lists(JPEGS, min_size=1, max_size=3),
+    "seed": st.integers(0, 2**63 - 1),
+    "offset": st.integers(0, 10**6),
+}
+
+
+@settings(SERVED, max_examples=20)
+@given(crop=CROPS, **REQUESTS)
 def test_the_service_answers_the_whole_decodes_bytes(client, crop, specs, seed, offset) -> None:
     recipe = {"ops": crop, "output": {"channels": 3}}
     uploads = [_jpeg(spec) for spec in specs]
@@ -121,17 +125,8 @@ PIXELS_FIRST = st.sampled_from(
 )
 
 
-@settings(
-    max_examples=15,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
-@given(
-    ops=PIXELS_FIRST,
-    specs=st.lists(JPEGS, min_size=1, max_size=3),
-    seed=st.integers(0, 2**63 - 1),
-    offset=st.integers(0, 10**6),
-)
+@settings(SERVED, max_examples=15)
+@given(ops=PIXELS_FIRST, **REQUESTS)
 def test_whole_decodes_through_the_service_are_pillows_pixels(client, ops, specs, seed, offset):
     """A plan that does not start with a warp decodes every upload whole, through the
     region decoder over the whole image: the answer is the engine's on Pillow's pixels."""
