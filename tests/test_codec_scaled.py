@@ -14,8 +14,9 @@ from PIL import Image
 
 from augsvc.codec import jpeg_region, probe_image
 from augsvc.decode_plan import plan_decode
-from augsvc.engine import augment, compile_plan, geometry
+from augsvc.engine import augment, compile_plan
 from augsvc.errors import UndecodableImage
+from augsvc.maths import geometry
 from augsvc.recipes import parse_recipe
 from tests import imagegen
 from tests.photos import photo

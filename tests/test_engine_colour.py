@@ -6,8 +6,8 @@ import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
 
-from augsvc.engine import colour
-from augsvc.engine.colour import ColourMap, apply_colour
+from augsvc.maths import colour
+from augsvc.maths.colour import ColourMap, apply_colour
 from tests.photos import photo_batch
 
 

@@ -19,7 +19,8 @@ from kornia.geometry.transform import (
     warp_perspective,
 )
 
-from augsvc.engine import augment, compile_plan, geometry
+from augsvc.engine import augment, compile_plan
+from augsvc.maths import geometry
 from augsvc.recipes import parse_recipe
 from tests.photos import photo, photo_batch
 
@@ -200,7 +201,7 @@ def test_colour_ops_keep_shape_and_alpha(channels):
 
 
 def test_broadcast_grid_equals_torch_affine_grid():
-    from augsvc.engine.kernels import affine_grid
+    from augsvc.maths.kernels import affine_grid
 
     theta = torch.randn(5, 2, 3, generator=torch.Generator().manual_seed(0))
     expected = F.affine_grid(theta, [5, 3, 17, 23], align_corners=True)

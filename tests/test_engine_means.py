@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from augsvc.engine.colour import MEAN_BITS, exact_means, sample_means
+from augsvc.maths.colour import MEAN_BITS, exact_means, sample_means
 
 rows = st.integers(1, 5).flatmap(
     lambda n: st.integers(1, 300).flatmap(

@@ -20,9 +20,10 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from augsvc.engine import augment, compile_plan, geometry, sample_plan
-from augsvc.engine.kernels import _torch_block_means, box_shrink, prescale, shrink_factor
+from augsvc.engine import augment, compile_plan, sample_plan
 from augsvc.engine.region import TAPS, plan_regions
+from augsvc.maths import geometry
+from augsvc.maths.kernels import _torch_block_means, box_shrink, prescale, shrink_factor
 from augsvc.recipes import parse_recipe
 from tests.photos import photo
 

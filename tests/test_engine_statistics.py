@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from augsvc.engine import compile_plan, sample_plan
-from augsvc.engine.rng import sample_states, stream_base, uniform01
+from augsvc.maths.rng import sample_states, stream_base, uniform01
 from augsvc.recipes import parse_recipe
 
 N = 10_000

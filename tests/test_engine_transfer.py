@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from augsvc.engine.transfer import (
+from augsvc.maths.transfer import (
     pack,
     pack_params,
     to_host,

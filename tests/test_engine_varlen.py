@@ -12,8 +12,8 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from augsvc.engine import kernels
 from augsvc.engine.varlen_warp import supported, warp_varlen
+from augsvc.maths import kernels
 from tests.photos import photo
 
 

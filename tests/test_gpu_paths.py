@@ -15,8 +15,8 @@ import torch
 
 from augsvc.bench.gpu_probes import count_syncs
 from augsvc.engine import augment, compile_plan, resolve_device
-from augsvc.engine.colour import exact_means
-from augsvc.engine.transfer import StagingRing, to_host, upload_packed, upload_params
+from augsvc.maths.colour import exact_means
+from augsvc.maths.transfer import StagingRing, to_host, upload_packed, upload_params
 from augsvc.recipes import parse_recipe
 from augsvc.service.device_threads import bind_thread, warm_up_batch
 from tests.chains import BENCH_CHAIN

@@ -30,7 +30,7 @@ NUDGE = textwrap.dedent(
     import numpy as np
     from pydantic import Field
 
-    from augsvc.engine import geometry
+    from augsvc.maths import geometry
     from augsvc.ops import GeometricOp, gated, register
 
 

@@ -10,7 +10,7 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as TF
 
-from augsvc.engine import geometry
+from augsvc.maths import geometry
 from tests.targets_helpers import run
 from tests.test_targets_engine import targets_for
 

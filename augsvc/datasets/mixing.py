@@ -26,8 +26,8 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from augsvc.engine.rng import mix64, sample_states, stream_base, uniform01
 from augsvc.errors import FieldError, ValidationFailed
+from augsvc.maths.rng import mix64, sample_states, stream_base, uniform01
 
 MIX_TAG = "mix"
 #: Soft targets per frame are batch_size x num_classes float32: at most 64 MiB.

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from augsvc.engine.rng import mix64, stream_base
+from augsvc.maths.rng import mix64, stream_base
 
 MAX_EPOCH = 2**31 - 1
 

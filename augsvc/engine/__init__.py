@@ -6,7 +6,6 @@ named here; the modules behind it are the engine's own business.
 """
 
 from augsvc.engine.plan import Plan, Sampled, compile_plan, fixed_output_size, sample_plan
-from augsvc.engine.rng import MAX_SEED
 from augsvc.engine.run import (
     AugmentResult,
     augment,
@@ -16,6 +15,7 @@ from augsvc.engine.run import (
     source_boxes,
     starts_with_warp,
 )
+from augsvc.maths.rng import MAX_SEED
 
 __all__ = [
     "MAX_SEED",

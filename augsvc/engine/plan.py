@@ -19,9 +19,10 @@ from typing import Literal
 
 import numpy as np
 
-from augsvc.engine import geometry, selection
-from augsvc.engine.colour import ColourMap
-from augsvc.engine.rng import Draws, sample_states, stream_base
+from augsvc.engine import selection
+from augsvc.maths import geometry
+from augsvc.maths.colour import ColourMap
+from augsvc.maths.rng import Draws, sample_states, stream_base
 from augsvc.ops import Canvas, ColourOp, GeometricOp, Op, Params
 from augsvc.ops.resize import Resize
 from augsvc.recipes import Recipe, digest

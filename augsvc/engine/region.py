@@ -25,8 +25,8 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from augsvc.engine import geometry
-from augsvc.engine.kernels import shrink_factor
+from augsvc.maths import geometry
+from augsvc.maths.kernels import shrink_factor
 
 #: Source pixels read beyond floor(x) of a sampling position x, before and after it.
 TAPS = {"nearest": (0, 1), "bilinear": (0, 1), "bicubic": (1, 2)}

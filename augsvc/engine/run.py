@@ -11,13 +11,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from augsvc.engine import geometry, kernels, region, varlen_warp
-from augsvc.engine.colour import apply_colour
+from augsvc.engine import region, varlen_warp
 from augsvc.engine.plan import Plan, Sampled, sample_plan
 from augsvc.engine.region import ScaledSource
-from augsvc.engine.rng import MAX_SEED
-from augsvc.engine.transfer import upload_packed, upload_params
 from augsvc.errors import PayloadTooLarge, ValidationFailed
+from augsvc.maths import geometry, kernels
+from augsvc.maths.colour import apply_colour
+from augsvc.maths.rng import MAX_SEED
+from augsvc.maths.transfer import upload_packed, upload_params
 
 Images = torch.Tensor | Sequence[torch.Tensor | ScaledSource]
 

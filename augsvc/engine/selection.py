@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from augsvc.engine.rng import Draws
+from augsvc.maths.rng import Draws
 from augsvc.ops import Canvas, ColourOp, GeometricOp, Op
 from augsvc.ops._composite import CompositeOp, Selection
 

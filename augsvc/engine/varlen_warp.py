@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from augsvc.engine.transfer import upload_array, upload_params
+from augsvc.maths.transfer import upload_array, upload_params
 
 MODES = ("bilinear", "nearest")
 PADDINGS = ("zeros", "border")

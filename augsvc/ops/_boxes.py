@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from augsvc.engine.rng import Draws
+from augsvc.maths.rng import Draws
 
 ATTEMPTS = 10  # torchvision's tries at a random box before falling back
 

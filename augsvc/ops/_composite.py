@@ -18,7 +18,7 @@ from typing import Annotated, Any, ClassVar
 import numpy as np
 from pydantic import BeforeValidator, Field, SerializeAsAny, ValidationError, WithJsonSchema
 
-from augsvc.engine.rng import Draws
+from augsvc.maths.rng import Draws
 from augsvc.ops.base import Canvas, Op, OpKind, Params
 from augsvc.ops.registry import op_class, op_names
 

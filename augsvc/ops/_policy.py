@@ -27,7 +27,7 @@ from pydantic import (
     field_validator,
 )
 
-from augsvc.engine.rng import Draws
+from augsvc.maths.rng import Draws
 from augsvc.ops._composite import OP_DOCUMENT, CompositeOp, Selection, op_from_document
 from augsvc.ops.base import Canvas, Op
 from augsvc.ops.registry import op_class

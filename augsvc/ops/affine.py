@@ -7,8 +7,8 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from augsvc.engine import geometry
-from augsvc.engine.rng import Draws
+from augsvc.maths import geometry
+from augsvc.maths.rng import Draws
 from augsvc.ops.base import Canvas, GeometricOp, Params, gated
 from augsvc.ops.fields import (
     Degrees,

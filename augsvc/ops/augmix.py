@@ -8,10 +8,10 @@ import numpy as np
 import torch
 from pydantic import Field, ValidationInfo, field_validator
 
-from augsvc.engine import geometry, kernels
-from augsvc.engine.colour import ColourMap, apply_colour
-from augsvc.engine.dirichlet import dirichlet
-from augsvc.engine.rng import Draws
+from augsvc.maths import geometry, kernels
+from augsvc.maths.colour import ColourMap, apply_colour
+from augsvc.maths.dirichlet import dirichlet
+from augsvc.maths.rng import Draws
 from augsvc.ops._policy import Entry, derived, space
 from augsvc.ops.base import Canvas, ColourOp, GeometricOp, OpKind, Params, PixelOp
 from augsvc.ops.registry import register

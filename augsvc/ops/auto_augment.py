@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import ValidationInfo, field_validator, model_validator
 
-from augsvc.engine.rng import Draws
+from augsvc.maths.rng import Draws
 from augsvc.ops._auto_augment_policies import SUB_POLICIES
 from augsvc.ops._composite import Selection
 from augsvc.ops._policy import Entry, Policy, derived, space

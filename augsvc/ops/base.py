@@ -29,8 +29,8 @@ from augsvc.ops.fields import Probability
 if TYPE_CHECKING:  # annotations only: the engine's package imports the ops
     import torch
 
-    from augsvc.engine.colour import ColourMap
-    from augsvc.engine.rng import Draws
+    from augsvc.maths.colour import ColourMap
+    from augsvc.maths.rng import Draws
 
 Params = dict[str, np.ndarray]
 Canvas = tuple[np.ndarray, np.ndarray]  # (heights, widths), float64, one per sample

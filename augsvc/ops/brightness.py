@@ -6,9 +6,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from augsvc.engine import colour
-from augsvc.engine.colour import ColourMap
-from augsvc.engine.rng import Draws
+from augsvc.maths import colour
+from augsvc.maths.colour import ColourMap
+from augsvc.maths.rng import Draws
 from augsvc.ops.base import Canvas, ColourOp, Params, gated
 from augsvc.ops.fields import Factor
 from augsvc.ops.registry import register

@@ -6,9 +6,9 @@ from typing import Any, Literal
 
 from pydantic import field_validator
 
-from augsvc.engine import colour
-from augsvc.engine.colour import ColourMap
-from augsvc.engine.rng import Draws
+from augsvc.maths import colour
+from augsvc.maths.colour import ColourMap
+from augsvc.maths.rng import Draws
 from augsvc.ops.base import Canvas, ColourOp, Params, gated
 from augsvc.ops.fields import NumberOrPair, Pair, factor_range, ordered, symmetric_range
 from augsvc.ops.registry import register

@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 import torch
 
-from augsvc.engine import tone
+from augsvc.maths import tone
 from augsvc.ops.base import OpKind, Params, PixelOp
 from augsvc.ops.registry import register
 

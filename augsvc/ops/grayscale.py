@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from augsvc.engine import colour
-from augsvc.engine.colour import ColourMap
+from augsvc.maths import colour
+from augsvc.maths.colour import ColourMap
 from augsvc.ops.base import ColourOp, Params
 from augsvc.ops.fields import Probability
 from augsvc.ops.registry import register

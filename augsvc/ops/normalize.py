@@ -7,8 +7,8 @@ from typing import ClassVar, Literal
 import torch
 from pydantic import model_validator
 
-from augsvc.engine import kernels
-from augsvc.engine.rng import Draws
+from augsvc.maths import kernels
+from augsvc.maths.rng import Draws
 from augsvc.ops.base import Canvas, OpKind, Params, PixelOp
 from augsvc.ops.registry import register
 

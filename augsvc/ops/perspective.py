@@ -7,8 +7,8 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from augsvc.engine import geometry
-from augsvc.engine.rng import Draws
+from augsvc.maths import geometry
+from augsvc.maths.rng import Draws
 from augsvc.ops.base import Canvas, GeometricOp, Params
 from augsvc.ops.fields import Probability
 from augsvc.ops.registry import register

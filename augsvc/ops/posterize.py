@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator
 
-from augsvc.engine import tone
-from augsvc.engine.rng import Draws
+from augsvc.maths import tone
+from augsvc.maths.rng import Draws
 from augsvc.ops.base import Canvas, OpKind, Params, PixelOp, gated
 from augsvc.ops.fields import IntOrPair, whole_range
 from augsvc.ops.registry import register

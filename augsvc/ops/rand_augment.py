@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, ValidationInfo, field_validator
 
-from augsvc.engine.rng import Draws
+from augsvc.maths.rng import Draws
 from augsvc.ops._policy import Entry, Policy, derived, space
 from augsvc.ops.base import OpKind
 from augsvc.ops.registry import register

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from pydantic import field_validator
 
-from augsvc.engine import kernels
-from augsvc.engine.rng import Draws
+from augsvc.maths import kernels
+from augsvc.maths.rng import Draws
 from augsvc.ops._boxes import random_box
 from augsvc.ops.base import Canvas, OpKind, Params, PixelOp
 from augsvc.ops.fields import AreaFraction, AspectRatio, PixelInput, Probability, pixel_values

@@ -7,8 +7,8 @@ from typing import ClassVar, Literal
 import torch
 from pydantic import Field
 
-from augsvc.engine import tone
-from augsvc.engine.rng import Draws
+from augsvc.maths import tone
+from augsvc.maths.rng import Draws
 from augsvc.ops.base import Canvas, OpKind, Params, PixelOp, gated
 from augsvc.ops.fields import Factor
 from augsvc.ops.registry import register

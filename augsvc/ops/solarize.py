@@ -7,8 +7,8 @@ from typing import Any, ClassVar, Literal
 import torch
 from pydantic import Field, field_validator
 
-from augsvc.engine import tone
-from augsvc.engine.rng import Draws
+from augsvc.maths import tone
+from augsvc.maths.rng import Draws
 from augsvc.ops.base import Canvas, OpKind, Params, PixelOp, gated
 from augsvc.ops.fields import NumberOrPair, Pair, value_range
 from augsvc.ops.registry import register

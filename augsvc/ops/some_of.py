@@ -7,7 +7,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, ValidationInfo, field_validator
 
-from augsvc.engine.rng import Draws
+from augsvc.maths.rng import Draws
 from augsvc.ops._composite import CompositeOp, Members, Selection, permutations
 from augsvc.ops.base import Canvas, Op
 from augsvc.ops.registry import register

@@ -7,7 +7,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from augsvc.engine.rng import Draws
+from augsvc.maths.rng import Draws
 from augsvc.ops import _timm
 from augsvc.ops._composite import CompositeOp, Selection
 from augsvc.ops._timm import TimmEntry, TimmPolicy

@@ -6,7 +6,7 @@ from typing import Literal
 
 import numpy as np
 
-from augsvc.engine import geometry
+from augsvc.maths import geometry
 from augsvc.ops.base import Canvas, GeometricOp, Params
 from augsvc.ops.fields import Probability
 from augsvc.ops.registry import register

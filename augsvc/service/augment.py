@@ -27,8 +27,8 @@ from augsvc.codec.media_types import SAFETENSORS, ZIP
 from augsvc.codec.targets import targets_from_tensors, targets_tensors
 from augsvc.decode_plan import plan_decode
 from augsvc.engine import AugmentResult, Plan, augment, cpu_workers
-from augsvc.engine.transfer import to_host
 from augsvc.errors import FieldError, ValidationFailed
+from augsvc.maths.transfer import to_host
 from augsvc.pixel_budget import PixelBudget
 from augsvc.service import targets as target_io
 from augsvc.targets.move import move_batch

@@ -8,7 +8,7 @@ import torch
 
 from augsvc.codec import decode_image, encode_png, probe_image, sample_photo_bytes
 from augsvc.engine import Plan, augment
-from augsvc.engine.transfer import to_host
+from augsvc.maths.transfer import to_host
 from augsvc.pixel_budget import PixelBudget
 from augsvc.service.grid import tile
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from augsvc.engine import kernels, region
+from augsvc.engine import region
+from augsvc.maths import kernels
 
 
 def warp_mask(

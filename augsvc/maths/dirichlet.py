@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from augsvc.engine.rng import Draws
+from augsvc.maths.rng import Draws
 
 ATTEMPTS = 16
 SLOTS_PER_VARIATE = 3 * ATTEMPTS + 1

@@ -15,8 +15,8 @@ from kornia.filters import gaussian_blur2d
 from kornia.geometry.conversions import normalize_homography
 from kornia.geometry.transform import warp_affine, warp_perspective
 
-from augsvc.engine import geometry
-from augsvc.engine.transfer import upload_params
+from augsvc.maths import geometry
+from augsvc.maths.transfer import upload_params
 
 SHRINK_LIMIT = 0.5  # warps that shrink more than 2x are pre-shrunk first
 
