@@ -7,10 +7,14 @@ Every field here is listed in the README's settings table.
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Settings that were replaced, and what replaced them.
+RETIRED = {"MAX_REQUEST_PIXELS": "MAX_JOB_BYTES", "MAX_INFLIGHT_PIXELS": "MAX_INFLIGHT_BYTES"}
 
 
 class Settings(BaseSettings):
@@ -43,17 +47,18 @@ class Settings(BaseSettings):
     max_output_pixels: int = Field(
         default=256 * 1024 * 1024, gt=0, description="Output pixels per request (N*H*W)."
     )
-    max_request_pixels: int = Field(
-        default=2**27,
+    max_job_bytes: int = Field(
+        default=1024**3,
         gt=0,
-        description="Decoded input pixels per request, preview or stream batch, summed over "
-        "its images and checked from their headers before decoding (413 beyond).",
+        description="Memory one job may hold (an augment request, a preview, a stream batch): "
+        "decoded inputs, masks, the engine's working copies, outputs and the encoded "
+        "response, estimated from headers and the recipe before decoding (413 beyond).",
     )
-    max_inflight_pixels: int = Field(
-        default=2**29,
+    max_inflight_bytes: int = Field(
+        default=3 * 1024**3,
         gt=0,
-        description="Decoded input pixels the process holds at once over every request, "
-        "preview and stream batch (503 + Retry-After beyond; 413 for one larger than all).",
+        description="Memory the process's jobs and streams hold at once, by the same "
+        "estimate (503 + Retry-After beyond; 413 for one job larger than all).",
     )
     plan_cache_size: int = Field(default=256, gt=0, description="Compiled plans per process.")
     queue_depth: int = Field(default=8, gt=0, description="Engine jobs waiting before 503.")
@@ -106,6 +111,14 @@ class Settings(BaseSettings):
         description="Comma-separated Python modules imported at start whose ops register "
         "themselves (custom ops); empty = the built-in ops only.",
     )
+
+    @model_validator(mode="after")
+    def _no_retired_variables(self) -> Settings:
+        """A variable that no longer exists would be ignored silently; say what replaced it."""
+        for old, new in RETIRED.items():
+            if f"AUGSVC_{old}" in os.environ:
+                raise ValueError(f"AUGSVC_{old} is retired: set AUGSVC_{new} (bytes) instead")
+        return self
 
     @field_validator("data_urls")
     @classmethod

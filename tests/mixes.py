@@ -15,8 +15,8 @@ import torch
 from hypothesis import strategies as st
 
 from augsvc.codec import decode_image, probe_image
-from augsvc.decode_plan import plan_decode
 from augsvc.engine import Plan, augment
+from augsvc.pipeline.decode import plan_decode
 from tests import imagegen
 
 #: Sizes (height, width) that stress the engine: single pixels and one-pixel lines.

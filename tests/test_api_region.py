@@ -19,8 +19,8 @@ from safetensors.torch import load as load_safetensors
 
 from augsvc.codec import decode as decoding
 from augsvc.codec import jpeg_region, probe_image
-from augsvc.decode_plan import PlannedDecode, plan_decode
 from augsvc.engine import augment, compile_plan, starts_with_warp
+from augsvc.pipeline.decode import PlannedDecode, plan_decode
 from augsvc.recipes import parse_recipe
 from tests import imagegen
 from tests.photos import photo

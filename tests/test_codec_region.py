@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from augsvc.codec import ScaledImage, jpeg_region, probe_image
-from augsvc.decode_plan import PlannedDecode, plan_decode
 from augsvc.engine import augment, compile_plan
 from augsvc.errors import UndecodableImage, ValidationFailed
+from augsvc.pipeline.decode import PlannedDecode, plan_decode
 from augsvc.recipes import parse_recipe
 from tests import imagegen
 from tests.photos import photo

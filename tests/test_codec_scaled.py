@@ -13,10 +13,10 @@ import torch
 from PIL import Image
 
 from augsvc.codec import jpeg_region, probe_image
-from augsvc.decode_plan import plan_decode
 from augsvc.engine import augment, compile_plan
 from augsvc.errors import UndecodableImage
 from augsvc.maths import geometry
+from augsvc.pipeline.decode import plan_decode
 from augsvc.recipes import parse_recipe
 from tests import imagegen
 from tests.photos import photo

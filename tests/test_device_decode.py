@@ -14,8 +14,8 @@ from PIL import Image
 
 from augsvc.codec import probe_image
 from augsvc.codec.device_decode import decode_on_device, device_decodable
-from augsvc.decode_plan import plan_decode
 from augsvc.engine import compile_plan
+from augsvc.pipeline.decode import plan_decode
 from augsvc.recipes import parse_recipe
 from tests.photos import photo
 

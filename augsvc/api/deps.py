@@ -13,7 +13,7 @@ from fastapi import Depends, Header, Request
 
 from augsvc.api.auth import KeyRing, Principal, Scope, presented_key
 from augsvc.config import Settings
-from augsvc.pixel_budget import PixelBudget
+from augsvc.pipeline import MemoryBudget
 from augsvc.service.container import Services
 from augsvc.service.executor import EngineExecutor
 from augsvc.service.metrics import Metrics
@@ -63,8 +63,8 @@ def get_device(request: Request) -> torch.device:
     return request.app.state.device
 
 
-def get_pixel_budget(request: Request) -> PixelBudget:
-    return _services(request).pixel_budget
+def get_memory_budget(request: Request) -> MemoryBudget:
+    return _services(request).memory_budget
 
 
 def _authenticate(request: Request, authorization: str | None, x_api_key: str | None,
@@ -98,6 +98,6 @@ ResolverDep = Annotated[RecipeResolver, Depends(get_resolver)]
 ExecutorDep = Annotated[EngineExecutor, Depends(get_executor)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 DeviceDep = Annotated[torch.device, Depends(get_device)]
-PixelBudgetDep = Annotated[PixelBudget, Depends(get_pixel_budget)]
+MemoryBudgetDep = Annotated[MemoryBudget, Depends(get_memory_budget)]
 ReadAuth = Annotated[Principal | None, Depends(require_read)]
 AdminAuth = Annotated[Principal | None, Depends(require_admin)]

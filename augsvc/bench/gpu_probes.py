@@ -279,15 +279,16 @@ def threads(probe: Probe) -> Finding:
 
 def encoders(probe: Probe) -> Finding:
     """The zip and safetensors encoders copy a device batch to the host in O(1) syncs."""
-    from augsvc.service.augment import encode_zip
+    from augsvc.pipeline import Rendered, ZipEncoder
 
     p = plan(CLASSIC_CHAIN)
     result = augment(p, probe.mixed(probe.batch // 4), seed=0, device=probe.device)
+    rendered = Rendered(p, 0, 0, result)
     start = time.perf_counter()
     if not probe.cuda:
-        encode_zip(result, "jpeg")
+        ZipEncoder("jpeg").encode(rendered)
         return Finding(True, "encoded on the CPU (no device copies to count)", {})
-    syncs = count_syncs(probe, lambda: encode_zip(result, "jpeg"))
+    syncs = count_syncs(probe, lambda: ZipEncoder("jpeg").encode(rendered))
     elapsed = time.perf_counter() - start
     return Finding(
         syncs <= 2,
@@ -385,7 +386,7 @@ def throughput(probe: Probe) -> Finding:
     """The targets: 500x375 JPEGs in, the classic chain, 224 out, one batch: >= 10,000
     img/s in process including decode, and mixed sizes within 0.8x of one size."""
     from augsvc.codec import probe_image
-    from augsvc.decode_plan import plan_decode
+    from augsvc.pipeline.decode import plan_decode
 
     p = plan(CLASSIC_CHAIN)
     n = probe.batch

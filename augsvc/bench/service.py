@@ -208,8 +208,8 @@ def _measure(rows: list[tuple[Row, Callable[[int], Any]]], repeats: int, warmup:
 #: Limits a bench server runs under: large photos in batches pass the defaults.
 LARGE_LIMITS = {
     "AUGSVC_MAX_REQUEST_BYTES": str(2**31),
-    "AUGSVC_MAX_REQUEST_PIXELS": str(2**31),
-    "AUGSVC_MAX_INFLIGHT_PIXELS": str(2**33),
+    "AUGSVC_MAX_JOB_BYTES": str(2**36),
+    "AUGSVC_MAX_INFLIGHT_BYTES": str(2**37),
     "AUGSVC_MAX_IMAGE_PIXELS": str(2**27),
 }
 
@@ -219,8 +219,8 @@ def jpeg_peers(jpegs: list[bytes], chain: Chain, batch: int) -> list[tuple[Row, 
     peers as their users run them (torchvision: decode_jpeg then v2 per sample;
     Albumentations: cv2.imdecode then Compose per sample)."""
     from augsvc.codec import probe_image
-    from augsvc.decode_plan import plan_decode
     from augsvc.engine import augment, compile_plan
+    from augsvc.pipeline.decode import plan_decode
     from augsvc.recipes import parse_recipe
 
     plan = compile_plan(parse_recipe(chain.recipe))

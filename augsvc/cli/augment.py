@@ -19,12 +19,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from augsvc.cli.recipe import TIMEOUT_S, describe
 from augsvc.errors import AugsvcError, InvalidReference
 from augsvc.recipes.documents import read_document, syntax_of
 from augsvc.recipes.refs import parse_ref
 
 MAX_PIXELS = 200_000_000  # local files are trusted more than uploads, but not unboundedly
+#: What one run may hold: a local run answers to its user, not to a shared server, so
+#: the bound is the machine's sense, not a tenant's share.
+MAX_JOB_BYTES = 16 * 1024**3
 
 
 def load_document(path: Path) -> Any:
@@ -60,23 +65,30 @@ def recipe_document(args: argparse.Namespace) -> Any:
 def run(args: argparse.Namespace) -> int:
     from augsvc_client.errors import AugsvcError as ClientError
 
-    from augsvc.codec import encode_png, probe_image
-    from augsvc.decode_plan import plan_decode
-    from augsvc.engine import augment, compile_plan, resolve_device
+    from augsvc.engine import compile_plan, resolve_device
+    from augsvc.pipeline import BatchJob, EncodedBatch, File, Limits, MemoryBudget, run_batch
+    from augsvc.pipeline.encoders import FilesEncoder
     from augsvc.recipes import parse_recipe
 
     if args.seed is None:
         args.seed = secrets.randbits(63)  # as the service: 63 bits fit any signed int64
+    encoder = FilesEncoder("png", lambda _i, key: f"{key:06d}.png")
     try:
         plan = compile_plan(parse_recipe(recipe_document(args)))
-        device = resolve_device(args.device)
-        headers = [
-            probe_image(Path(p).read_bytes(), max_pixels=MAX_PIXELS, name=Path(p).name)
-            for p in args.images
-        ]
-        keys = range(args.offset, args.offset + len(headers))
-        images = plan_decode(plan, headers, seed=args.seed, keys=list(keys)).decode()
-        result = augment(plan, images, seed=args.seed, offset=args.offset, device=device)
+        files = [File(bytearray(Path(p).read_bytes()), Path(p).name) for p in args.images]
+        job = BatchJob(
+            plan=plan,
+            seed=args.seed,
+            keys=np.arange(args.offset, args.offset + len(files), dtype=np.int64),
+            device=resolve_device(args.device),
+            limits=Limits(len(files), MAX_PIXELS, MAX_PIXELS),
+            budget=MemoryBudget(MAX_JOB_BYTES, MAX_JOB_BYTES),
+            encoder=encoder,
+            what=f"{len(files)} images",
+            lower="the number of images per run or the recipe's output size",
+            offset=args.offset,
+        )
+        run_batch(job, EncodedBatch(files))
     except AugsvcError as err:
         print(f"augsvc augment: {err.detail}", file=sys.stderr)
         for field in err.errors:
@@ -88,16 +100,12 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:  # missing file, bad JSON/YAML, bad device
         print(f"augsvc augment: {exc}", file=sys.stderr)
         return 1
-    if plan.out_dtype != "uint8":
-        print("augsvc augment: the recipe outputs float32; PNG needs uint8", file=sys.stderr)
-        return 1
     print(f"augsvc augment: seed {args.seed} (--seed {args.seed} repeats this run)",
           file=sys.stderr)  # fmt: skip
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    outputs = result.images if isinstance(result.images, list) else result.images.unbind(0)
-    for key, source, img in zip(result.keys.tolist(), args.images, outputs, strict=True):
-        target = out / f"{key:06d}.png"
-        target.write_bytes(encode_png(img.cpu()))
+    for source, (name, data) in zip(args.images, encoder.files, strict=False):
+        target = out / name
+        target.write_bytes(data)
         print(f"{source} -> {target}")
     return 0

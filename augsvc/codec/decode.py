@@ -114,6 +114,21 @@ class ImageHeader:
         """(height, width) as a viewer shows the image: after its EXIF orientation."""
         return (self.width, self.height) if self.orientation >= 5 else (self.height, self.width)
 
+    @property
+    def channels(self) -> int:
+        """Channels the decode gives (1, 3 or 4, the rules of :func:`_to_tensor`), read
+        from the header's mode; a palette counts as colour (its greyness is in its data)."""
+        mode = self._image.mode
+        if mode in _DEEP_GREY_MODES or (mode in {"1", "L"} and not self._transparent):
+            return 1
+        if mode in _RGBA_MODES or mode in {"RGBA", "La"} or self._transparent:
+            return 4
+        return 3
+
+    @property
+    def _transparent(self) -> bool:
+        return "transparency" in self._image.info
+
     def decoded_hw(self, scale: int) -> tuple[int, int]:
         """The displayed (height, width) :meth:`decode_scaled` gives at ``scale``."""
         h, w = self.displayed_hw

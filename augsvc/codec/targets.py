@@ -10,7 +10,9 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -153,41 +155,70 @@ def parse_targets(data: bytes, count: int) -> list[ImageTargets | None]:
     return [parse_image_targets(item, (*loc, i)) for i, item in enumerate(document)]
 
 
-def decode_mask(data: bytes, *, name: str, index: int, max_pixels: int) -> torch.Tensor:
-    """A ``masks`` file: a single-channel label map (PNG, TIFF, BMP or GIF), 8 or 16 bit,
-    or a palette image whose indices are the labels -> (H,W) uint8 or int32."""
-    loc: tuple[str | int, ...] = ("body", "masks", index)
-    try:
-        with Image.open(io.BytesIO(data), formats=MASK_FORMATS) as image:
-            if image.width * image.height > max_pixels:
-                raise ImageTooLarge(
-                    f"mask {name!r} has {image.width * image.height} pixels; "
-                    f"the limit is {max_pixels}"
-                )
-            if image.mode not in _MASK_MODES:
-                raise _fail(
-                    loc, f"a mask is one channel (8/16-bit grey or palette), not {image.mode}"
-                )
+@dataclass(frozen=True)
+class MaskHeader:
+    """A ``masks`` file whose header was read and checked, none of its pixels decoded:
+    its size and what each decoded pixel costs are known before any memory is spent."""
+
+    data: bytes = field(repr=False)
+    name: str
+    index: int
+    hw: tuple[int, int]
+    itemsize: int  # bytes per decoded pixel: 1 (uint8 labels) or 4 (int32 labels)
+
+    def decode(self) -> torch.Tensor:
+        """(H,W) uint8 or int32 labels."""
+        with _opened_mask(self.data, self.name, self.index) as image:
             dtype = _MASK_MODES[image.mode]
             array = np.array(image.convert("I") if dtype == torch.int32 else image)
+        if array.dtype == bool:
+            array = array.astype(np.uint8)
+        tensor = torch.from_numpy(np.ascontiguousarray(array))
+        return tensor.to(dtype) if dtype == torch.uint8 else tensor.to(torch.int32)
+
+
+@contextmanager
+def _opened_mask(data: bytes, name: str, index: int) -> Iterator[Image.Image]:
+    """The mask's image, header parsed and pixels not yet loaded; any Pillow failure on
+    user bytes is the upload's fault (422 naming the part)."""
+    try:
+        with Image.open(io.BytesIO(data), formats=MASK_FORMATS) as image:
+            yield image
     except (ImageTooLarge, ValidationFailed, MemoryError):
         raise
-    except Exception as exc:  # any Pillow failure on user bytes is the upload's fault
+    except Exception as exc:
         raise UndecodableImage(
             f"mask {name!r} could not be decoded: {exc}",
-            errors=[FieldError(loc, "not a decodable image")],
+            errors=[FieldError(("body", "masks", index), "not a decodable image")],
         ) from None
-    if array.dtype == bool:
-        array = array.astype(np.uint8)
-    tensor = torch.from_numpy(np.ascontiguousarray(array))
-    return tensor.to(dtype) if dtype == torch.uint8 else tensor.to(torch.int32)
 
 
-def check_mask_sizes(masks: Sequence[torch.Tensor], sizes: Sequence[tuple[int, int]]) -> None:
-    """Each mask must cover its image pixel for pixel (as decoded, EXIF turns applied)."""
-    for i, (mask, hw) in enumerate(zip(masks, sizes, strict=True)):
-        if tuple(mask.shape) != tuple(hw):
-            got = "x".join(map(str, mask.shape))
+def probe_mask(data: bytes, *, name: str, index: int, max_pixels: int) -> MaskHeader:
+    """A ``masks`` file's header: a single-channel label map (PNG, TIFF, BMP or GIF), 8 or
+    16 bit, or a palette image whose indices are the labels."""
+    loc: tuple[str | int, ...] = ("body", "masks", index)
+    with _opened_mask(data, name, index) as image:
+        if image.width * image.height > max_pixels:
+            raise ImageTooLarge(
+                f"mask {name!r} has {image.width * image.height} pixels; the limit is {max_pixels}"
+            )
+        if image.mode not in _MASK_MODES:
+            raise _fail(loc, f"a mask is one channel (8/16-bit grey or palette), not {image.mode}")
+        itemsize = 1 if _MASK_MODES[image.mode] == torch.uint8 else 4
+        return MaskHeader(data, name, index, (image.height, image.width), itemsize)
+
+
+def decode_mask(data: bytes, *, name: str, index: int, max_pixels: int) -> torch.Tensor:
+    """A ``masks`` file -> (H,W) uint8 or int32 labels (:func:`probe_mask`, then decode)."""
+    return probe_mask(data, name=name, index=index, max_pixels=max_pixels).decode()
+
+
+def check_mask_sizes(masks: Sequence[tuple[int, int]], sizes: Sequence[tuple[int, int]]) -> None:
+    """Each mask (H, W) must cover its image pixel for pixel (as decoded, EXIF turns
+    applied); checked from headers, before either is decoded."""
+    for i, (mask_hw, hw) in enumerate(zip(masks, sizes, strict=True)):
+        if tuple(mask_hw) != tuple(hw):
+            got = "x".join(map(str, mask_hw))
             raise _fail(
                 ("body", "masks", i),
                 f"mask {i} is {got} (HxW) but its image is {hw[0]}x{hw[1]}: "

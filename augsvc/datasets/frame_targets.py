@@ -7,11 +7,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
-from augsvc.codec.targets import check_mask_sizes, targets_tensors
-from augsvc.engine import AugmentResult, Plan
-from augsvc.targets.move import move_batch
+from augsvc.codec.targets import check_mask_sizes
 from augsvc.targets.types import ImageTargets
 
 
@@ -25,11 +22,5 @@ def read_batch_targets(
         return None
     targets = [reader(int(i)) for i in indices]
     masked = [(t.mask, hw) for t, hw in zip(targets, sizes, strict=True) if t.mask is not None]
-    check_mask_sizes([m for m, _ in masked], [hw for _, hw in masked])
+    check_mask_sizes([tuple(m.shape) for m, _ in masked], [hw for _, hw in masked])
     return targets
-
-
-def batch_target_tensors(
-    plan: Plan, result: AugmentResult, targets: Sequence[ImageTargets]
-) -> dict[str, torch.Tensor]:
-    return targets_tensors(move_batch(plan, result, targets))

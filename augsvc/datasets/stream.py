@@ -14,18 +14,28 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from augsvc import codec
+from augsvc.codec.targets import targets_tensors
 from augsvc.datasets import mixing
-from augsvc.datasets.frame_targets import batch_target_tensors, read_batch_targets
+from augsvc.datasets.frame_targets import read_batch_targets
 from augsvc.datasets.order import MAX_EPOCH, rank_positions, sample_keys
 from augsvc.datasets.sources import Source
-from augsvc.decode_plan import plan_decode
-from augsvc.engine import Plan, augment, cpu_workers, fixed_output_size
-from augsvc.errors import FieldError, ValidationFailed
-from augsvc.pixel_budget import PixelBudget
+from augsvc.engine import Plan, fixed_output_size
+from augsvc.errors import ValidationFailed
+from augsvc.pipeline import (
+    BatchJob,
+    EncodedBatch,
+    File,
+    FrameEncoder,
+    Limits,
+    MemoryBudget,
+    Rendered,
+    run_batch,
+)
+from augsvc.pipeline.cost import JobCost, SampleShape, estimate
+from augsvc.pipeline.encoders import frame_bytes
 
 MAX_BATCH = 1024
-#: How long a batch waits for room in the pixel budget (other requests finishing) before
+#: How long a batch waits for room in the memory budget (other requests finishing) before
 #: the stream ends with a 503 ``overloaded`` frame, from which the client resumes.
 BUDGET_WAIT_S = 10.0
 
@@ -58,6 +68,24 @@ class StreamRequest:
                 "resize to [h, w], or set output.size"
             )
 
+    def costs(self, plan: Plan, prefetch: int) -> tuple[JobCost, JobCost]:
+        """What the stream holds for its lifetime (``prefetch`` rendered frames waiting
+        and one being written) and the least one batch holds (its outputs, working
+        copies and frame, before any input is counted): both known before the first
+        frame, so a stream that could never send one is refused before it starts."""
+        out_hw = fixed_output_size(plan)
+        assert out_hw is not None  # check() refused a plan without one
+        channels = plan.recipe.output.channels
+        out_channels = 4 if channels == "auto" else int(channels)
+        rendered = self.batch_size * (2 if self.mix is not None else 1)
+        sample = SampleShape(0, out_channels, out_hw, out_channels)
+        what = f"a stream of batch_size {self.batch_size}"
+        lower = "batch_size or the recipe's output size"
+        frame = frame_bytes(plan, [sample] * self.batch_size)
+        buffered = JobCost(what, lower, encoded=(prefetch + 1) * frame)
+        batch = estimate(plan, [sample] * rendered, encoded=2 * frame, what=what, lower=lower)
+        return buffered, batch
+
     def rendered(self, positions: np.ndarray, size: int) -> np.ndarray:
         """The positions a batch renders: its own, then (when mixing) their partners."""
         if self.mix is None:
@@ -84,9 +112,11 @@ def render_frame(
     batch_index: int,
     *,
     device: torch.device,
-    max_pixels: int,
-    budget: PixelBudget,
+    limits: Limits,
+    budget: MemoryBudget,
 ) -> bytes:
+    """One frame through the batch pipeline: the batch's samples (and, when mixing,
+    their partners) read, admitted, decoded, augmented and packed."""
     n = len(positions)
     positions = request.rendered(positions, len(order))  # partners: in the batch, own keys
     indices = order[positions]
@@ -96,35 +126,26 @@ def render_frame(
         if read_many is not None
         else [source.read(int(i)) for i in indices]
     )
-    # decoders release the GIL; the engine's single-threaded CPU workers are idle here
-    headers = list(
-        cpu_workers().map(
-            lambda r: codec.probe_image(r[0], max_pixels=max_pixels, name=r[2]), reads
-        )
-    )
-    targets = read_batch_targets(source, indices, [h.displayed_hw for h in headers])
     keys = sample_keys(request.epoch, positions)
-    planned = plan_decode(plan, headers, seed=request.seed, keys=keys)  # JPEGs DCT-scaled
-    what = f"stream batch {batch_index} ({len(headers)} images)"
-    with budget.hold(planned.pixels, what, wait_s=BUDGET_WAIT_S):  # held until inputs go
-        images = planned.decode()
-        result = augment(plan, images, seed=request.seed, keys=keys, device=device)
-        del images
-    if not isinstance(result.images, torch.Tensor):  # check() fixed the size: channels differ
-        counts = " and ".join(str(c) for c in sorted({img.shape[0] for img in result.images}))
-        raise ValidationFailed(
-            f"batch {batch_index} mixes images that end with {counts} channels, which one "
-            "frame cannot hold: set output.channels: 3 (or 1 or 4) in the recipe for a "
-            "dataset that mixes grey and colour images",
-            errors=[FieldError(("recipe", "output", "channels"), "needed for one channel count")],
-        )
-    tensors = {"images": result.images[:n], "indices": torch.from_numpy(indices[:n])}
-    if reads[0][1] is not None:
-        tensors["labels"] = torch.tensor([r[1] for r in reads[:n]], dtype=torch.int64)
-    if targets is not None:
-        tensors.update(batch_target_tensors(plan, result, targets))
-    if request.mix is not None:
-        tensors.update(_mix(request, result.images, reads, keys, indices, n))
+    reader = getattr(source, "read_targets", None)
+    batch = EncodedBatch(
+        [File(data, name) for data, _, name in reads],
+        read_targets=None
+        if reader is None
+        else lambda sizes: read_batch_targets(source, indices, sizes),
+    )
+    labels = [label for _, label, _ in reads]
+
+    def compose(rendered: Rendered, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        tensors = {"images": images[:n], "indices": torch.from_numpy(indices[:n])}
+        if labels[0] is not None:
+            tensors["labels"] = torch.tensor(labels[:n], dtype=torch.int64)
+        if rendered.targets is not None:
+            tensors.update(targets_tensors(rendered.targets))
+        if request.mix is not None:
+            tensors.update(_mix(request, images, labels, keys, indices, n))
+        return tensors
+
     metadata = {
         "epoch": str(request.epoch),
         "batch": str(batch_index),
@@ -134,13 +155,25 @@ def render_frame(
         "position": str(int(positions[0])),
         "digest": plan.digest,
     }
-    return codec.frame(codec.images_to_safetensors(tensors, metadata))
+    job = BatchJob(
+        plan=plan,
+        seed=request.seed,
+        keys=keys,
+        device=device,
+        limits=limits,
+        budget=budget,
+        encoder=FrameEncoder(compose, metadata),
+        what=f"stream batch {batch_index} ({len(positions)} images)",
+        lower="batch_size or the recipe's output size",
+        wait_s=BUDGET_WAIT_S,
+    )
+    return run_batch(job, batch)
 
 
 def _mix(
     request: StreamRequest,
     images: torch.Tensor,
-    reads: list[tuple[bytes, int | None, str]],
+    labels: list[int | None],
     keys: np.ndarray,
     indices: np.ndarray,
     n: int,
@@ -149,11 +182,11 @@ def _mix(
     rows ``n..`` of ``images`` are the partners of rows ``..n``."""
     spec = request.mix
     assert spec is not None
-    labels = torch.tensor([r[1] for r in reads], dtype=torch.int64)
+    label_tensor = torch.tensor(labels, dtype=torch.int64)
     draws = mixing.draw(spec, request.seed, keys[:n], images.shape[-2], images.shape[-1])
     return {
         "images": mixing.mix_images(images[:n], images[n:], draws),
-        "soft_targets": mixing.soft_targets(labels[:n], labels[n:], draws.lam, spec),
+        "soft_targets": mixing.soft_targets(label_tensor[:n], label_tensor[n:], draws.lam, spec),
         "lam": torch.from_numpy(draws.lam),
         "partners": torch.from_numpy(indices[n:]),
     }

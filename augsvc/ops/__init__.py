@@ -3,7 +3,7 @@
 An op module declares everything about its op in one class: the parameter schema
 (pydantic fields with their shorthands), the per-sample parameter sampler, and either
 its matrix (geometric ops, which fuse into one warp), its colour map (colour ops, which
-fuse into one matrix) or its pixel kernel. Shared maths stays in :mod:`augsvc.engine`
+fuse into one matrix) or its pixel kernel. Shared maths stays in :mod:`augsvc.maths`
 (``geometry``, ``colour``, ``kernels``). The recipe schema, the catalogue and the plan
 are derived from the registry, so adding an op is adding a module here and its tests.
 """

@@ -35,6 +35,11 @@ class Selection:
     record: Params = field(default_factory=dict)
 
 
+#: Float copies a composite adds to its members' (the samples gathered for a candidate,
+#: and scattered back).
+SELECTION_COPIES = 2
+
+
 class CompositeOp(Op):
     """An op that expands into member ops chosen per sample."""
 
@@ -50,6 +55,11 @@ class CompositeOp(Op):
 
     def select(self, draws: Draws, canvas: Canvas) -> Selection:
         raise NotImplementedError
+
+    def peak_copies(self) -> int:
+        """Any member's, and the copies selecting each candidate's samples takes."""
+        members = [op.peak_copies() for op in self.candidates() if op is not None]
+        return max([self.working_copies, *members]) + SELECTION_COPIES
 
     def members(self) -> list[tuple[int, int, Op]]:
         """(position, candidate, op) of every member, in the order they act."""

@@ -37,6 +37,7 @@ class AugMix(PixelOp):
     ``interpolation``), ahead of its other ops. ``table`` is torchvision's op table."""
 
     kind: ClassVar[OpKind] = "policy"
+    working_copies: ClassVar[int] = 16  # the chains, their mix and the blend with the input
     op: Literal["augmix"] = "augmix"
     severity: int = Field(default=3, ge=1, le=MAGNITUDE_BINS)
     mixture_width: int = Field(default=3, ge=1, le=16)

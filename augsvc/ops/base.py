@@ -54,7 +54,15 @@ class Op(BaseModel):
     #: The parameters a policy's catalogue entry shows its expansion for (beside
     #: the defaults); a policy without defaults for every field needs one.
     example: ClassVar[dict[str, Any]] = {}
+    #: Float32 copies of a sample (per output pixel and channel) the op holds at once
+    #: while it runs: what the job's memory estimate counts for it
+    #: (:mod:`augsvc.pipeline.cost`, which says how the figures were measured).
+    working_copies: ClassVar[int] = 3
     p: Probability = 1.0
+
+    def peak_copies(self) -> int:
+        """The most float copies this op holds at once (a combinator: any member's)."""
+        return self.working_copies
 
     @classmethod
     def name(cls) -> str:
@@ -114,6 +122,8 @@ class ColourOp(Op):
 
 class PixelOp(Op):
     """An op that touches pixels on its own; ``kind`` says which (filter, erase, ...)."""
+
+    working_copies: ClassVar[int] = 8  # a kernel's input, output and temporaries
 
     def apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         """Float images (N, C, H, W) in [0, 255] of the samples ``params`` describe

@@ -18,6 +18,7 @@ class Equalize(PixelOp):
     sees the fill the warp brought in, as torchvision's does after a rotation."""
 
     kind: ClassVar[OpKind] = "tone"
+    working_copies: ClassVar[int] = 11  # per-channel histograms' lookups, gathered per pixel
     op: Literal["equalize"] = "equalize"
 
     def apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:

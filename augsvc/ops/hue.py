@@ -22,6 +22,7 @@ class Hue(PixelOp):
     map; this one is the non-linear original.) Grey images are kept."""
 
     kind: ClassVar[OpKind] = "tone"
+    working_copies: ClassVar[int] = 12  # HSV planes, their float temporaries and the result
     op: Literal["hue"] = "hue"
     factor: Pair = Field(description="-0.5..0.5: h exactly, or [min, max] drawn per sample.")
 

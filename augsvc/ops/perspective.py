@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
@@ -21,6 +21,7 @@ class Perspective(GeometricOp):
     """Random perspective as torchvision's RandomPerspective: each corner moves inwards
     by up to ``distortion_scale`` times half the width/height."""
 
+    working_copies: ClassVar[int] = 5  # a homography's grid is computed through float64 rows
     op: Literal["perspective"] = "perspective"
     distortion_scale: float = Field(default=0.5, ge=0.0, le=1.0)
     p: Probability = 0.5

@@ -75,6 +75,9 @@ class TimmAutoAugment(Op):
             raise ValueError("table is derived from config; leave it out")
         return expected
 
+    def peak_copies(self) -> int:
+        return self.expand().peak_copies()
+
     def expand(self) -> Op:
         assert self.policy is not None
         if self.policy.kind == "trivialaugment":

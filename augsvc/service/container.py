@@ -13,7 +13,7 @@ from functools import partial
 import torch
 
 from augsvc.config import Settings
-from augsvc.pixel_budget import PixelBudget
+from augsvc.pipeline import MemoryBudget
 from augsvc.service.device_threads import (
     bind_thread,
     engine_threads,
@@ -45,7 +45,7 @@ class Services:
     executor: EngineExecutor
     sources: SourceCache
     streams: StreamPools
-    pixel_budget: PixelBudget
+    memory_budget: MemoryBudget
 
     async def close(self) -> None:
         self.streams.shutdown()
@@ -79,10 +79,10 @@ def open_services(settings: Settings, device: torch.device, metrics: Metrics) ->
         executor=executor,
         sources=sources,
         streams=StreamPools(settings.max_streams, initializer=bind),
-        pixel_budget=PixelBudget(
-            settings.max_request_pixels,
-            settings.max_inflight_pixels,
-            on_change=metrics.pixels_held.set,
-            on_reject=metrics.pixels_rejected.inc,
+        memory_budget=MemoryBudget(
+            settings.max_job_bytes,
+            settings.max_inflight_bytes,
+            on_change=metrics.memory_held.set,
+            on_reject=metrics.memory_rejected.inc,
         ),
     )

@@ -6,8 +6,8 @@ Decode + augment + encode of one request run as one job on a small thread pool
 event loop keeps answering /healthz and small requests meanwhile). At most
 ``settings.queue_depth`` jobs may wait for a worker; one more is refused at once with
 503 Overloaded + Retry-After, because a queued request holds its uploaded body in
-memory and a client retrying later costs less than an out-of-memory kill. Decoded
-pixels are bounded separately, when a job starts (:mod:`augsvc.pixel_budget`), and a
+memory and a client retrying later costs less than an out-of-memory kill. A job's
+memory is bounded separately, when it starts (:mod:`augsvc.pipeline.budget`), and a
 device that runs out of memory anyway is the same overload: 503 + Retry-After
 (:func:`augsvc.service.device_threads.out_of_memory`).
 """

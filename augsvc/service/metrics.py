@@ -37,14 +37,14 @@ class Metrics:
             "augsvc_engine_rejected", "Jobs refused with 503 because the queue was full.",
             registry=r,
         )  # fmt: skip
-        self.pixels_held = Gauge(
-            "augsvc_decoded_pixels_held",
-            "Decoded input pixels held by requests and stream batches.",
+        self.memory_held = Gauge(
+            "augsvc_memory_held_bytes",
+            "Memory admitted to jobs and streams (the estimate they were admitted with).",
             registry=r,
         )
-        self.pixels_rejected = Counter(
-            "augsvc_decoded_pixels_rejected",
-            "Requests and stream batches refused with 503 because the pixel budget was taken.",
+        self.memory_rejected = Counter(
+            "augsvc_memory_rejected",
+            "Jobs and stream batches refused with 503 because the memory budget was taken.",
             registry=r,
         )
         self.plan_cache_hits = Counter(

@@ -25,7 +25,7 @@ from augsvc.datasets.remote_sources import prefetching
 from augsvc.datasets.stream import StreamRequest, render_frame
 from augsvc.engine import Plan
 from augsvc.errors import AugsvcError, Overloaded, Unavailable
-from augsvc.pixel_budget import PixelBudget
+from augsvc.pipeline import JobCost, Limits, MemoryBudget
 from augsvc.service.device_threads import out_of_memory
 from augsvc.service.metrics import Metrics
 
@@ -72,14 +72,16 @@ async def stream_frames(
     request: StreamRequest,
     *,
     device: torch.device,
-    max_pixels: int,
-    budget: PixelBudget,
+    limits: Limits,
+    budget: MemoryBudget,
+    buffered: JobCost,
     prefetch: int,
     pools: StreamPools,
     metrics: Metrics,
     draining: Callable[[], bool] = lambda: False,
 ) -> AsyncIterator[bytes]:
-    """The response body. ``pools.claim()`` must have succeeded; this releases it.
+    """The response body. ``pools.claim()`` and ``budget.acquire(buffered)`` must have
+    succeeded; this releases both.
 
     When the server starts shutting down (``draining()``), the stream ends at the next
     frame boundary with a 503 ``unavailable`` frame, so the client resumes from its
@@ -105,7 +107,7 @@ async def stream_frames(
                     pools.render,
                     lambda p=positions, i=index: render_frame(
                         source, plan, request, order, p, i,
-                        device=device, max_pixels=max_pixels, budget=budget,
+                        device=device, limits=limits, budget=budget,
                     ),
                 )  # fmt: skip
                 metrics.stream_frames.inc()
@@ -139,4 +141,5 @@ async def stream_frames(
             if queue.get_nowait() is not _DONE:
                 metrics.stream_frames_buffered.dec()
         metrics.streams_active.dec()
+        budget.release(buffered.total)
         pools.release()

@@ -11,8 +11,8 @@ from starlette.responses import Response
 from augsvc.api.deps import (
     DeviceDep,
     ExecutorDep,
+    MemoryBudgetDep,
     MetricsDep,
-    PixelBudgetDep,
     ReadAuth,
     ResolverDep,
     SettingsDep,
@@ -36,7 +36,8 @@ from augsvc.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from augsvc.service.augment import AugmentJob, Limits, run_augment
+from augsvc.pipeline import RESPONSE_ENCODERS, Limits, ResponseOptions
+from augsvc.service.augment import AugmentJob, run_augment
 
 router = APIRouter(prefix="/v1", tags=["augment"])
 
@@ -75,7 +76,7 @@ async def augment_images(
     executor: ExecutorDep,
     device: DeviceDep,
     metrics: MetricsDep,
-    budget: PixelBudgetDep,
+    budget: MemoryBudgetDep,
     recipe: OptionalRefQuery = None,
     seed: Annotated[
         int | None, Query(ge=0, le=MAX_SEED, description="0..2**64-1; random when omitted")
@@ -92,6 +93,7 @@ async def augment_images(
     resolved = await resolver.resolve(recipe) if recipe is not None else None
     body = await read_body(request, settings.max_request_bytes)
     limits = Limits(settings.max_images, settings.max_image_pixels, settings.max_output_pixels)
+    encoder = RESPONSE_ENCODERS[response_type](ResponseOptions(format, return_params))
 
     parts = None
     targets, masks = None, []
@@ -105,12 +107,7 @@ async def augment_images(
             raise _one_recipe("both")
     if resolved is None:
         raise _one_recipe("neither")
-    if response_type == ZIP and resolved.plan.out_dtype != "uint8":
-        raise ValidationFailed(
-            "this recipe produces float32 images, which PNG/JPEG cannot hold: "
-            "ask for Accept: application/x-safetensors",
-            errors=[FieldError(("recipe", "output", "dtype"), "float32 output")],
-        )
+    encoder.check(resolved.plan)
 
     chosen_seed = new_seed() if seed is None else seed
     job = AugmentJob(
@@ -120,9 +117,7 @@ async def augment_images(
         device=device,
         limits=limits,
         budget=budget,
-        response_type=response_type,
-        image_format=format,
-        return_params=return_params,
+        encoder=encoder,
         parts=parts,
         tensor_body=body if kind == SAFETENSORS else None,
         device_decode=settings.device_decode,

@@ -12,8 +12,8 @@ from augsvc.api.deps import (
     AdminAuth,
     DatasetsDep,
     DeviceDep,
+    MemoryBudgetDep,
     MetricsDep,
-    PixelBudgetDep,
     ReadAuth,
     ResolverDep,
     SettingsDep,
@@ -55,6 +55,7 @@ from augsvc.errors import (
     UnsupportedMediaType,
     UrlNotAllowed,
 )
+from augsvc.pipeline import Limits
 from augsvc.service.sources import SourceCache
 from augsvc.service.stream_producer import stream_frames
 from augsvc.store import StoredDataset
@@ -168,7 +169,7 @@ async def stream_dataset(
     pools: StreamsDep,
     device: DeviceDep,
     metrics: MetricsDep,
-    budget: PixelBudgetDep,
+    budget: MemoryBudgetDep,
     recipe: RefQuery,
     seed: Annotated[int, Query(ge=0, le=MAX_SEED)],
     epoch: Annotated[int, Query(ge=0, le=MAX_EPOCH)] = 0,
@@ -215,14 +216,23 @@ async def stream_dataset(
     stream = StreamRequest(seed, epoch, batch_size, rank, world_size, start, drop_last,
                            mix if mix.enabled else None)  # fmt: skip
     stream.check(resolved.plan, len(source))
+    buffered, batch = stream.costs(resolved.plan, settings.stream_prefetch)
+    budget.check(batch)  # a batch that could never be admitted: 413 before the first frame
+    budget.check(buffered)
     pools.claim()
+    try:
+        budget.acquire(buffered)  # the frames waiting for the socket, for the stream's life
+    except BaseException:
+        pools.release()
+        raise
     body = stream_frames(
         source,
         resolved.plan,
         stream,
         device=device,
-        max_pixels=settings.max_image_pixels,
+        limits=Limits(batch_size, settings.max_image_pixels, settings.max_output_pixels),
         budget=budget,
+        buffered=buffered,
         prefetch=settings.stream_prefetch,
         pools=pools,
         metrics=metrics,

@@ -11,8 +11,8 @@ from starlette.responses import Response
 from augsvc.api.deps import (
     DeviceDep,
     ExecutorDep,
+    MemoryBudgetDep,
     MetricsDep,
-    PixelBudgetDep,
     SettingsDep,
     StoreDep,
 )
@@ -38,7 +38,7 @@ async def readyz(
     settings: SettingsDep,
     device: DeviceDep,
     executor: ExecutorDep,
-    budget: PixelBudgetDep,
+    budget: MemoryBudgetDep,
 ) -> dict[str, Any]:
     """Readiness: the store answers (StoreUnavailable -> 503 problem), plus device facts."""
     await store.ping()
@@ -51,8 +51,8 @@ async def readyz(
         "engine_threads": executor.workers,
         "queue_depth": executor.queue_depth,
         "queue_waiting": executor.waiting,
-        "decoded_pixels_held": budget.held,
-        "decoded_pixels_limit": budget.in_flight,
+        "memory_held_bytes": budget.held,
+        "memory_limit_bytes": budget.in_flight,
     }
 
 

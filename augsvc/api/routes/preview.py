@@ -21,7 +21,7 @@ from starlette.responses import Response
 from augsvc.api.deps import (
     DeviceDep,
     ExecutorDep,
-    PixelBudgetDep,
+    MemoryBudgetDep,
     ReadAuth,
     ResolverDep,
     SettingsDep,
@@ -44,8 +44,9 @@ from augsvc.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from augsvc.service.grid import GAP, columns
-from augsvc.service.preview import preview_photo, preview_upload
+from augsvc.pipeline import Limits
+from augsvc.pipeline.grid import GAP, columns
+from augsvc.service.preview import render_preview
 
 router = APIRouter(prefix="/v1", tags=["preview"])
 
@@ -60,6 +61,10 @@ Count = Annotated[int, Query(ge=1, le=256, description="images in the grid, 1..p
 def _check_count(n: int, settings: Settings) -> None:
     if n > settings.preview_max:
         raise ValidationFailed(f"n={n} is more than preview_max ({settings.preview_max})")
+
+
+def _limits(settings: Settings) -> Limits:
+    return Limits(1, settings.max_image_pixels, settings.max_output_pixels)
 
 
 def _png(body: bytes, seed: int, n: int, digest: str) -> Response:
@@ -84,7 +89,7 @@ async def preview_sample(
     resolver: ResolverDep,
     executor: ExecutorDep,
     device: DeviceDep,
-    budget: PixelBudgetDep,
+    budget: MemoryBudgetDep,
     seed: Seed = 0,
     n: Count = 16,
 ) -> Response:
@@ -92,10 +97,8 @@ async def preview_sample(
     resolved = await resolver.resolve(ref)
 
     def job() -> bytes:
-        return preview_photo(
-            resolved.plan, seed, n, device=device, budget=budget,
-            max_output_pixels=settings.max_output_pixels,
-        )  # fmt: skip
+        return render_preview(resolved.plan, None, "", seed, n, device=device, budget=budget,
+                              limits=_limits(settings))  # fmt: skip
 
     return _png(await executor.run(job), seed, n, resolved.digest)
 
@@ -118,7 +121,7 @@ async def preview_uploaded(
     resolver: ResolverDep,
     executor: ExecutorDep,
     device: DeviceDep,
-    budget: PixelBudgetDep,
+    budget: MemoryBudgetDep,
     seed: Seed = 0,
     n: Count = 16,
     content_type: Annotated[str | None, Header()] = None,
@@ -137,10 +140,8 @@ async def preview_uploaded(
         body, name = bytes(parts[0].data), parts[0].label
 
     def job() -> bytes:
-        return preview_upload(
-            resolved.plan, body, name, seed, n, device=device, budget=budget,
-            max_pixels=settings.max_image_pixels, max_output_pixels=settings.max_output_pixels,
-        )  # fmt: skip
+        return render_preview(resolved.plan, body, name, seed, n, device=device, budget=budget,
+                              limits=_limits(settings))  # fmt: skip
 
     return _png(await executor.run(job), seed, n, resolved.digest)
 
@@ -179,7 +180,7 @@ async def preview_draft(
     resolver: ResolverDep,
     executor: ExecutorDep,
     device: DeviceDep,
-    budget: PixelBudgetDep,
+    budget: MemoryBudgetDep,
     seed: Seed = 0,
     n: Count = 16,
     content_type: Annotated[str | None, Header()] = None,
@@ -197,16 +198,10 @@ async def preview_draft(
     resolved = inline_recipe(upload.recipe, resolver, settings.max_recipe_bytes)
     image = upload.images[0] if upload.images else None
 
+    data, name = (None, "") if image is None else (bytes(image.data), image.label)
+
     def job() -> bytes:
-        if image is None:
-            return preview_photo(
-                resolved.plan, seed, n, device=device, budget=budget,
-                max_output_pixels=settings.max_output_pixels,
-            )  # fmt: skip
-        return preview_upload(
-            resolved.plan, bytes(image.data), image.label, seed, n, device=device,
-            budget=budget, max_pixels=settings.max_image_pixels,
-            max_output_pixels=settings.max_output_pixels,
-        )  # fmt: skip
+        return render_preview(resolved.plan, data, name, seed, n, device=device, budget=budget,
+                              limits=_limits(settings))  # fmt: skip
 
     return _png(await executor.run(job), seed, n, resolved.digest)

@@ -1,4 +1,5 @@
-"""The decoded-pixel budget under concurrent use, and the header probe it is fed by."""
+"""The memory budget under concurrent use, and the header probe the costs it admits are
+worked out from."""
 
 from __future__ import annotations
 
@@ -12,13 +13,17 @@ from hypothesis import strategies as st
 
 from augsvc import codec
 from augsvc.errors import ImageTooLarge, Overloaded, PayloadTooLarge, UndecodableImage
-from augsvc.pixel_budget import PixelBudget
+from augsvc.pipeline import JobCost, MemoryBudget
 from tests import imagegen
 
 # The decoder's fast JPEG path warns that torchvision.io is deprecated (see test_codec).
 pytestmark = pytest.mark.filterwarnings(
     "ignore:The image decoding and encoding capabilities of TorchVision:DeprecationWarning"
 )
+
+
+def cost(nbytes: int, what: str = "a job") -> JobCost:
+    return JobCost(what, "batch_size", encoded=nbytes)
 
 
 class Recorder:
@@ -35,33 +40,39 @@ class Recorder:
         self.rejected += 1
 
 
-def test_a_cost_over_either_limit_is_a_413_naming_the_setting_without_waiting():
-    budget = PixelBudget(per_request=100, in_flight=50)
+def test_a_cost_over_either_limit_is_a_413_naming_the_setting_and_what_to_lower():
+    budget = MemoryBudget(per_job=100 * 2**20, in_flight=50 * 2**20)
     started = time.monotonic()
-    with pytest.raises(PayloadTooLarge, match="AUGSVC_MAX_REQUEST_PIXELS") as per_request:
-        budget.check(101, "the request's 2 images")
-    assert "the request's 2 images: 101 decoded pixels" in per_request.value.detail
+    job = JobCost("the request's 2 images", "the output size", outputs=101 * 2**20)
+    with pytest.raises(PayloadTooLarge, match="AUGSVC_MAX_JOB_BYTES") as per_job:
+        budget.check(job)
+    assert per_job.value.detail.startswith("the request's 2 images would hold 101.0 MiB")
+    assert "(outputs 101.0 MiB)" in per_job.value.detail
+    assert per_job.value.detail.endswith("lower the output size")
     with (
-        pytest.raises(PayloadTooLarge, match="AUGSVC_MAX_INFLIGHT_PIXELS"),
-        budget.hold(60, "a batch", wait_s=30),
+        pytest.raises(PayloadTooLarge, match="AUGSVC_MAX_INFLIGHT_BYTES"),
+        budget.hold(cost(60 * 2**20), wait_s=30),
     ):
         pass
-    assert time.monotonic() - started < 1
+    assert time.monotonic() - started < 5  # refused at once, not after the 30 s wait
     assert budget.held == 0
 
 
 def test_a_busy_budget_is_a_503_with_retry_after_and_is_released_on_errors():
     recorder = Recorder()
-    budget = PixelBudget(100, 100, on_change=recorder.change, on_reject=recorder.reject)
-    with budget.hold(70, "first"):
-        with pytest.raises(Overloaded, match="70 of the 100") as busy, budget.hold(40, "second"):
+    budget = MemoryBudget(100, 100, on_change=recorder.change, on_reject=recorder.reject)
+    with budget.hold(cost(70, "first")):
+        with (
+            pytest.raises(Overloaded, match="70 B of the 100 B") as busy,
+            budget.hold(cost(40, "second")),
+        ):
             pass
         assert busy.value.headers["Retry-After"] == "1"
         assert busy.value.status == 503
-        with budget.hold(30, "third"):  # exactly full is allowed
+        with budget.hold(cost(30, "third")):  # exactly full is allowed
             assert budget.held == 100
     assert budget.held == 0
-    with pytest.raises(RuntimeError), budget.hold(100, "failing"):
+    with pytest.raises(RuntimeError), budget.hold(cost(100, "failing")):
         raise RuntimeError("the work failed")
     assert budget.held == 0
     assert recorder.values == [70, 100, 70, 0, 100, 0]
@@ -69,12 +80,12 @@ def test_a_busy_budget_is_a_503_with_retry_after_and_is_released_on_errors():
 
 
 def test_a_holder_that_finishes_lets_a_waiter_in():
-    budget = PixelBudget(100, 100)
+    budget = MemoryBudget(100, 100)
     entered = threading.Event()
     release = threading.Event()
 
     def holder() -> None:
-        with budget.hold(80, "holder"):
+        with budget.hold(cost(80, "holder")):
             entered.set()
             release.wait(5)
 
@@ -83,7 +94,7 @@ def test_a_holder_that_finishes_lets_a_waiter_in():
     assert entered.wait(5)
     threading.Timer(0.2, release.set).start()
     started = time.monotonic()
-    with budget.hold(50, "waiter", wait_s=5):
+    with budget.hold(cost(50, "waiter"), wait_s=5):
         waited = time.monotonic() - started
         assert budget.held == 50
     thread.join()
@@ -100,18 +111,18 @@ def test_concurrent_holders_never_exceed_the_budget(capacity, costs, wait_s):
     """Threads hold random costs at once: the total held never passes the budget, every
     refusal is for a reason that was true, and everything is given back."""
     recorder = Recorder()
-    budget = PixelBudget(150, capacity, on_change=recorder.change, on_reject=recorder.reject)
+    budget = MemoryBudget(150, capacity, on_change=recorder.change, on_reject=recorder.reject)
     outcomes: list[str] = []
     barrier = threading.Barrier(len(costs))
 
-    def work(cost: int) -> None:
+    def work(c: int) -> None:
         barrier.wait()
         try:
-            with budget.hold(cost, f"cost {cost}", wait_s=wait_s):
+            with budget.hold(JobCost(f"cost {c}", "n", encoded=c), wait_s=wait_s):
                 time.sleep(0.002)
             outcomes.append("held")
         except PayloadTooLarge:
-            assert cost > min(150, capacity)
+            assert c > min(150, capacity)
             outcomes.append("too large")
         except Overloaded:
             outcomes.append("busy")
