@@ -203,3 +203,19 @@ def test_a_body_dribbling_inside_every_gap_is_dropped_at_the_deadline(server, he
     assert (status, content_type, problem["code"]) == (408, PROBLEM, "request-timeout")
     assert "AUGSVC_BODY_READ_DEADLINE_S" in problem["detail"]
     assert DEADLINE_S <= took < DEADLINE_S + MARGIN_S
+
+
+def test_a_client_that_goes_away_mid_upload_is_no_server_error(server, healthy_after):
+    before = {status: requests_counted(server, status) for status in ("499", "500")}
+    log_before = len(server.stderr_tail(10**9))
+    with socket.create_connection(address(server)) as sock:
+        sock.sendall(head(AUGMENT, 100_000) + b"-" * 1000)
+        time.sleep(0.3)  # the server is reading the body now
+    deadline = time.monotonic() + 10
+    while requests_counted(server, "499") == before["499"] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert requests_counted(server, "499") == before["499"] + 1
+    assert requests_counted(server, "500") == before["500"]
+    log = server.stderr_tail(10**9)[log_before:]
+    assert "Traceback" not in log and "ClientDisconnect" not in log, log
+    assert "client closed the connection" in log

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 
 from augsvc.api.auth import KeyRing
 from augsvc.api.limits import BodyTimeoutMiddleware
-from augsvc.api.metrics import MetricsMiddleware
+from augsvc.api.metrics import ClientGoneMiddleware, MetricsMiddleware
 from augsvc.api.openapi import install_openapi
 from augsvc.api.problems import CatchAllMiddleware, install_problem_handlers
 from augsvc.api.routes import (
@@ -81,6 +81,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.draining = lambda: False  # serve() points this at uvicorn's shutdown flag
     install_problem_handlers(app)
     install_openapi(app)
+    app.add_middleware(ClientGoneMiddleware)  # inside the catch-all: no traceback, no 500
     app.add_middleware(
         BodyTimeoutMiddleware,
         gap_s=settings.body_read_timeout_s,
