@@ -219,3 +219,19 @@ def test_a_client_that_goes_away_mid_upload_is_no_server_error(server, healthy_a
     log = server.stderr_tail(10**9)[log_before:]
     assert "Traceback" not in log and "ClientDisconnect" not in log, log
     assert "client closed the connection" in log
+
+
+@pytest.mark.parametrize("path", [AUGMENT, "/v1/preview", "/v1/recipes/bodies/preview"])
+def test_a_boundary_longer_than_the_parser_takes_is_a_400_naming_it(server, path):
+    boundary = "b" * 300
+    body = multipart("a.jpg", jpeg_bytes(64, 48), boundary)
+    response = httpx.post(
+        f"{server.url}{path}",
+        content=body,
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == PROBLEM
+    problem = response.json()
+    assert problem["code"] == "bad-request"
+    assert "boundary" in problem["detail"] and "300" in problem["detail"]
