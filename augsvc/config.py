@@ -40,6 +40,22 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(
         default=64 * 1024 * 1024, gt=0, description="Largest request body (413 beyond it)."
     )
+    # A stalled body is dropped after the gap timeout: the longest wait for the next chunk.
+    # A gap rather than a total is what tells a stall from a slow link: an honest 64 MiB
+    # upload over a slow link keeps sending and may take minutes, a stalled client sends
+    # nothing. A client dripping a byte just inside every gap would still hold its
+    # connection for ever, so the total deadline bounds the whole body too, set wide
+    # enough for the largest body over a slow link (64 MiB at about 110 KB/s).
+    body_read_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest wait for the next chunk of a request body (408 beyond it).",
+    )
+    body_read_deadline_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="Longest time a whole request body may take to arrive (408 beyond it).",
+    )
     max_images: int = Field(default=256, gt=0, description="Images per request.")
     max_image_pixels: int = Field(
         default=40_000_000, gt=0, description="Pixels per decoded image (decompression bombs)."

@@ -18,6 +18,7 @@ same tree. Routes never build HTTP errors by hand.
     │   └── ObjectNotFound (404 object-not-found)
     ├── MethodNotAllowed (405 method-not-allowed)
     ├── NotAcceptable (406 not-acceptable)
+    ├── RequestTimeout (408 request-timeout)
     ├── PreconditionFailed (412 precondition-failed)
     ├── PayloadTooLarge (413 payload-too-large)
     │   ├── TooManyImages (413 too-many-images)
@@ -154,6 +155,14 @@ class MethodNotAllowed(AugsvcError):
 
 class NotAcceptable(AugsvcError):
     status, code, title = 406, "not-acceptable", "No acceptable response type"
+
+
+class RequestTimeout(AugsvcError):
+    """The request body stopped arriving (or arrived too slowly) and was dropped: a client
+    cannot hold a connection, and the part of a body it sent, for as long as it likes.
+    The answer closes the connection."""
+
+    status, code, title = 408, "request-timeout", "Request body timed out"
 
 
 class PreconditionFailed(AugsvcError):

@@ -15,7 +15,8 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI
 
 from augsvc.api.auth import KeyRing
-from augsvc.api.metrics import MetricsMiddleware
+from augsvc.api.limits import BodyTimeoutMiddleware
+from augsvc.api.metrics import ClientGoneMiddleware, MetricsMiddleware
 from augsvc.api.openapi import install_openapi
 from augsvc.api.problems import CatchAllMiddleware, install_problem_handlers
 from augsvc.api.routes import (
@@ -80,6 +81,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.draining = lambda: False  # serve() points this at uvicorn's shutdown flag
     install_problem_handlers(app)
     install_openapi(app)
+    app.add_middleware(ClientGoneMiddleware)  # inside the catch-all: no traceback, no 500
+    app.add_middleware(
+        BodyTimeoutMiddleware,
+        gap_s=settings.body_read_timeout_s,
+        deadline_s=settings.body_read_deadline_s,
+    )
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # added last = outermost
     routes = (health, catalogue, recipes, preview, augment, datasets, whoami, docs, playground)

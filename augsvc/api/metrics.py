@@ -1,14 +1,26 @@
 """The middleware that records every HTTP request in the app's metrics, by route
-*template* (``/v1/recipes/{ref}``), keeping label cardinality bounded."""
+*template* (``/v1/recipes/{ref}``), keeping label cardinality bounded; and the one that
+lets a client go away without it being the server's error.
+
+A client that closes its connection before its answer is counted under status
+``499`` (nginx's "client closed request"), not as a 500: any client can close a
+connection, and a 5xx alert must not be something a client can fire."""
 
 from __future__ import annotations
 
+import logging
 import time
 
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from augsvc.service.metrics import Metrics
+
+#: The ``status`` label of a request whose client went away before its answer started.
+CLIENT_CLOSED = "499"
+
+log = logging.getLogger("augsvc.api")
 
 
 def _route_template(scope: Scope) -> str:
@@ -37,7 +49,15 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
+        status: int | None = None
+        client_closed = False
+
+        async def watching_receive() -> Message:
+            nonlocal client_closed
+            message = await receive()
+            if message["type"] == "http.disconnect" and status is None:
+                client_closed = True
+            return message
 
         async def recording_send(message: Message) -> None:
             nonlocal status
@@ -46,9 +66,29 @@ class MetricsMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, recording_send)
+            await self.app(scope, watching_receive, recording_send)
         finally:
+            label = CLIENT_CLOSED if client_closed else str(status or 500)
             route = _route_template(scope)
             method = scope.get("method", "")
-            self.metrics.requests.labels(route, method, str(status)).inc()
+            self.metrics.requests.labels(route, method, label).inc()
             self.metrics.latency.labels(route, method).observe(time.perf_counter() - started)
+
+
+class ClientGoneMiddleware:
+    """A client that went away ends its request quietly: one log line, no traceback.
+
+    Starlette raises ``ClientDisconnect`` where the body was being read (or where a
+    streamed answer could no longer be written); nothing is left to answer, so the
+    request just ends. Installed inside the catch-all, which would otherwise log a
+    traceback and count a 500 for it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except ClientDisconnect:
+            method, path = scope.get("method"), scope.get("path")
+            log.info("%s %s: the client closed the connection before its answer", method, path)

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
+from python_multipart.multipart import (
+    MAX_BOUNDARY_LENGTH,
+    MultipartParser,
+    MultipartState,
+    parse_options_header,
+)
 
 from augsvc.errors import BadRequest, PayloadTooLarge, TooManyImages
 from augsvc.recipes.documents import read_document
@@ -46,11 +51,25 @@ class Upload:
     masks: list[Part] = field(default_factory=list)
 
 
-def parse_multipart(body: bytes, content_type: str, *, max_images: int) -> Upload:
+def multipart_boundary(content_type: str) -> bytes:
+    """The boundary of a multipart Content-Type, refused with 400 when it is missing or
+    longer than python-multipart accepts (RFC 2046 allows 70 characters; the parser
+    takes up to ``MAX_BOUNDARY_LENGTH``): the parser would raise on it otherwise, before
+    reading a byte, and that is the client's mistake, not a 500."""
     _, options = parse_options_header(content_type)
     boundary = options.get(b"boundary")
     if not boundary:
         raise BadRequest("multipart/form-data body without a boundary in its Content-Type")
+    if len(boundary) > MAX_BOUNDARY_LENGTH:
+        raise BadRequest(
+            f"the multipart boundary in the Content-Type is {len(boundary)} characters long; "
+            f"at most {MAX_BOUNDARY_LENGTH} are accepted (RFC 2046 allows 70)"
+        )
+    return boundary
+
+
+def parse_multipart(body: bytes, content_type: str, *, max_images: int) -> Upload:
+    boundary = multipart_boundary(content_type)
     parts: list[Part] = []
     header_name = bytearray()
     header_value = bytearray()

@@ -17,6 +17,11 @@ from augsvc.config import Settings
 
 KEEP_ALIVE_S = 75  # longer than common load-balancer idle timeouts (60 s), so they close first
 GRACEFUL_SHUTDOWN_S = 30  # let in-flight batches finish on SIGTERM (Kubernetes gives 30 s)
+# Request line and headers together, where uvicorn parses with h11 (without httptools):
+# augsvc's requests carry a few short headers and an API key, so 16 KiB is room to spare,
+# and a client cannot make the server buffer an endless header block. Bodies have their
+# own limits (AUGSVC_MAX_REQUEST_BYTES and the two read clocks, in augsvc.api.limits).
+MAX_HEADER_BYTES = 16 * 1024
 
 
 def retain_freed_memory() -> bool:
@@ -65,6 +70,7 @@ def serve(host: str, port: int, log_level: str = "info") -> int:
         port=port,
         log_level=log_level.lower(),
         timeout_keep_alive=KEEP_ALIVE_S,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         server_header=False,
     )

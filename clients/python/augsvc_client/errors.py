@@ -20,6 +20,7 @@ at all), :class:`DeadlineExceeded` (the retry policy's total deadline ran out) a
     │   └── ObjectNotFound (404 object-not-found)       a bucket or object of a dataset is gone
     ├── MethodNotAllowed (405 method-not-allowed)
     ├── NotAcceptable (406 not-acceptable)
+    ├── RequestTimeout (408 request-timeout)           the body stalled; the server dropped it
     ├── PreconditionFailed (412 precondition-failed)
     ├── PayloadTooLarge (413 payload-too-large)
     │   ├── TooManyImages (413 too-many-images)
@@ -148,6 +149,10 @@ class MethodNotAllowed(AugsvcError):
 
 class NotAcceptable(AugsvcError):
     status, code = 406, "not-acceptable"
+
+
+class RequestTimeout(AugsvcError):
+    status, code = 408, "request-timeout"
 
 
 class PreconditionFailed(AugsvcError):
