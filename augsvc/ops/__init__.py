@@ -8,7 +8,7 @@ fuse into one matrix) or its pixel kernel. Shared maths stays in :mod:`augsvc.ma
 are derived from the registry, so adding an op is adding a module here and its tests.
 """
 
-from augsvc.ops.base import Canvas, ColourOp, GeometricOp, Op, Params, PixelOp, gated
+from augsvc.ops.base import Canvas, ColourOp, GeometricOp, Occluder, Op, Params, PixelOp, gated
 from augsvc.ops.registry import (
     generation,
     import_op_modules,
@@ -22,6 +22,7 @@ __all__ = [
     "Canvas",
     "ColourOp",
     "GeometricOp",
+    "Occluder",
     "Op",
     "Params",
     "PixelOp",

@@ -8,6 +8,9 @@ composite's own counter-based draws, so a sample's choice, like everything else,
 function of (recipe, seed, key) alone. The plan fuses members like any op: geometric
 members join the sample's one warp, colour members one colour map per position, and a
 pixel member runs on the samples that drew it.
+
+:func:`acting` is the one walk over a composite's members by what they are (not where
+the plan puts them): what a recipe may hold is checked on it, whatever nests where.
 """
 
 from __future__ import annotations
@@ -44,6 +47,9 @@ class CompositeOp(Op):
     """An op that expands into member ops chosen per sample."""
 
     kind: ClassVar[OpKind] = "combinator"
+    #: The field that lists the candidates in the op's document (a combinator's
+    #: ``ops``), so an error can name one; None where they are not listed one to one.
+    candidates_field: ClassVar[str | None] = None
 
     def candidates(self) -> tuple[Op | None, ...]:
         """The ops a position may take (None: a position that does nothing)."""
@@ -69,6 +75,27 @@ class CompositeOp(Op):
             for cand, op in enumerate(self.candidates())
             if op is not None
         ]
+
+
+Loc = tuple[str | int, ...]
+
+
+def acting(op: Op) -> list[tuple[Loc, Op]]:
+    """(field path inside ``op``'s document, op) of every op that may act in ``op``'s
+    place: each candidate of a combinator or policy, ``op`` itself otherwise. A
+    shorthand is walked as what it stands for; its members have no path of their own
+    in the document, so they are named by the shorthand's."""
+    expanded = op.expand()
+    if expanded is not op:
+        return [((), member) for _, member in acting(expanded)]
+    if not isinstance(op, CompositeOp):
+        return [((), op)]
+    field = op.candidates_field
+    return [
+        ((field, j) if field else (), member)
+        for j, member in enumerate(op.candidates())
+        if member is not None
+    ]
 
 
 def parse_members(v: Any) -> tuple[Op, ...]:

@@ -10,6 +10,10 @@ three ways the engine can fuse:
   them touches the pixels once.
 - :class:`PixelOp` runs its own kernel on float pixels (blur, erasing, normalisation).
 
+What else an op does that others must know is declared on its class too, never
+inferred from its name: :class:`Occluder` (it covers rectangles, which targets may
+count as occlusion), ``changes_size`` and ``terminal``.
+
 ``sample`` receives the op's counter-based draws and the per-sample canvas (the
 (height, width) this op sees, since earlier crops and resizes change it) and returns
 named float64/bool arrays, one row per sample. Slot 0 of every op is its
@@ -128,4 +132,18 @@ class PixelOp(Op):
     def apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         """Float images (N, C, H, W) in [0, 255] of the samples ``params`` describe
         (one row per image) -> the same after this op."""
+        raise NotImplementedError
+
+
+class Occluder:
+    """Mixed into an op that covers rectangles of the image with something else
+    (erasing, cutout): the object under a rectangle is hidden there, so the recipe's
+    targets can stop counting it as visible (``erasing_counts_occlusion``). Targets and
+    the recipe's ordering rule find occluders by this declaration, wherever they sit
+    (inside combinators too), so a new occluding op is one module."""
+
+    def occluded_rectangles(self, params: Params) -> list[np.ndarray]:
+        """Per sample, the (R, 4) xyxy rectangles this op filled, in continuous pixels of
+        the canvas it ran on (R = 0 where it did not act), from the params its
+        ``sample`` drew: the same values its pixels were filled from."""
         raise NotImplementedError

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, ValidationInfo, field_validator
@@ -21,6 +21,7 @@ class OneOf(CompositeOp):
     ``choice`` (N, 1) says which (-1: the combinator's own ``p`` skipped it)."""
 
     op: Literal["one_of"] = "one_of"
+    candidates_field: ClassVar[str] = "ops"
     ops: Members
     weights: tuple[float, ...] | None = Field(
         default=None, description="One weight >= 0 per op (not all 0); equal when absent."

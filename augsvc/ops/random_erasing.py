@@ -11,13 +11,13 @@ from pydantic import field_validator
 from augsvc.maths import kernels
 from augsvc.maths.rng import Draws
 from augsvc.ops._boxes import random_box
-from augsvc.ops.base import Canvas, OpKind, Params, PixelOp
+from augsvc.ops.base import Canvas, Occluder, OpKind, Params, PixelOp
 from augsvc.ops.fields import AreaFraction, AspectRatio, PixelInput, Probability, pixel_values
 from augsvc.ops.registry import register
 
 
 @register
-class RandomErasing(PixelOp):
+class RandomErasing(PixelOp, Occluder):
     """Erase a random rectangle (torchvision's RandomErasing): area fraction from
     ``scale``, aspect ratio from ``ratio``, filled with ``value`` (0-255 per channel)."""
 
@@ -50,3 +50,10 @@ class RandomErasing(PixelOp):
     def apply(self, x: torch.Tensor, params: Params) -> torch.Tensor:
         boxes = np.stack([params[k] for k in ("top", "left", "height", "width")], 1)
         return kernels.erase(x, params["applied"], boxes, self.value)
+
+    def occluded_rectangles(self, params: Params) -> list[np.ndarray]:
+        """The one rectangle each applied sample was filled over (pixel rows
+        [top, top + height) are continuous y in [top, top + height])."""
+        x, y = params["left"], params["top"]
+        boxes = np.stack([x, y, x + params["width"], y + params["height"]], 1)
+        return [boxes[i : i + 1] if on else boxes[:0] for i, on in enumerate(params["applied"])]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
@@ -21,6 +21,7 @@ class RandomOrder(CompositeOp):
     before the others (see the design notes on policies and fusion)."""
 
     op: Literal["random_order"] = "random_order"
+    candidates_field: ClassVar[str] = "ops"
     ops: Members = Field(max_length=16)
 
     def candidates(self) -> tuple[Op | None, ...]:

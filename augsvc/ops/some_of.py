@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, ValidationInfo, field_validator
@@ -21,6 +21,7 @@ class SomeOf(CompositeOp):
     into ``ops`` each sample took, in the order they acted."""
 
     op: Literal["some_of"] = "some_of"
+    candidates_field: ClassVar[str] = "ops"
     ops: Members
     n: int = Field(ge=0, description="How many of the ops each sample takes (<= len(ops)).")
     random_order: bool = True

@@ -19,9 +19,11 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from augsvc.errors import FieldError, InvalidRecipe
-from augsvc.ops import Op, op_class, op_names
+from augsvc.errors import FieldError, InvalidRecipe, format_loc
+from augsvc.ops import GeometricOp, Occluder, Op, op_class, op_names
+from augsvc.ops._composite import Loc, acting
 from augsvc.ops.fields import PixelInput, SizeInput, pixel_values, size_hw
 from augsvc.recipes.targets import TargetOptions
 
@@ -89,15 +91,10 @@ class Recipe(BaseModel):
 
     @model_validator(mode="after")
     def _occlusion_after_geometry(self) -> Recipe:
-        if self.targets is None or not self.targets.erasing_counts_occlusion:
-            return self
-        geometric = [i for i, op in enumerate(self.ops) if op.kind == "geometric"]
-        erasing = [i for i, op in enumerate(self.ops) if op.name() == "random_erasing"]
-        if geometric and erasing and min(erasing) < max(geometric):
-            raise ValueError(
-                "targets.erasing_counts_occlusion needs random_erasing after every geometric "
-                f"op (ops[{min(erasing)}] comes before ops[{max(geometric)}])"
-            )
+        if self.targets is not None and self.targets.erasing_counts_occlusion:
+            refused = occlusion_out_of_order(self.ops)
+            if refused is not None:
+                raise _field_error(*refused)
         return self
 
     @property
@@ -117,6 +114,46 @@ class Recipe(BaseModel):
         if self.ops and self.ops[-1].terminal:
             return "float32"
         return self.output.dtype
+
+
+def occlusion_out_of_order(ops: tuple[Op, ...]) -> tuple[Loc, str] | None:
+    """Where an occluding op would not be the last thing that moves pixels, as (field
+    path of the occluder, why), or None.
+
+    An occluder's rectangles count against boxes in output pixels, which they are only
+    when no op that moves pixels comes after it. A combinator or policy is taken at
+    its position in the recipe, as moving pixels if a member does and occluding if a
+    member does; one holding both is refused, since in its listed (or drawn) order the
+    occluder may act before the warp (the plan hoisting a composite's geometric members
+    ahead is its own choice, not the recipe's)."""
+    first: Loc | None = None
+    for i, op in enumerate(ops):
+        parts = [(("ops", i, *loc), part) for loc, part in acting(op)]
+        occluders = [loc for loc, part in parts if isinstance(part, Occluder)]
+        movers = [loc for loc, part in parts if isinstance(part, GeometricOp)]
+        if occluders and movers:
+            return occluders[0], (
+                f"targets.erasing_counts_occlusion: {format_loc(occluders[0])} occludes and "
+                f"is chosen per sample with {format_loc(movers[0])}, which moves pixels "
+                "(an occluding op must follow every op that moves pixels)"
+            )
+        if movers and first is not None:
+            return first, (
+                "targets.erasing_counts_occlusion needs every occluding op after every op "
+                f"that moves pixels ({format_loc(first)} comes before {format_loc(movers[0])})"
+            )
+        if occluders and first is None:
+            first = occluders[0]
+    return None
+
+
+def _field_error(loc: Loc, msg: str) -> ValidationError:
+    """A validation error at ``loc`` (a model validator's own errors have none), so the
+    422 names the op at fault, a combinator's member included."""
+    error = PydanticCustomError("value_error", "{msg}", {"msg": msg})
+    return ValidationError.from_exception_data(
+        "Recipe", [InitErrorDetails(type=error, loc=loc, input=None)]
+    )
 
 
 def _field_errors(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[FieldError]:

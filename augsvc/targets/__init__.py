@@ -15,5 +15,6 @@ converts between the two.
 - :mod:`.boxes`: box formats, moving (corners or ellipse), clipping, visibility.
 - :mod:`.keypoints`: moving, visibility, left/right swaps on mirrored samples.
 - :mod:`.masks`: nearest-neighbour warp of label maps.
+- :mod:`.occlusion`: the rectangles occluding ops filled, when they count against boxes.
 - :mod:`.move`: a batch's targets through its samples' matrices.
 """

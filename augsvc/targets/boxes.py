@@ -97,14 +97,22 @@ def visibility(moved: np.ndarray, clipped: np.ndarray) -> np.ndarray:
 
 
 def occluded_area(boxes: np.ndarray, occluders: np.ndarray) -> np.ndarray:
-    """Per box, the area the (R,4) xyxy ``occluders`` cover of it, each counted apart
-    (two erasings overlapping on one box are counted twice, at most the box's area)."""
+    """Per box, the area of it the (R,4) xyxy ``occluders`` cover together: where two
+    overlap, the pixels are hidden once, as the image shows them.
+
+    Each box's rectangles (clipped to it) cut it into the cells between their sorted
+    edges; a cell is covered or not as a whole, so the union is a sum over cells."""
     if not len(occluders) or not len(boxes):
         return np.zeros(len(boxes))
-    lo = np.maximum(boxes[:, None, :2], occluders[None, :, :2])
-    hi = np.minimum(boxes[:, None, 2:], occluders[None, :, 2:])
-    cover = np.clip(hi - lo, 0, None).prod(axis=-1).sum(axis=1)
-    return np.minimum(cover, area(boxes))
+    lo = np.maximum(boxes[:, None, :2], occluders[None, :, :2])  # (B, R, 2)
+    hi = np.maximum(np.minimum(boxes[:, None, 2:], occluders[None, :, 2:]), lo)
+    edges = np.sort(np.concatenate([lo, hi], axis=1), axis=1)  # (B, 2R, 2)
+    size = np.diff(edges, axis=1)  # (B, 2R - 1, 2): each cell's width and height
+    mid = (edges[:, 1:] + edges[:, :-1]) / 2
+    # (B, R, cells) per axis: does rectangle r span cell c's centre?
+    spans = (lo[:, :, None, :] <= mid[:, None]) & (mid[:, None] < hi[:, :, None, :])
+    covered = (spans[:, :, :, None, 1] & spans[:, :, None, :, 0]).any(axis=1)  # (B, y, x)
+    return (covered * size[:, :, None, 1] * size[:, None, :, 0]).sum(axis=(1, 2))
 
 
 def survivors(

@@ -13,6 +13,7 @@ from augsvc.recipes.targets import TargetOptions
 from augsvc.targets import boxes as box_ops
 from augsvc.targets.keypoints import move_keypoints
 from augsvc.targets.masks import warp_mask
+from augsvc.targets.occlusion import occluded_rectangles
 from augsvc.targets.types import ImageTargets, MovedTargets
 
 
@@ -133,23 +134,9 @@ def move_batch(
         out_sizes(result),
         targets,
         padding_mode=plan.recipe.output.padding_mode,
-        occluders=erased_rectangles(plan, result) if options.erasing_counts_occlusion else None,
+        occluders=(
+            occluded_rectangles(plan, result.params, len(result.keys))
+            if options.erasing_counts_occlusion
+            else None
+        ),
     )
-
-
-def erased_rectangles(plan: Plan, result: AugmentResult) -> list[np.ndarray]:
-    """Per sample, the (R,4) xyxy output rectangles its random_erasing ops filled (the
-    recipe puts them after every geometric op, so they are in output pixels)."""
-    n = len(result.keys)
-    found: list[list[list[float]]] = [[] for _ in range(n)]
-    for index, op in enumerate(plan.recipe.ops):
-        if op.name() != "random_erasing":
-            continue
-        p = {
-            k: result.params[f"ops.{index}.{k}"]
-            for k in ("applied", "top", "left", "height", "width")
-        }
-        for i in np.flatnonzero(p["applied"]):
-            x, y = float(p["left"][i]), float(p["top"][i])
-            found[i].append([x, y, x + float(p["width"][i]), y + float(p["height"][i])])
-    return [np.array(rects, dtype=np.float64).reshape(-1, 4) for rects in found]
