@@ -22,7 +22,8 @@ from pydantic import ValidationError
 
 from augsvc.config import Settings
 from augsvc.datasets.object_urls import ObjectUrl, check_allowed, parse_object_url
-from augsvc.datasets.sources import DatasetSpec, index_tar
+from augsvc.datasets.spec import DatasetSpec
+from augsvc.datasets.tar_index import index_tar
 from augsvc.errors import (
     ObjectNotFound,
     ObjectStoreUnavailable,

@@ -284,7 +284,7 @@ def run_service_bench(
     *, batch: int = 64, repeats: int = 7, warmup: int = 2, device: str = "auto",
     size: tuple[int, int] = (375, 500), chain: str = "default",
 ) -> EndToEndResult:  # fmt: skip
-    from augsvc.cli.serve import retain_freed_memory
+    from augsvc.allocator import retain_freed_memory
     from augsvc.engine import resolve_device
 
     retain_freed_memory()  # as the server does: the client's responses are ~10 MB each
@@ -372,8 +372,8 @@ def run_stream_bench(
     """One epoch of a folder of JPEGs streamed, next to /v1/augment of the same JPEGs and,
     when rclone and the s3 extra are installed, the same folder served as a bucket by
     `rclone serve s3` on loopback."""
+    from augsvc.allocator import retain_freed_memory
     from augsvc.bench.object_store import loopback_s3, object_store_missing
-    from augsvc.cli.serve import retain_freed_memory
     from augsvc.engine import resolve_device
 
     device = str(resolve_device(device))  # the report names the real device; a bad one fails here

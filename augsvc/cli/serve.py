@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import signal
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 import uvicorn
 from pydantic import ValidationError
 
+from augsvc.allocator import retain_freed_memory
 from augsvc.config import Settings
 
 KEEP_ALIVE_S = 75  # longer than common load-balancer idle timeouts (60 s), so they close first
@@ -22,25 +22,6 @@ GRACEFUL_SHUTDOWN_S = 30  # let in-flight batches finish on SIGTERM (Kubernetes 
 # and a client cannot make the server buffer an endless header block. Bodies have their
 # own limits (AUGSVC_MAX_REQUEST_BYTES and the two read clocks, in augsvc.api.limits).
 MAX_HEADER_BYTES = 16 * 1024
-
-
-def retain_freed_memory() -> bool:
-    """Ask glibc to keep large freed blocks for reuse instead of unmapping them.
-
-    Request bodies and response buffers are tens of MB. By default glibc serves each
-    from fresh mmap pages and unmaps it on free, so every request pays the page
-    faults of first touch, several times the cost of refilling a reused block. The
-    cost is that RSS stays at its high-water mark, which a
-    long-running service with bounded request sizes reaches quickly anyway.
-    No-op (False) where the C library is not glibc.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    return bool(mallopt(m_mmap_threshold, 1 << 30) and mallopt(m_trim_threshold, 1 << 30))
 
 
 def serve(host: str, port: int, log_level: str = "info") -> int:

@@ -2,7 +2,9 @@
 
 from augsvc.datasets.order import epoch_order, rank_positions, sample_keys
 from augsvc.datasets.paths import confine
-from augsvc.datasets.sources import DatasetSpec, Source, open_source, parse_spec
+from augsvc.datasets.source_base import Source
+from augsvc.datasets.sources import open_source
+from augsvc.datasets.spec import DatasetSpec, parse_spec
 
 __all__ = [
     "DatasetSpec",

@@ -269,16 +269,3 @@ def soft_targets(
 
     own, other = _weights(lam, torch.float32, torch.device("cpu"), 2)
     return one_hot(labels) * own + one_hot(partner_labels) * other
-
-
-def labelled(source: object) -> bool:
-    """Whether a source's samples carry a label each, known from its index (no read).
-    A source with targets (boxes, masks) has category ids per box, not per image."""
-    if getattr(source, "read_targets", None) is not None:
-        return False
-    if getattr(source, "classes", None):
-        return True
-    members = getattr(source, "members", None)
-    if members is not None:
-        return bool(members) and members[0].label is not None
-    return getattr(source, "labels", None) is not None

@@ -13,7 +13,8 @@ batch while the current one renders (:func:`prefetching`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from abc import abstractmethod
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -23,7 +24,8 @@ import numpy as np
 from augsvc.datasets.object_store import ObjectInfo, ObjectStore, Read, gather
 from augsvc.datasets.object_urls import ObjectUrl, check_allowed, parse_object_url
 from augsvc.datasets.shard_index import IndexCache, NoIndexCache, shard_entries
-from augsvc.datasets.sources import IMAGE_SUFFIXES, MAX_SAMPLES, DatasetSpec, Source
+from augsvc.datasets.source_base import IMAGE_SUFFIXES, MAX_SAMPLES, Sample, Source, opener_for
+from augsvc.datasets.spec import DatasetSpec
 from augsvc.errors import ObjectNotFound, ObjectStoreUnavailable, ValidationFailed
 
 
@@ -35,8 +37,33 @@ def _is_image(key: str) -> bool:
     return not key.endswith("/") and PurePosixPath(key).suffix.lower() in IMAGE_SUFFIXES
 
 
+class RangedSource(Source):
+    """A source in object storage: each sample is one GET of an object or of a byte
+    range of one, so a batch is fetched concurrently and the next one ahead."""
+
+    store: ObjectStore
+
+    @abstractmethod
+    def location(self, index: int) -> Read:
+        """Where sample ``index``'s bytes are: (bucket, key, first byte, end or None)."""
+
+    @abstractmethod
+    def describe(self, index: int, data: bytes) -> Sample:
+        """Sample ``index`` from its fetched bytes."""
+
+    def read(self, index: int) -> Sample:
+        return self.describe(index, self.store.get(*self.location(index)))
+
+    def read_many(self, indices: Sequence[int]) -> list[Sample]:
+        futures = self.store.submit_many([self.location(int(i)) for i in indices])
+        return [self.describe(i, data) for i, data in zip(indices, gather(futures), strict=True)]
+
+    def for_stream(self, order: np.ndarray, batches: list[np.ndarray]) -> Source:
+        return PrefetchingSource(self, order, batches)
+
+
 @dataclass
-class ObjectFolderSource:
+class ObjectFolderSource(RangedSource):
     """Images under a prefix; the first path segment below it is the class, when there are
     segments (a flat prefix has no labels), as ImageFolder reads class folders."""
 
@@ -50,21 +77,16 @@ class ObjectFolderSource:
     def __len__(self) -> int:
         return len(self.keys)
 
+    @property
+    def labelled(self) -> bool:
+        return self.labels is not None
+
     def location(self, index: int) -> Read:
         return (self.bucket, self.keys[index], None, None)
 
-    def read(self, index: int) -> tuple[bytes, int | None, str]:
-        return self.describe(index, self.store.get(*self.location(index)))
-
-    def describe(self, index: int, data: bytes) -> tuple[bytes, int | None, str]:
+    def describe(self, index: int, data: bytes) -> Sample:
         label = None if self.labels is None else self.labels[index]
         return data, label, self.keys[index].rsplit("/", 1)[-1]
-
-    def read_many(self, indices: Sequence[int]) -> list[tuple[bytes, int | None, str]]:
-        return _read_many(self, indices)
-
-    def for_stream(self, order: np.ndarray, batches: list[np.ndarray]) -> Source:
-        return PrefetchingSource(self, order, batches)
 
 
 @dataclass(frozen=True)
@@ -77,7 +99,7 @@ class _RemoteMember:
 
 
 @dataclass
-class ObjectTarSource:
+class ObjectTarSource(RangedSource):
     """WebDataset shards; each sample is one ranged GET into its shard."""
 
     spec: DatasetSpec
@@ -89,34 +111,21 @@ class ObjectTarSource:
     def __len__(self) -> int:
         return len(self.members)
 
+    @property
+    def labelled(self) -> bool:
+        return bool(self.members) and self.members[0].label is not None
+
     def location(self, index: int) -> Read:
         m = self.members[index]
         return (self.bucket, m.shard, m.offset, m.offset + m.size)
 
-    def read(self, index: int) -> tuple[bytes, int | None, str]:
-        return self.describe(index, self.store.get(*self.location(index)))
-
-    def describe(self, index: int, data: bytes) -> tuple[bytes, int | None, str]:
+    def describe(self, index: int, data: bytes) -> Sample:
         m = self.members[index]
         return data, m.label, m.key
 
-    def read_many(self, indices: Sequence[int]) -> list[tuple[bytes, int | None, str]]:
-        return _read_many(self, indices)
-
-    def for_stream(self, order: np.ndarray, batches: list[np.ndarray]) -> Source:
-        return PrefetchingSource(self, order, batches)
-
-
-RemoteSource = ObjectFolderSource | ObjectTarSource
-
-
-def _read_many(source: RemoteSource, indices: Sequence[int]) -> list[tuple[bytes, int | None, str]]:
-    futures = source.store.submit_many([source.location(i) for i in indices])
-    return [source.describe(i, data) for i, data in zip(indices, gather(futures), strict=True)]
-
 
 @dataclass
-class PrefetchingSource:
+class PrefetchingSource(Source):
     """One stream's view of a remote source: when batch k is read, batch k+1's objects
     are requested at once, so they download while batch k decodes and augments.
 
@@ -125,31 +134,35 @@ class PrefetchingSource:
     next batch in order) are plain reads.
     """
 
-    source: RemoteSource
+    source: RangedSource
     order: np.ndarray
     batches: list[np.ndarray]
     _next: int = 0
     _pending: tuple[int, list[Future[bytes]]] | None = field(default=None, repr=False)
 
     @property
-    def spec(self) -> DatasetSpec:
+    def spec(self) -> DatasetSpec:  # type: ignore[override]
         return self.source.spec
 
     @property
-    def classes(self) -> list[str] | None:
+    def classes(self) -> list[str] | None:  # type: ignore[override]
         return self.source.classes
+
+    @property
+    def labelled(self) -> bool:
+        return self.source.labelled
 
     def __len__(self) -> int:
         return len(self.source)
 
-    def read(self, index: int) -> tuple[bytes, int | None, str]:
+    def read(self, index: int) -> Sample:
         return self.source.read(index)
 
     def _start(self, batch: int) -> list[Future[bytes]]:
         indices = self.order[self.batches[batch]]
         return self.source.store.submit_many([self.source.location(int(i)) for i in indices])
 
-    def read_many(self, indices: Sequence[int]) -> list[tuple[bytes, int | None, str]]:
+    def read_many(self, indices: Sequence[int]) -> list[Sample]:
         batch = self._next
         expected = batch < len(self.batches) and np.array_equal(
             self.order[self.batches[batch]], np.asarray(indices)
@@ -166,6 +179,9 @@ class PrefetchingSource:
             self._pending = (batch + 1, self._start(batch + 1))
         return [self.source.describe(i, d) for i, d in zip(indices, gather(futures), strict=True)]
 
+    def for_stream(self, order: np.ndarray, batches: list[np.ndarray]) -> Source:
+        return self.source.for_stream(order, batches)
+
     def close(self) -> None:
         pending, self._pending = self._pending, None
         for f in pending[1] if pending is not None else []:
@@ -181,19 +197,16 @@ class ObjectSources:
     allowed: list[ObjectUrl]
     index_cache: IndexCache = field(default_factory=NoIndexCache)
 
-    def open(self, spec: DatasetSpec) -> RemoteSource:
+    def open(self, spec: DatasetSpec) -> RangedSource:
         assert spec.url is not None
+        opener = opener_for(REMOTE_OPENERS, spec, "object-store")
         url = parse_object_url(spec.url)
         check_allowed(url, self.allowed)
         if self.store is None:
             raise ObjectStoreUnavailable(
                 "object-store datasets need the s3 extra: pip install 'augsvc[s3]'"
             )
-        source = (
-            _open_folder(spec, self.store, url)
-            if spec.kind == "folder"
-            else _open_shards(spec, self.store, url, self.index_cache)
-        )
+        source = opener(spec, self.store, url, self.index_cache)
         if len(source) == 0:
             raise ValidationFailed(f"dataset URL {str(url)!r} holds no images")
         if len(source) >= MAX_SAMPLES:
@@ -216,7 +229,10 @@ def _listing(store: ObjectStore, url: ObjectUrl) -> list[ObjectInfo]:
     return sorted(found, key=lambda o: _parts(o.key))
 
 
-def _open_folder(spec: DatasetSpec, store: ObjectStore, url: ObjectUrl) -> ObjectFolderSource:
+def _open_folder(
+    spec: DatasetSpec, store: ObjectStore, url: ObjectUrl, _cache: IndexCache
+) -> ObjectFolderSource:
+    """Listed, not indexed: a folder has no shard index to cache."""
     base = len(url.key) + 1 if url.key else 0
     listed = _listing(store, url)
     relative = [(o.key, _parts(o.key[base:])) for o in listed]
@@ -261,7 +277,13 @@ def _open_shards(
     return ObjectTarSource(spec, store, url.bucket, members)
 
 
+RemoteOpener = Callable[[DatasetSpec, ObjectStore, ObjectUrl, IndexCache], RangedSource]
+
+#: How each kind of dataset in object storage is indexed (coco and paired are read from
+#: a server folder only: the spec refuses them with a URL).
+REMOTE_OPENERS: dict[str, RemoteOpener] = {"folder": _open_folder, "webdataset": _open_shards}
+
+
 def prefetching(source: Source, order: np.ndarray, batches: list[np.ndarray]) -> Source:
     """The source a stream should read from: a prefetching view for remote sources."""
-    for_stream = getattr(source, "for_stream", None)
-    return for_stream(order, batches) if for_stream is not None else source
+    return source.for_stream(order, batches)

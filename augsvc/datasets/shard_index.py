@@ -18,7 +18,7 @@ from typing import Protocol
 
 from augsvc.datasets.object_store import ObjectInfo, ObjectStore
 from augsvc.datasets.ranged_file import RangedFile
-from augsvc.datasets.sources import index_tar
+from augsvc.datasets.tar_index import index_tar
 
 log = logging.getLogger("augsvc.datasets.objects")
 

@@ -13,14 +13,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from augsvc.codec.targets import decode_mask
+from augsvc.datasets.local_sources import images_in
 from augsvc.datasets.paths import confine, inside
-from augsvc.datasets.sources import DatasetSpec, _images_in
+from augsvc.datasets.source_base import Sample, Source
+from augsvc.datasets.spec import DatasetSpec
 from augsvc.errors import PathNotAllowed, ValidationFailed
 from augsvc.targets.types import ImageTargets
 
@@ -39,7 +41,7 @@ class _CocoImage:
 
 
 @dataclass
-class CocoSource:
+class CocoSource(Source):
     """Images in COCO's order (by image id); labels are None (the targets carry the
     category ids). A sample's mask is an instance map: annotation i of the image (its
     ``box_index`` i) is label i + 1, 0 is background; a later annotation wins where
@@ -50,11 +52,16 @@ class CocoSource:
     keypoints: int  # points per instance (0: no keypoints in the file)
     classes: list[str] | None
     roots: Sequence[Path]
+    has_targets: ClassVar[bool] = True
 
     def __len__(self) -> int:
         return len(self.images)
 
-    def read(self, index: int) -> tuple[bytes, int | None, str]:
+    @property
+    def labelled(self) -> bool:
+        return False  # category ids come per box, with the targets
+
+    def read(self, index: int) -> Sample:
         image = self.images[index]
         if not inside(image.path, self.roots):
             raise PathNotAllowed(f"{image.path.name!r} now resolves outside the data roots")
@@ -113,7 +120,8 @@ def _load_coco(path: Path, shown: str) -> dict[str, Any]:
     return document
 
 
-def _open_coco(spec: DatasetSpec, folder: Path, roots: Sequence[Path]) -> CocoSource:
+def open_coco(spec: DatasetSpec, folder: Path, roots: Sequence[Path]) -> CocoSource:
+    _check_folder(spec, folder)
     assert spec.annotations is not None
     shown = spec.annotations[:200]
     document = _load_coco(confine(spec.annotations, roots), shown)
@@ -143,7 +151,7 @@ def _open_coco(spec: DatasetSpec, folder: Path, roots: Sequence[Path]) -> CocoSo
 
 
 @dataclass
-class PairedSource:
+class PairedSource(Source):
     """``images/x.jpg`` with ``masks/x.png``: a label map per image, matched by stem."""
 
     spec: DatasetSpec
@@ -151,11 +159,16 @@ class PairedSource:
     masks: list[Path]
     roots: Sequence[Path]
     classes: list[str] | None = None
+    has_targets: ClassVar[bool] = True
 
     def __len__(self) -> int:
         return len(self.files)
 
-    def read(self, index: int) -> tuple[bytes, int | None, str]:
+    @property
+    def labelled(self) -> bool:
+        return False  # a label per pixel, in the mask
+
+    def read(self, index: int) -> Sample:
         for path in (self.files[index], self.masks[index]):
             if not inside(path, self.roots):
                 raise PathNotAllowed(f"{path.name!r} now resolves outside the data roots")
@@ -169,12 +182,13 @@ class PairedSource:
         return ImageTargets(mask=mask)
 
 
-def _open_paired(spec: DatasetSpec, folder: Path, roots: Sequence[Path]) -> PairedSource:
+def open_paired(spec: DatasetSpec, folder: Path, roots: Sequence[Path]) -> PairedSource:
+    _check_folder(spec, folder)
     if not (folder / "images").is_dir() or not (folder / "masks").is_dir():
         raise ValidationFailed(f"dataset path {spec.path!r} must hold images/ and masks/")
-    files = _images_in(folder / "images", roots)
+    files = images_in(folder / "images", roots)
     stems: dict[str, Path] = {}
-    for p in _images_in(folder / "masks", roots):
+    for p in images_in(folder / "masks", roots):
         stems.setdefault(p.stem, p)
     missing = [f.name for f in files if f.stem not in stems]
     if missing:
@@ -185,9 +199,6 @@ def _open_paired(spec: DatasetSpec, folder: Path, roots: Sequence[Path]) -> Pair
     return PairedSource(spec, files, [stems[f.stem] for f in files], roots)
 
 
-def open_target_source(
-    spec: DatasetSpec, path: Path, roots: Sequence[Path]
-) -> CocoSource | PairedSource:
+def _check_folder(spec: DatasetSpec, path: Path) -> None:
     if not path.is_dir():
         raise ValidationFailed(f"dataset path {spec.path!r} is not a folder")
-    return _open_coco(spec, path, roots) if spec.kind == "coco" else _open_paired(spec, path, roots)

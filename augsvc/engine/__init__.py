@@ -6,6 +6,7 @@ named here; the modules behind it are the engine's own business.
 """
 
 from augsvc.engine.plan import Plan, Sampled, compile_plan, fixed_output_size, sample_plan
+from augsvc.engine.region import plan_regions
 from augsvc.engine.run import (
     AugmentResult,
     augment,
@@ -27,6 +28,7 @@ __all__ = [
     "cpu_workers",
     "decode_scales",
     "fixed_output_size",
+    "plan_regions",
     "resolve_device",
     "sample_plan",
     "source_boxes",

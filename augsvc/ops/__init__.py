@@ -8,6 +8,7 @@ fuse into one matrix) or its pixel kernel. Shared maths stays in :mod:`augsvc.ma
 are derived from the registry, so adding an op is adding a module here and its tests.
 """
 
+from augsvc.ops._composite import CompositeOp, Loc, Selection, acting
 from augsvc.ops.base import Canvas, ColourOp, GeometricOp, Occluder, Op, Params, PixelOp, gated
 from augsvc.ops.registry import (
     generation,
@@ -21,11 +22,15 @@ from augsvc.ops.registry import (
 __all__ = [
     "Canvas",
     "ColourOp",
+    "CompositeOp",
     "GeometricOp",
+    "Loc",
     "Occluder",
     "Op",
     "Params",
     "PixelOp",
+    "Selection",
+    "acting",
     "gated",
     "generation",
     "import_op_modules",

@@ -22,8 +22,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from augsvc.errors import FieldError, InvalidRecipe, format_loc
-from augsvc.ops import GeometricOp, Occluder, Op, op_class, op_names
-from augsvc.ops._composite import Loc, acting
+from augsvc.ops import GeometricOp, Loc, Occluder, Op, acting, op_class, op_names
 from augsvc.ops.fields import PixelInput, SizeInput, pixel_values, size_hw
 from augsvc.recipes.targets import TargetOptions
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from augsvc.engine import region
+from augsvc.engine import plan_regions
 from augsvc.maths import kernels
 
 
@@ -27,7 +27,7 @@ def warp_mask(
     costs. Labels travel as float32, exact for every 16-bit value; the warp runs on the
     CPU so a tie between two source pixels resolves the same on every machine. No
     antialiasing: averaging labels would invent ones that are not there."""
-    regions = region.plan_regions(
+    regions = plan_regions(
         np.asarray(matrix, dtype=np.float64)[None],
         np.asarray([out_hw], dtype=np.int64),
         np.asarray([mask.shape], dtype=np.int64),

@@ -35,7 +35,7 @@ from augsvc.api.openapi import (
 from augsvc.api.timestamps import iso_timestamp
 from augsvc.codec.media_types import JSON, STREAM
 from augsvc.datasets import Source, parse_spec
-from augsvc.datasets.mixing import MixSpec, labelled
+from augsvc.datasets.mixing import MixSpec
 from augsvc.datasets.order import MAX_EPOCH
 from augsvc.datasets.stream import StreamRequest
 from augsvc.documents import parse_document
@@ -212,7 +212,7 @@ async def stream_dataset(
     mix = MixSpec(mixup_alpha, cutmix_alpha, minmax, mix_prob, switch_prob, correct_lam,
                   label_smoothing, num_classes)  # fmt: skip
     if mix.enabled:
-        mix = mix.check(source.classes, labelled(source), batch_size)
+        mix = mix.check(source.classes, source.labelled, batch_size)
     stream = StreamRequest(seed, epoch, batch_size, rank, world_size, start, drop_last,
                            mix if mix.enabled else None)  # fmt: skip
     stream.check(resolved.plan, len(source))

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from . import request
+from .arrays import Output
 from .batches import AugmentedBatch, StreamBatch
 from .client import DEFAULT_TIMEOUT, auth_headers, connection, transport_error
 from .errors import AugsvcError, TransportError
@@ -33,7 +34,7 @@ from .pipeline import (
 from .request import AugmentOutput, Call, error_for
 from .retry import RetryPolicy, RetryState
 from .streaming import StreamCursor
-from .wire import FrameBuffer, Output, decode_stream_frame
+from .wire import FrameBuffer, decode_stream_frame
 
 
 class AsyncClient:

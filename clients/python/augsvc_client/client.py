@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from . import request
+from .arrays import Output
 from .batches import AugmentedBatch, StreamBatch
 from .errors import AugsvcError, TransportError
 from .pipeline import (
@@ -33,7 +34,7 @@ from .pipeline import (
 from .request import AugmentOutput, Call, error_for
 from .retry import RetryPolicy, RetryState
 from .streaming import StreamCursor
-from .wire import FrameBuffer, Output, decode_stream_frame
+from .wire import FrameBuffer, decode_stream_frame
 
 DEFAULT_TIMEOUT = 60.0
 #: Where a client connects when neither ``base_url`` nor ``AUGSVC_URL`` says (the

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from .arrays import convert
 from .batches import AugmentedBatch
-from .wire import convert
 
 
 def batch_bounds(length: int, batch_size: int) -> Iterator[tuple[int, int]]:

@@ -19,11 +19,12 @@ import httpx
 import numpy as np
 
 from .archives import read_png_zip
+from .arrays import Output, convert
 from .batches import AugmentedBatch
 from .errors import AugsvcError, from_problem
 from .inputs import prepare_images
 from .targets import TargetsPayload, decode_targets, encode_targets
-from .wire import ImagesBody, Output, convert, read_safetensors
+from .wire import ImagesBody, read_safetensors
 
 SAFETENSORS = "application/x-safetensors"
 ZIP = "application/zip"

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .wire import Output, convert
+from .arrays import Output, convert
 
 BOX_FORMATS = ("xyxy", "xywh", "cxcywh")
 _KNOWN = {"boxes", "labels", "keypoints", "masks", "box_format"}

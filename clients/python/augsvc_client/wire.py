@@ -11,15 +11,14 @@ from __future__ import annotations
 import json
 import struct
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, Literal
 
 import numpy as np
 import safetensors.numpy
 
+from .arrays import Output, convert
 from .batches import StreamBatch
 from .errors import BY_CODE, from_problem
-
-Output = Literal["numpy", "torch"]
+from .targets import frame_targets
 
 FRAME_HEADER = struct.Struct("<Q")
 #: A frame claiming more than this is garbage (or not a stream at all).
@@ -82,17 +81,6 @@ def read_safetensors(blob: bytes) -> tuple[dict[str, np.ndarray], dict[str, str]
     return safetensors.numpy.load(blob), {str(k): str(v) for k, v in metadata.items()}
 
 
-def convert(value: Any, output: Output) -> Any:
-    """A numpy array as the requested output type (torch is imported only when asked)."""
-    if output == "numpy" or value is None:
-        return value
-    if output == "torch":
-        import torch
-
-        return torch.from_numpy(np.ascontiguousarray(value))
-    raise ValueError(f"output must be 'numpy' or 'torch', got {output!r}")
-
-
 class FrameBuffer:
     """Incremental frame splitter: ``feed(chunk)`` yields every frame completed so far."""
 
@@ -132,8 +120,6 @@ def decode_stream_frame(blob: bytes, output: Output = "numpy") -> StreamBatch:
         raise ValueError(f"stream frame without images/indices (has {sorted(tensors)})")
     targets = None
     if "targets.boxes" in tensors:  # a dataset with targets (coco, paired)
-        from .targets import frame_targets  # it builds on this module
-
         targets = frame_targets(tensors, output)
     return StreamBatch(
         images=convert(tensors["images"], output),
