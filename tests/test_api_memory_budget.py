@@ -258,6 +258,17 @@ def photo_folder(tmp_path_factory) -> Path:
     for i in range(4):
         (root / "photos" / "a").mkdir(parents=True, exist_ok=True)
         (root / "photos" / "a" / f"{i}.jpg").write_bytes(jpeg_bytes(64, 48))
+    # a COCO file that declares its 50x40 image 20000x20000: rasterising its masks at the
+    # declared size would hold 1.6 GB
+    (root / "coco").mkdir()
+    (root / "coco" / "0.png").write_bytes(black_png(50, 40))
+    document = {
+        "images": [{"id": 1, "file_name": "0.png", "width": 20000, "height": 20000}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5],
+                         "segmentation": [[1, 1, 6, 1, 6, 6]]}],
+        "categories": [{"id": 1, "name": "thing"}],
+    }  # fmt: skip
+    (root / "instances.json").write_text(json.dumps(document))
     return root
 
 
@@ -269,7 +280,25 @@ def dataset_server(start_augsvc, photo_folder):
         assert client.put("/v1/datasets/photos", json=spec).status_code == 201
         assert client.put("/v1/recipes/r8000", json=sized(8000)).status_code == 201
         assert client.put("/v1/recipes/small", json=RECIPE).status_code == 201
+        spec = {"kind": "coco", "path": str(photo_folder / "coco"),
+                "annotations": str(photo_folder / "instances.json")}  # fmt: skip
+        assert client.put("/v1/datasets/lies", json=spec).status_code == 201
     return srv
+
+
+def test_a_coco_image_whose_declared_size_is_not_its_files_ends_with_a_typed_frame(
+    dataset_server,
+):
+    from augsvc_client import Client
+    from augsvc_client.errors import ValidationFailed
+
+    start = reset_peak(dataset_server.process.pid)
+    started = time.monotonic()
+    with Client(dataset_server.url) as client, pytest.raises(ValidationFailed) as err:
+        list(client.stream("lies", "small", seed=0, batch_size=1))
+    assert time.monotonic() - started < REFUSAL_S
+    assert "declare it 20000x20000, but the file is 50x40" in str(err.value)
+    assert vm_status(dataset_server.process.pid)["VmHWM"] - start < REFUSAL_RSS_BOUND
 
 
 def test_a_stream_whose_frames_could_never_fit_is_refused_before_its_first_frame(dataset_server):

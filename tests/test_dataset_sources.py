@@ -43,7 +43,7 @@ def test_a_plain_source_declares_what_it_cannot_do(tmp_path):
     assert (flat.labelled, pets.labelled) == (False, True)
     assert not flat.has_targets
     with pytest.raises(TypeError, match="no targets"):
-        flat.read_targets(0)
+        flat.read_targets(0, (6, 8))
     assert flat.read_many([2, 0]) == [flat.read(2), flat.read(0)]
     order = np.arange(3)
     assert flat.for_stream(order, [order]) is flat  # nothing to fetch ahead on disk
@@ -57,4 +57,4 @@ def test_a_source_with_targets_says_so_and_has_no_image_labels(tmp_path):
     (tmp_path / "seg" / "masks" / "a.png").write_bytes(png_bytes(8, 6, mode="L"))
     source = open_source(DatasetSpec(kind="paired", path="seg"), [tmp_path])
     assert source.has_targets and not source.labelled
-    assert source.read_targets(0).mask.shape[-2:] == (6, 8)
+    assert source.read_targets(0, (6, 8)).mask.shape[-2:] == (6, 8)

@@ -425,13 +425,13 @@ def test_a_stream_reads_the_next_batch_ahead_and_only_that(store, prefix):
     """While batch k renders, batch k+1's objects download (and no further batch's)."""
     import numpy as np
 
-    from augsvc.datasets.remote_sources import ObjectSources, prefetching
+    from augsvc.datasets.remote_sources import ObjectSources
 
     sources = ObjectSources(store, [parse_object_url(f"s3://{BUCKET}")])
     source = sources.open(DatasetSpec(kind="folder", url=f"s3://{BUCKET}/{prefix}"))
     order = np.arange(len(source))[::-1].copy()
     batches = [np.arange(i, min(i + 5, len(source))) for i in range(0, len(source), 5)]
-    view = prefetching(source, order, batches)
+    view = source.for_stream(order, batches)
     base = store.requests
 
     def settled_requests() -> int:
@@ -456,7 +456,7 @@ def test_a_mixing_stream_downloads_the_partners_ahead_too(store, prefix):
     import numpy as np
 
     from augsvc.datasets.mixing import MixSpec
-    from augsvc.datasets.remote_sources import ObjectSources, prefetching
+    from augsvc.datasets.remote_sources import ObjectSources
     from augsvc.datasets.stream import StreamRequest
 
     sources = ObjectSources(store, [parse_object_url(f"s3://{BUCKET}")])
@@ -465,7 +465,7 @@ def test_a_mixing_stream_downloads_the_partners_ahead_too(store, prefix):
     order = np.arange(len(source))[::-1].copy()
     rendered = [request.rendered(b, len(source)) for b in request.batches(len(source))]
     assert all(len(r) == 8 for r in rendered)
-    view = prefetching(source, order, rendered)
+    view = source.for_stream(order, rendered)
     base = store.requests
 
     def settled_requests() -> int:

@@ -208,11 +208,6 @@ def probe_mask(data: bytes, *, name: str, index: int, max_pixels: int) -> MaskHe
         return MaskHeader(data, name, index, (image.height, image.width), itemsize)
 
 
-def decode_mask(data: bytes, *, name: str, index: int, max_pixels: int) -> torch.Tensor:
-    """A ``masks`` file -> (H,W) uint8 or int32 labels (:func:`probe_mask`, then decode)."""
-    return probe_mask(data, name=name, index=index, max_pixels=max_pixels).decode()
-
-
 def check_mask_sizes(masks: Sequence[tuple[int, int]], sizes: Sequence[tuple[int, int]]) -> None:
     """Each mask (H, W) must cover its image pixel for pixel (as decoded, EXIF turns
     applied); checked from headers, before either is decoded."""

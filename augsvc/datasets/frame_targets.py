@@ -19,7 +19,7 @@ def read_batch_targets(
     decoded sizes, or they would be warped misaligned."""
     if not source.has_targets:
         return None
-    targets = [source.read_targets(int(i)) for i in indices]
+    targets = [source.read_targets(int(i), hw) for i, hw in zip(indices, sizes, strict=True)]
     masked = [(t.mask, hw) for t, hw in zip(targets, sizes, strict=True) if t.mask is not None]
     check_mask_sizes([tuple(m.shape) for m, _ in masked], [hw for _, hw in masked])
     return targets

@@ -8,7 +8,7 @@ to a bucket has the same size, the same sample at every index, and therefore the
 epoch order, ranks and resume positions as on disk: its stream is byte-identical.
 
 Reads are ranged GETs on the process's :class:`ObjectStore`; a stream reads its next
-batch while the current one renders (:func:`prefetching`).
+batch while the current one renders (``Source.for_stream``).
 """
 
 from __future__ import annotations
@@ -282,8 +282,3 @@ RemoteOpener = Callable[[DatasetSpec, ObjectStore, ObjectUrl, IndexCache], Range
 #: How each kind of dataset in object storage is indexed (coco and paired are read from
 #: a server folder only: the spec refuses them with a URL).
 REMOTE_OPENERS: dict[str, RemoteOpener] = {"folder": _open_folder, "webdataset": _open_shards}
-
-
-def prefetching(source: Source, order: np.ndarray, batches: list[np.ndarray]) -> Source:
-    """The source a stream should read from: a prefetching view for remote sources."""
-    return source.for_stream(order, batches)

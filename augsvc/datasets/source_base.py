@@ -64,8 +64,11 @@ class Source(ABC):
         """Whether every sample carries a label, known from the index (no read). A
         source with targets has category ids per box, not a label per image."""
 
-    def read_targets(self, index: int) -> ImageTargets:
-        """Sample ``index``'s targets in source pixels (only where ``has_targets``)."""
+    def read_targets(self, index: int, image_hw: tuple[int, int]) -> ImageTargets:
+        """Sample ``index``'s targets in source pixels (only where ``has_targets``).
+        ``image_hw`` is its image's (height, width) as its header says it decodes:
+        targets that declare another size are refused before anything is rasterised or
+        decoded at the size they declare."""
         raise TypeError(f"{type(self).__name__} has no targets (sample {index})")
 
     def read_many(self, indices: Sequence[int]) -> list[Sample]:

@@ -18,7 +18,7 @@ from augsvc.codec.targets import targets_tensors
 from augsvc.datasets import mixing
 from augsvc.datasets.frame_targets import read_batch_targets
 from augsvc.datasets.order import MAX_EPOCH, rank_positions, sample_keys
-from augsvc.datasets.sources import Source
+from augsvc.datasets.source_base import Source
 from augsvc.engine import Plan, fixed_output_size
 from augsvc.errors import ValidationFailed
 from augsvc.pipeline import (
@@ -120,19 +120,13 @@ def render_frame(
     n = len(positions)
     positions = request.rendered(positions, len(order))  # partners: in the batch, own keys
     indices = order[positions]
-    read_many = getattr(source, "read_many", None)  # remote sources read a batch at once
-    reads = (
-        read_many([int(i) for i in indices])
-        if read_many is not None
-        else [source.read(int(i)) for i in indices]
-    )
+    reads = source.read_many([int(i) for i in indices])  # object storage: all at once
     keys = sample_keys(request.epoch, positions)
-    reader = getattr(source, "read_targets", None)
     batch = EncodedBatch(
         [File(data, name) for data, _, name in reads],
-        read_targets=None
-        if reader is None
-        else lambda sizes: read_batch_targets(source, indices, sizes),
+        read_targets=(lambda sizes: read_batch_targets(source, indices, sizes))
+        if source.has_targets
+        else None,
     )
     labels = [label for _, label, _ in reads]
 

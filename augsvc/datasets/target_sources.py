@@ -18,12 +18,12 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from augsvc.codec.targets import decode_mask
+from augsvc.codec.targets import check_mask_sizes, probe_mask
 from augsvc.datasets.local_sources import images_in
 from augsvc.datasets.paths import confine, inside
 from augsvc.datasets.source_base import Sample, Source
 from augsvc.datasets.spec import DatasetSpec
-from augsvc.errors import PathNotAllowed, ValidationFailed
+from augsvc.errors import FieldError, PathNotAllowed, ValidationFailed
 from augsvc.targets.types import ImageTargets
 
 #: Largest COCO file read (COCO 2017 train instances is about 450 MB).
@@ -67,8 +67,15 @@ class CocoSource(Source):
             raise PathNotAllowed(f"{image.path.name!r} now resolves outside the data roots")
         return image.path.read_bytes(), None, image.path.name
 
-    def read_targets(self, index: int) -> ImageTargets:
+    def read_targets(self, index: int, image_hw: tuple[int, int]) -> ImageTargets:
         image = self.images[index]
+        if (image.height, image.width) != tuple(image_hw):
+            raise ValidationFailed(
+                f"sample {index} ({image.path.name!r}): the annotations declare it "
+                f"{image.width}x{image.height}, but the file is {image_hw[1]}x{image_hw[0]}; "
+                "fix its width and height in the COCO file",
+                errors=[FieldError(("annotations", "images", image.path.name), "size mismatch")],
+            )
         anns = image.anns
         boxes = np.array([a["bbox"] for a in anns], dtype=np.float64).reshape(-1, 4)
         boxes[:, 2:] += boxes[:, :2]
@@ -174,12 +181,13 @@ class PairedSource(Source):
                 raise PathNotAllowed(f"{path.name!r} now resolves outside the data roots")
         return self.files[index].read_bytes(), None, self.files[index].name
 
-    def read_targets(self, index: int) -> ImageTargets:
+    def read_targets(self, index: int, image_hw: tuple[int, int]) -> ImageTargets:
         path = self.masks[index]
         if not inside(path, self.roots):
             raise PathNotAllowed(f"{path.name!r} now resolves outside the data roots")
-        mask = decode_mask(path.read_bytes(), name=path.name, index=0, max_pixels=MAX_MASK_PIXELS)
-        return ImageTargets(mask=mask)
+        header = probe_mask(path.read_bytes(), name=path.name, index=0, max_pixels=MAX_MASK_PIXELS)
+        check_mask_sizes([header.hw], [image_hw])  # before a pixel of it is decoded
+        return ImageTargets(mask=header.decode())
 
 
 def open_paired(spec: DatasetSpec, folder: Path, roots: Sequence[Path]) -> PairedSource:

@@ -21,7 +21,6 @@ import torch
 
 from augsvc.codec import frame, images_to_safetensors
 from augsvc.datasets import Source, epoch_order
-from augsvc.datasets.remote_sources import prefetching
 from augsvc.datasets.stream import StreamRequest, render_frame
 from augsvc.engine import Plan
 from augsvc.errors import AugsvcError, Overloaded, Unavailable
@@ -92,7 +91,7 @@ async def stream_frames(
     order = epoch_order(len(source), request.seed, request.epoch)
     batches = request.batches(len(source))
     # object storage: the next batch downloads, with its partners when mixing
-    source = prefetching(source, order, [request.rendered(b, len(order)) for b in batches])
+    source = source.for_stream(order, [request.rendered(b, len(order)) for b in batches])
 
     async def produce() -> None:
         final = None
@@ -135,8 +134,7 @@ async def stream_frames(
             yield item  # type: ignore[misc]
     finally:
         producer.cancel()
-        if (close := getattr(source, "close", None)) is not None:
-            close()  # reads started for a batch nobody will render
+        source.close()  # reads started for a batch nobody will render
         while not queue.empty():
             if queue.get_nowait() is not _DONE:
                 metrics.stream_frames_buffered.dec()
