@@ -9,12 +9,12 @@ from augsvc.engine.plan import Plan, Sampled, compile_plan, fixed_output_size, s
 from augsvc.engine.run import (
     AugmentResult,
     augment,
-    cpu_workers,
     decode_scales,
     resolve_device,
     source_boxes,
     starts_with_warp,
 )
+from augsvc.maths.device import cpu_workers
 from augsvc.maths.rng import MAX_SEED
 
 __all__ = [
