@@ -14,6 +14,7 @@ to whole pixels, and ``value = base + sign * magnitude`` (factor ops have base 1
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -29,6 +30,7 @@ from pydantic import (
 
 from augsvc.maths.rng import Draws
 from augsvc.ops._composite import OP_DOCUMENT, CompositeOp, Selection, op_from_document
+from augsvc.ops._slots import SlotLayout
 from augsvc.ops.base import Canvas, Op
 from augsvc.ops.registry import op_class
 
@@ -153,6 +155,15 @@ def _entries(v: list | tuple) -> tuple[Entry, ...] | None:
         return None
 
 
+@lru_cache(maxsize=64)
+def position_slots(positions: int) -> list[range]:
+    """Each position's three slots (op, magnitude bin, sign) after the coin's, laid out
+    by :class:`SlotLayout`, which refuses any overlap."""
+    layout = SlotLayout()
+    layout.take("coin", 0, 1)
+    return layout.repeated("position", 1, 3, positions, 3)
+
+
 class Policy(CompositeOp):
     """A policy: ``positions`` steps, each taking one entry of its table uniformly, with
     a magnitude bin from :meth:`bins` and a sign coin for signed entries. Returned per
@@ -178,12 +189,12 @@ class Policy(CompositeOp):
         bins = np.full((draws.n, self.positions), -1, dtype=np.int64)
         values = np.zeros((draws.n, self.positions))
         fixed: dict[tuple[int, int], dict[int, np.ndarray]] = {}
-        for k in range(self.positions):
+        for k, step in enumerate(position_slots(self.positions)):
             pick = np.minimum(
-                (draws.uniform(1 + 3 * k) * len(table)).astype(np.int64), len(table) - 1
+                (draws.uniform(step[0]) * len(table)).astype(np.int64), len(table) - 1
             )
-            b = self.bins(draws, k)
-            signs = np.where(draws.uniform(3 + 3 * k) < 0.5, -1.0, 1.0)
+            b = self.bins(draws, k)  # from step[1] where drawn
+            signs = np.where(draws.uniform(step[2]) < 0.5, -1.0, 1.0)
             chosen[:, k] = np.where(on, pick, -1)
             for j, entry in enumerate(table):
                 if entry.op is None or not entry.magnitudes:
