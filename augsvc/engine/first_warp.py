@@ -49,7 +49,14 @@ class FirstWarp:
         check_decoded(self.regions.boxes, inputs.regions)
         boxes, factors = self.regions.boxes, self.regions.factors
         shrunk_hw = -(-(boxes[:, 2:] - boxes[:, :2]) // factors[:, None])
-        self._thetas = kernels.sampling_thetas(self.regions.matrices, shrunk_hw, self.out_hw)
+        self._planned = kernels.plan_warp(
+            self.regions.matrices,
+            factors,
+            shrunk_hw,
+            self.out_hw,
+            padding_mode=opts.padding_mode,
+            fill=opts.fill,
+        )
 
     def chunks(self) -> list[list[int]]:
         """Rows grouped by (channels, output size), each group cut into chunks."""
@@ -75,8 +82,7 @@ class FirstWarp:
             mode=opts.interpolation,
             padding_mode=opts.padding_mode,
             fill=opts.fill,
-            factors=self.regions.factors[rows],
-            thetas=self._thetas[rows],
+            planned=self._planned.take(rows),
         )
 
     def _crop(self, i: int) -> torch.Tensor:

@@ -147,15 +147,7 @@ def augment(
     regions (each source converted and pre-shrunk whole), for comparisons."""
     inputs = Inputs.of(images)
     keys_arr = _keys(keys, offset, len(inputs))
-    if not (isinstance(seed, int) and 0 <= seed <= MAX_SEED):
-        raise ValidationFailed(f"seed must be an integer in 0..{MAX_SEED}, got {seed!r}")
-    by_region = region_first and starts_with_warp(plan)
-    if inputs.scaled and not starts_with_warp(plan):
-        raise ValidationFailed("scaled decodes need a plan whose first stage is a warp")
-    if inputs.partial and not by_region:
-        raise ValidationFailed(
-            "region decodes need the region-first path and a plan that starts with a warp"
-        )
+    by_region = _path(plan, inputs, seed, region_first)
     policy = execution(resolve_device(device) if isinstance(device, str) else device)
     sampled = sample_plan(plan, seed, keys_arr, inputs.full_hw)
     out_pixels = int(np.prod(sampled.out_hw, axis=1).sum())
@@ -164,12 +156,7 @@ def augment(
             f"the batch would produce {out_pixels} output pixels; the limit is {max_output_pixels}"
         )
     channels = [output_channels(plan, img.shape[0]) for img in inputs.pixels]
-    run = sampled
-    if inputs.scaled:
-        run = sampled.take(np.arange(len(inputs)))
-        run.stages[0]["matrix"] = region.source_matrices(
-            sampled.stages[0]["matrix"], inputs.to_pixels
-        )
+    run = _on_pixels(sampled, inputs)
     if by_region:
         first = FirstWarp(run.stages[0], inputs, channels, plan.recipe.output, policy)
         parts = policy.map(
@@ -181,6 +168,31 @@ def augment(
     shapes = {(c, *hw) for c, hw in zip(channels, sampled.out_hw.tolist(), strict=True)}
     images_out = _assemble(parts, shapes, len(inputs), plan, policy.device)
     return AugmentResult(images=images_out, keys=keys_arr, params=sampled.record)
+
+
+def _path(plan: Plan, inputs: Inputs, seed: int, region_first: bool) -> bool:
+    """Whether the batch takes the region-first path; refuses a seed out of range and
+    decodes the path cannot use."""
+    if not (isinstance(seed, int) and 0 <= seed <= MAX_SEED):
+        raise ValidationFailed(f"seed must be an integer in 0..{MAX_SEED}, got {seed!r}")
+    by_region = region_first and starts_with_warp(plan)
+    if inputs.scaled and not starts_with_warp(plan):
+        raise ValidationFailed("scaled decodes need a plan whose first stage is a warp")
+    if inputs.partial and not by_region:
+        raise ValidationFailed(
+            "region decodes need the region-first path and a plan that starts with a warp"
+        )
+    return by_region
+
+
+def _on_pixels(sampled: Sampled, inputs: Inputs) -> Sampled:
+    """The parameters as the pixels given need them: a scaled decode's first warp
+    re-expressed on its pixels (the record keeps the full image's)."""
+    if not inputs.scaled:
+        return sampled
+    run = sampled.take(np.arange(len(inputs)))
+    run.stages[0]["matrix"] = region.source_matrices(sampled.stages[0]["matrix"], inputs.to_pixels)
+    return run
 
 
 def _keys(keys: Sequence[int] | np.ndarray | None, offset: int, n: int) -> np.ndarray:

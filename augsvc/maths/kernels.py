@@ -7,6 +7,7 @@ a random number. Kornia's functional API does the resampling and filtering.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -168,8 +169,7 @@ def warp(
     padding_mode: str,
     fill: Sequence[int],
     antialias: bool = False,
-    factors: np.ndarray | None = None,
-    thetas: np.ndarray | None = None,
+    planned: Planned | None = None,
 ) -> torch.Tensor:
     """Resample every sample (uint8 or float) through its forward matrix straight to
     ``out_hw``: one resampling for a whole run of geometric ops. The one warp entry point.
@@ -181,16 +181,13 @@ def warp(
     warped apart: the two paths differ in their last bits, and a sample must take the
     same path whatever its batch-mates.
 
-    With ``factors`` (N,) the pre-shrink was planned already (``engine.region``):
-    ``images`` are N sources (1,C,h_i,w_i) of any sizes on one device, each box
-    filtered by its factor, and ``matrix`` maps the shrunk pixels. ``thetas`` (N,2,3),
-    :func:`sampling_thetas` of the shrunk sizes, saves computing them here. On a device
-    the affine samples are gathered in one pass (``varlen_warp``); the rest, and every
-    sample on the CPU, warp one by one."""
-    if factors is not None:
-        return _warp_planned(
-            list(images), factors, matrix, out_hw, mode, padding_mode, fill, thetas
-        )
+    With ``planned`` (:func:`plan_warp`) the pre-shrink was planned already
+    (``engine.region``): ``images`` are N sources (1,C,h_i,w_i) of any sizes on one
+    device, each box filtered by its factor, and ``matrix`` maps the shrunk pixels. On
+    a device the affine samples are gathered in one pass (``varlen_warp``); the rest,
+    and every sample on the CPU, warp one by one."""
+    if planned is not None:
+        return _warp_planned(list(images), planned, matrix, out_hw, mode, padding_mode, fill)
     assert isinstance(images, torch.Tensor)
     return _warp_batch(images, matrix, out_hw, mode, padding(padding_mode, fill), fill, antialias)
 
@@ -225,34 +222,56 @@ def _warp_batch(
     return out
 
 
+@dataclass(frozen=True)
+class Planned:
+    """A planned warp's per-sample answers: the pre-shrink ``factors`` (N,), the
+    sampling maps ``thetas`` (N,2,3) float32 of the shrunk sizes, and ``one_pass``
+    (N,): an affine matrix and no fill colour, so one ``grid_sample`` of its map. Each
+    sample's answers are its own matrix's, so its path never depends on its batch-mates."""
+
+    factors: np.ndarray
+    thetas: np.ndarray
+    one_pass: np.ndarray
+
+    def take(self, rows: np.ndarray | list[int]) -> Planned:
+        return Planned(self.factors[rows], self.thetas[rows], self.one_pass[rows])
+
+
+def plan_warp(
+    matrix: np.ndarray,
+    factors: np.ndarray,
+    shrunk_hw: np.ndarray,
+    out_hw: tuple[int, int] | np.ndarray,
+    *,
+    padding_mode: str,
+    fill: Sequence[int],
+) -> Planned:
+    """:class:`Planned` for a whole batch at once, in numpy: the sampling maps are
+    :func:`sampling_thetas` (float64 until the final cast), microseconds per sample
+    where Kornia's normalisation costs a fraction of a millisecond."""
+    return Planned(
+        factors=np.asarray(factors, dtype=np.int64).reshape(-1),
+        thetas=sampling_thetas(matrix, shrunk_hw, out_hw),
+        one_pass=geometry.affine_rows(matrix) & (padding(padding_mode, fill) != "fill"),
+    )
+
+
 def _warp_planned(
     sources: list[torch.Tensor],
-    factors: np.ndarray,
+    planned: Planned,
     matrix: np.ndarray,
     out_hw: tuple[int, int],
     mode: str,
     padding_mode: str,
     fill: Sequence[int],
-    thetas: np.ndarray | None,
 ) -> torch.Tensor:
     """Planned sources of any sizes: one gather pass for a device's affine samples,
-    the rest one by one. The sampling maps are numpy's (:func:`sampling_thetas`, all
-    float64 until the final cast), microseconds per sample where Kornia's
-    normalisation costs a fraction of a millisecond."""
+    the rest one by one."""
     pad = padding(padding_mode, fill)
-    factors = np.asarray(factors, dtype=np.int64).reshape(-1)
-    # Per sample (its own matrix decides), so its path never depends on its batch-mates.
-    one_pass = geometry.affine_rows(matrix) & (pad != "fill")
-    if thetas is None:
-        hw = np.array([s.shape[-2:] for s in sources], dtype=np.int64)
-        thetas = sampling_thetas(matrix, -(-hw // factors[:, None]), out_hw)
+    factors, one_pass = planned.factors, planned.one_pass
     policy = execution(sources[0].device)
-    joint = (
-        np.flatnonzero(one_pass & varlen_warp.supported(mode, pad))
-        if policy.gathers_regions
-        else np.zeros(0, dtype=np.int64)
-    )
-    alone = np.setdiff1d(np.arange(len(sources)), joint)
+    gathered = one_pass & (policy.gathers_regions and varlen_warp.supported(mode, pad))
+    joint, alone = np.flatnonzero(gathered), np.flatnonzero(~gathered)
     parts: list[torch.Tensor] = [torch.empty(0)] * len(sources)
     if len(joint):
         # A source with nothing to shrink stays uint8 until the pass's own conversion.
@@ -265,7 +284,7 @@ def _warp_planned(
             return out
         for m, i in enumerate(joint.tolist()):
             parts[i] = out[m : m + 1]
-    uploaded = upload_params({"t": thetas[alone]}, policy.device)["t"]
+    uploaded = upload_params({"t": planned.thetas[alone]}, policy.device)["t"]
     for m, i in enumerate(alone.tolist()):
         x = box_shrink(sources[i], int(factors[i]))
         theta = uploaded[m : m + 1] if one_pass[i] else None
@@ -285,10 +304,13 @@ def warp_source(
 ) -> torch.Tensor:
     """:func:`warp` of one planned source (1,C,h,w): shrunk by ``factor``, then warped
     through ``matrix`` (shrunk-source pixel -> output pixel)."""
+    shrunk_hw = -(-np.array([src.shape[-2:]], dtype=np.int64) // factor)
+    planned = plan_warp(
+        matrix, np.array([factor]), shrunk_hw, out_hw, padding_mode=padding_mode, fill=fill
+    )
     return warp(
-        [src], matrix, out_hw, mode=mode, padding_mode=padding_mode, fill=fill,
-        factors=np.array([factor]),
-    )  # fmt: skip
+        [src], matrix, out_hw, mode=mode, padding_mode=padding_mode, fill=fill, planned=planned
+    )
 
 
 def _resample(
@@ -301,9 +323,11 @@ def _resample(
     theta: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One resampling of samples that share a path: Kornia's warp for a fill colour or
-    a perspective, else ``grid_sample`` over :func:`affine_grid` of ``theta`` (the
-    sampling map; Kornia's maths, :func:`sampling_theta`, when not given)."""
-    if pad == "fill" or not geometry.is_affine(matrix):
+    a perspective, else ``grid_sample`` over :func:`affine_grid` of the sampling map.
+    A caller that passes ``theta`` has found the samples affine without a fill colour
+    (so the per-call checks are skipped); else the map is Kornia's maths
+    (:func:`sampling_theta`)."""
+    if theta is None and (pad == "fill" or not geometry.is_affine(matrix)):
         m = torch.as_tensor(matrix, dtype=torch.float32, device=x.device)
         affine = geometry.is_affine(matrix)
         fn = warp_affine if affine else warp_perspective
