@@ -66,6 +66,16 @@ def format_loc(loc: tuple[str | int, ...]) -> str:
     return out or "recipe"
 
 
+def field_errors(exc: Any, prefix: tuple[str | int, ...] = ()) -> list[FieldError]:
+    """pydantic's ``ValidationError`` (anything with its ``errors()``) as one
+    :class:`FieldError` per problem, at ``prefix`` + its location, its message without
+    the "Value error, " pydantic puts before a validator's own words."""
+    return [
+        FieldError((*prefix, *err["loc"]), str(err["msg"]).removeprefix("Value error, "))
+        for err in exc.errors()
+    ]
+
+
 class AugsvcError(Exception):
     status: ClassVar[int] = 500
     code: ClassVar[str] = "internal"

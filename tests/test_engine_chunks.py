@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from augsvc.engine.run import DEVICE_CHUNK_PIXELS, device_chunk, split_rows
+from augsvc.maths.device import DEVICE_CHUNK_PIXELS, execution, split_rows
 
 
 @settings(max_examples=200, deadline=None)
@@ -33,11 +33,11 @@ def test_chunks_keep_every_row_in_order_within_both_limits(pixels, step, max_pix
 
 
 def test_the_cpu_keeps_its_chunks_of_four_and_cuda_is_bounded():
-    assert split_rows(list(range(10)), np.ones(10), 4, device_chunk(torch.device("cpu"))) == [
+    assert execution(torch.device("cpu")).split(list(range(10)), np.ones(10)) == [
         [0, 1, 2, 3],
         [4, 5, 6, 7],
         [8, 9],
     ]
-    assert device_chunk(torch.device("cuda")) == DEVICE_CHUNK_PIXELS
+    assert execution(torch.device("cuda")).chunk_pixels == DEVICE_CHUNK_PIXELS
     big = 224 * 224
     assert len(split_rows(list(range(256)), np.full(256, big), 1 << 30, DEVICE_CHUNK_PIXELS)) == 1

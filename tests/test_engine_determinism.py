@@ -138,7 +138,7 @@ def test_cpu_workers_of_one_thread_survive_another_threads_size():
     size (a stream render thread once lost its pool mid-frame this way)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from augsvc.engine.run import cpu_workers
+    from augsvc.engine import cpu_workers
 
     def single_threaded_pool():
         torch.set_num_threads(1)

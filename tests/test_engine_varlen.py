@@ -12,8 +12,8 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from augsvc.engine.varlen_warp import supported, warp_varlen
 from augsvc.maths import kernels
+from augsvc.maths.varlen_warp import supported, warp_varlen
 from tests.photos import photo
 
 
@@ -103,11 +103,10 @@ def test_float_sources_and_what_it_does_not_do():
     matrices = np.stack([_matrix(rng, s.shape[-2:], (9, 9)) for s in sources])
     out = warp_varlen(sources, matrices, (9, 9), mode="bilinear", padding_mode="zeros")
     assert float(out.max()) <= 127.5 + 1e-3
-    assert supported("bilinear", "constant", (0,), True)
-    assert not supported("bilinear", "constant", (255, 0, 0), True)
-    assert not supported("bicubic", "zeros", (0,), True)
-    assert not supported("bilinear", "reflection", (0,), True)
-    assert not supported("bilinear", "zeros", (0,), False)
+    assert supported("bilinear", kernels.padding("constant", (0,)))
+    assert not supported("bilinear", kernels.padding("constant", (255, 0, 0)))
+    assert not supported("bicubic", kernels.padding("border", (0,)))
+    assert not supported("bilinear", kernels.padding("reflection", (0,)))
 
 
 @pytest.mark.parametrize("channels", [1, 4])

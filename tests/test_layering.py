@@ -16,7 +16,7 @@ firing on a small graph that breaks it.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -63,19 +63,6 @@ PRIVATE_PACKAGES = {
     "augsvc.engine": (),
     # the parameter validators ops share with the recipe schema (output size, fill)
     "augsvc.ops": ("augsvc.ops.fields",),
-}
-
-#: TEMPORARY: violations inside files that others own and are rewriting right now, each
-#: with what it should import instead. Empty this once those changes land;
-#: ``test_the_temporary_allowlist_holds_only_live_violations`` says when an entry is
-#: no longer needed.
-TEMPORARY_ALLOWED_VIOLATIONS: dict[tuple[str, str], str] = {
-    ("augsvc.engine.plan", "augsvc.ops.resize"): (
-        "augsvc.ops: Resize once augsvc/ops/__init__.py exports it (or op_class('resize'))"
-    ),
-    ("augsvc.engine.selection", "augsvc.ops._composite"): (
-        "augsvc.ops: CompositeOp and Selection once augsvc/ops/__init__.py exports them"
-    ),
 }
 
 
@@ -135,10 +122,6 @@ def layer_of(module: str) -> int | None:
         if any(_within(module, p) for p in prefixes):
             return index
     return None
-
-
-def _not_allowlisted(found: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    return sorted(pair for pair in found if pair not in TEMPORARY_ALLOWED_VIOLATIONS)
 
 
 def unplaced(graph: Graph) -> list[str]:
@@ -229,17 +212,17 @@ def test_every_module_has_a_layer():
 
 
 def test_no_module_imports_a_layer_above_its_own():
-    assert _not_allowlisted(upward_imports(MODULES)) == []
+    assert upward_imports(MODULES) == []
 
 
 def test_frameworks_stay_in_the_layers_they_make():
-    assert _not_allowlisted(framework_imports(MODULES)) == []
+    assert framework_imports(MODULES) == []
 
 
 def test_the_engine_and_ops_modules_are_private_to_their_packages():
     """Outside augsvc/engine only what ``augsvc.engine`` exports is used (likewise for
     ops, plus the validators it shares): their modules can be split or merged freely."""
-    assert _not_allowlisted(private_imports(MODULES)) == []
+    assert private_imports(MODULES) == []
 
 
 @pytest.mark.parametrize(("name", "graph"), [("augsvc", MODULES), ("augsvc_client", SDK_MODULES)])
@@ -251,13 +234,6 @@ def test_the_sdk_imports_no_server_code():
     offenders = {m: sorted(i for i in imported if _within(i, "augsvc")) for m, imported in
                  SDK_MODULES.items()}  # fmt: skip
     assert {m: bad for m, bad in offenders.items() if bad} == {}
-
-
-def test_the_temporary_allowlist_holds_only_live_violations():
-    """An entry that breaks no rule any more is stale: remove it, so the rule is whole
-    again."""
-    live = {*upward_imports(MODULES), *framework_imports(MODULES), *private_imports(MODULES)}
-    assert sorted(set(TEMPORARY_ALLOWED_VIOLATIONS) - live) == []
 
 
 def test_each_rule_can_fail():

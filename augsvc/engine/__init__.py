@@ -10,12 +10,12 @@ from augsvc.engine.region import plan_regions
 from augsvc.engine.run import (
     AugmentResult,
     augment,
-    cpu_workers,
     decode_scales,
     resolve_device,
     source_boxes,
     starts_with_warp,
 )
+from augsvc.maths.device import cpu_workers
 from augsvc.maths.rng import MAX_SEED
 
 __all__ = [

@@ -23,8 +23,7 @@ from augsvc.engine import selection
 from augsvc.maths import geometry
 from augsvc.maths.colour import ColourMap
 from augsvc.maths.rng import Draws, sample_states, stream_base
-from augsvc.ops import Canvas, ColourOp, GeometricOp, Op, Params
-from augsvc.ops.resize import Resize
+from augsvc.ops import Canvas, ColourOp, GeometricOp, Op, Params, op_class
 from augsvc.recipes import Recipe, digest
 
 StageKind = Literal["warp", "colour", "pixel"]
@@ -72,7 +71,7 @@ def compile_plan(recipe: Recipe) -> Plan:
         last_geo = max(
             (i for i, op in enumerate(recipe.ops) if isinstance(op, GeometricOp)), default=-1
         )
-        indexed.insert(last_geo + 1, (OUTPUT_RESIZE, Resize(size=recipe.output.size)))
+        indexed.insert(last_geo + 1, (OUTPUT_RESIZE, op_class("resize")(size=recipe.output.size)))
     stages: list[Stage] = []
     members: dict[str, selection.Member] = {}
     for index, op in indexed:

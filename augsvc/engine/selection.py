@@ -19,8 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from augsvc.maths.rng import Draws
-from augsvc.ops import Canvas, ColourOp, GeometricOp, Op
-from augsvc.ops._composite import CompositeOp, Selection
+from augsvc.ops import Canvas, ColourOp, CompositeOp, GeometricOp, Op, Selection
 
 Entries = tuple[tuple[int | str, Op], ...]
 

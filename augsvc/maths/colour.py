@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from augsvc.maths.device import execution
+
 LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R 601, as torchvision's rgb_to_grayscale
 _RGB_TO_YIQ = np.array(
     [[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]]
@@ -89,9 +91,9 @@ def sample_means(x: torch.Tensor) -> torch.Tensor:
     """Per-sample, per-channel means of (N, C, L) as (N, C, 1). On the CPU a row's sum
     does not depend on the batch and is kept as it always was (golden bytes); elsewhere
     :func:`exact_means`."""
-    if x.device.type == "cpu":
-        return x.mean(dim=2, keepdim=True)
-    return exact_means(x)
+    if execution(x.device).order_free_means:
+        return exact_means(x)
+    return x.mean(dim=2, keepdim=True)
 
 
 def luma_gain(m: torch.Tensor) -> torch.Tensor:
@@ -115,10 +117,10 @@ def apply_colour(
     if c == 1:
         y = x * luma_gain(a).view(n, 1, 1, 1)
         if b is not None:
-            if x.device.type == "cpu":
-                mean = x.mean(dim=(1, 2, 3))
-            else:
+            if execution(x.device).order_free_means:
                 mean = exact_means(x.reshape(n, 1, h * w)).view(n)
+            else:
+                mean = x.mean(dim=(1, 2, 3))
             offset = luma_gain(b) * mean
             y = y + offset.view(n, 1, 1, 1)
         return y.clamp_(0, hi)

@@ -6,6 +6,8 @@ a random number. Kornia's functional API does the resampling and filtering.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -15,7 +17,8 @@ from kornia.filters import gaussian_blur2d
 from kornia.geometry.conversions import normalize_homography
 from kornia.geometry.transform import warp_affine, warp_perspective
 
-from augsvc.maths import geometry
+from augsvc.maths import geometry, varlen_warp
+from augsvc.maths.device import execution
 from augsvc.maths.transfer import upload_params
 
 SHRINK_LIMIT = 0.5  # warps that shrink more than 2x are pre-shrunk first
@@ -96,7 +99,9 @@ def _block_means(x: torch.Tensor, k: int) -> torch.Tensor:
     """
     if x.dtype != torch.uint8:
         return F.avg_pool2d(x.float(), k)
-    return _numpy_block_means(x, k) if x.device.type == "cpu" else _torch_block_means(x, k)
+    if execution(x.device).host_sums:
+        return _numpy_block_means(x, k)
+    return _torch_block_means(x, k)
 
 
 def _numpy_block_means(x: torch.Tensor, k: int) -> torch.Tensor:
@@ -146,26 +151,56 @@ def _kth_sums(x: np.ndarray, k: int, axis: int, dtype: type | None = None) -> np
     return total
 
 
+def padding(padding_mode: str, fill: Sequence[int]) -> str:
+    """What a recipe's padding means to a sampler: ``fill`` for constant padding with a
+    colour (only Kornia's warps take one), ``zeros`` for constant padding with none,
+    else ``border`` or ``reflection`` as they are."""
+    if padding_mode == "constant":
+        return "fill" if any(fill) else "zeros"
+    return padding_mode
+
+
 def warp(
-    src: torch.Tensor,
+    images: torch.Tensor | Sequence[torch.Tensor],
     matrix: np.ndarray,
     out_hw: tuple[int, int],
     *,
     mode: str,
     padding_mode: str,
-    fill: tuple[int, ...],
+    fill: Sequence[int],
+    antialias: bool = False,
+    planned: Planned | None = None,
+) -> torch.Tensor:
+    """Resample every sample (uint8 or float) through its forward matrix straight to
+    ``out_hw``: one resampling for a whole run of geometric ops. The one warp entry point.
+
+    ``images`` is a batch (N,C,H,W) whose ``matrix`` (N,3,3) maps its pixels; with
+    ``antialias``, samples whose matrix shrinks by more than 2x are first box filtered
+    by a power of two (their matrix adjusted to match), so the single warp does not
+    alias and fewer pixels are converted to float. Affine and perspective samples are
+    warped apart: the two paths differ in their last bits, and a sample must take the
+    same path whatever its batch-mates.
+
+    With ``planned`` (:func:`plan_warp`) the pre-shrink was planned already
+    (``engine.region``): ``images`` are N sources (1,C,h_i,w_i) of any sizes on one
+    device, each box filtered by its factor, and ``matrix`` maps the shrunk pixels. On
+    a device the affine samples are gathered in one pass (``varlen_warp``); the rest,
+    and every sample on the CPU, warp one by one."""
+    if planned is not None:
+        return _warp_planned(list(images), planned, matrix, out_hw, mode, padding_mode, fill)
+    assert isinstance(images, torch.Tensor)
+    return _warp_batch(images, matrix, out_hw, mode, padding(padding_mode, fill), fill, antialias)
+
+
+def _warp_batch(
+    src: torch.Tensor,
+    matrix: np.ndarray,
+    out_hw: tuple[int, int],
+    mode: str,
+    pad: str,
+    fill: Sequence[int],
     antialias: bool,
 ) -> torch.Tensor:
-    """Resample every sample of ``src`` (uint8 or float) through its forward matrix
-    straight to ``out_hw``: one resampling for a whole run of geometric ops.
-
-    With ``antialias``, samples whose matrix shrinks by more than 2x are first box
-    filtered by an integer factor (their matrix adjusted to match), so the single
-    warp does not alias and fewer pixels are converted to float.
-
-    Affine and perspective samples are warped apart: the two paths differ in their
-    last bits, and a sample must take the same path whatever its batch-mates.
-    """
     n, c, h, w = src.shape
     factors = shrink_factor(matrix, h, w) if antialias else np.ones(n, dtype=np.int64)
     affine = geometry.affine_rows(matrix)
@@ -177,7 +212,7 @@ def warp(
         m = matrix[rows]
         if k > 1:
             m = m @ prescale(int(k))
-        warped = _warp_once(part, m, out_hw, mode=mode, padding_mode=padding_mode, fill=fill)
+        warped = _resample(part, m, out_hw, mode, pad, fill)
         if len(rows) == n:
             return warped
         if out is None:
@@ -187,25 +222,74 @@ def warp(
     return out
 
 
-def _warp_once(
-    src: torch.Tensor,
+@dataclass(frozen=True)
+class Planned:
+    """A planned warp's per-sample answers: the pre-shrink ``factors`` (N,), the
+    sampling maps ``thetas`` (N,2,3) float32 of the shrunk sizes, and ``one_pass``
+    (N,): an affine matrix and no fill colour, so one ``grid_sample`` of its map. Each
+    sample's answers are its own matrix's, so its path never depends on its batch-mates."""
+
+    factors: np.ndarray
+    thetas: np.ndarray
+    one_pass: np.ndarray
+
+    def take(self, rows: np.ndarray | list[int]) -> Planned:
+        return Planned(self.factors[rows], self.thetas[rows], self.one_pass[rows])
+
+
+def plan_warp(
+    matrix: np.ndarray,
+    factors: np.ndarray,
+    shrunk_hw: np.ndarray,
+    out_hw: tuple[int, int] | np.ndarray,
+    *,
+    padding_mode: str,
+    fill: Sequence[int],
+) -> Planned:
+    """:class:`Planned` for a whole batch at once, in numpy: the sampling maps are
+    :func:`sampling_thetas` (float64 until the final cast), microseconds per sample
+    where Kornia's normalisation costs a fraction of a millisecond."""
+    return Planned(
+        factors=np.asarray(factors, dtype=np.int64).reshape(-1),
+        thetas=sampling_thetas(matrix, shrunk_hw, out_hw),
+        one_pass=geometry.affine_rows(matrix) & (padding(padding_mode, fill) != "fill"),
+    )
+
+
+def _warp_planned(
+    sources: list[torch.Tensor],
+    planned: Planned,
     matrix: np.ndarray,
     out_hw: tuple[int, int],
-    *,
     mode: str,
     padding_mode: str,
-    fill: tuple[int, ...],
+    fill: Sequence[int],
 ) -> torch.Tensor:
-    c = src.shape[1]
-    if padding_mode == "constant" and any(fill):
-        fill_value = channel_values(fill, c, src)
-        return _kornia_warp(src, matrix, out_hw, mode, "fill", fill_value)
-    padding_mode = "zeros" if padding_mode == "constant" else padding_mode
-    if not geometry.is_affine(matrix):
-        return _kornia_warp(src, matrix, out_hw, mode, padding_mode, None)
-    theta = sampling_theta(matrix, src.shape[-2:], out_hw).to(dtype=src.dtype, device=src.device)
-    grid = affine_grid(theta, out_hw)
-    return F.grid_sample(src, grid, mode=mode, padding_mode=padding_mode, align_corners=True)
+    """Planned sources of any sizes: one gather pass for a device's affine samples,
+    the rest one by one."""
+    pad = padding(padding_mode, fill)
+    factors, one_pass = planned.factors, planned.one_pass
+    policy = execution(sources[0].device)
+    gathered = one_pass & (policy.gathers_regions and varlen_warp.supported(mode, pad))
+    joint, alone = np.flatnonzero(gathered), np.flatnonzero(~gathered)
+    parts: list[torch.Tensor] = [torch.empty(0)] * len(sources)
+    if len(joint):
+        # A source with nothing to shrink stays uint8 until the pass's own conversion.
+        shrunk = [
+            sources[i] if factors[i] == 1 else box_shrink(sources[i], int(factors[i]))
+            for i in joint.tolist()
+        ]
+        out = varlen_warp.warp_varlen(shrunk, matrix[joint], out_hw, mode=mode, padding_mode=pad)
+        if len(joint) == len(sources):
+            return out
+        for m, i in enumerate(joint.tolist()):
+            parts[i] = out[m : m + 1]
+    uploaded = upload_params({"t": planned.thetas[alone]}, policy.device)["t"]
+    for m, i in enumerate(alone.tolist()):
+        x = box_shrink(sources[i], int(factors[i]))
+        theta = uploaded[m : m + 1] if one_pass[i] else None
+        parts[i] = _resample(x, matrix[i : i + 1], out_hw, mode, pad, fill, theta)
+    return torch.cat(parts)
 
 
 def warp_source(
@@ -216,29 +300,50 @@ def warp_source(
     *,
     mode: str,
     padding_mode: str,
-    fill: tuple[int, ...],
+    fill: Sequence[int],
+) -> torch.Tensor:
+    """:func:`warp` of one planned source (1,C,h,w): shrunk by ``factor``, then warped
+    through ``matrix`` (shrunk-source pixel -> output pixel)."""
+    shrunk_hw = -(-np.array([src.shape[-2:]], dtype=np.int64) // factor)
+    planned = plan_warp(
+        matrix, np.array([factor]), shrunk_hw, out_hw, padding_mode=padding_mode, fill=fill
+    )
+    return warp(
+        [src], matrix, out_hw, mode=mode, padding_mode=padding_mode, fill=fill, planned=planned
+    )
+
+
+def _resample(
+    x: torch.Tensor,
+    matrix: np.ndarray,
+    out_hw: tuple[int, int],
+    mode: str,
+    pad: str,
+    fill: Sequence[int],
     theta: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Box-shrink ``src`` (uint8 or float, usually one sample's source region) by
-    ``factor``, then warp it through ``matrix`` (shrunk-source pixel -> output pixel):
-    :func:`warp` for a source whose region and pre-shrink were planned already.
-
-    The affine case builds its sampling map from :func:`sampling_thetas` (numpy, all of
-    it float64 until the final cast), which costs microseconds per call where Kornia's
-    normalisation costs a fraction of a millisecond. A caller warping many samples
-    passes ``theta``, that map (float32, computed with its batch-mates' in one call,
-    uploaded on a device), and only for an affine warp without a fill colour, so the
-    per-sample checks are skipped too."""
-    x = box_shrink(src, factor)
+    """One resampling of samples that share a path: Kornia's warp for a fill colour or
+    a perspective, else ``grid_sample`` over :func:`affine_grid` of the sampling map.
+    A caller that passes ``theta`` has found the samples affine without a fill colour
+    (so the per-call checks are skipped); else the map is Kornia's maths
+    (:func:`sampling_theta`)."""
+    if theta is None and (pad == "fill" or not geometry.is_affine(matrix)):
+        m = torch.as_tensor(matrix, dtype=torch.float32, device=x.device)
+        affine = geometry.is_affine(matrix)
+        fn = warp_affine if affine else warp_perspective
+        return fn(
+            x,
+            m[:, :2] if affine else m,
+            out_hw,
+            mode=mode,
+            padding_mode=pad,
+            align_corners=True,
+            fill_value=channel_values(fill, x.shape[1], x) if pad == "fill" else None,
+        )
     if theta is None:
-        if (padding_mode == "constant" and any(fill)) or not geometry.is_affine(matrix):
-            return _warp_once(x, matrix, out_hw, mode=mode, padding_mode=padding_mode, fill=fill)
-        hw = np.array([x.shape[-2:]], dtype=np.int64)
-        theta = torch.from_numpy(sampling_thetas(matrix, hw, out_hw))
-    theta = theta.to(x.device, x.dtype)
-    grid = affine_grid(theta, out_hw)
-    padding_mode = "zeros" if padding_mode == "constant" else padding_mode
-    return F.grid_sample(x, grid, mode=mode, padding_mode=padding_mode, align_corners=True)
+        theta = sampling_theta(matrix, x.shape[-2:], out_hw)
+    grid = affine_grid(theta.to(x.device, x.dtype), out_hw)
+    return F.grid_sample(x, grid, mode=mode, padding_mode=pad, align_corners=True)
 
 
 def _normalising(hw: np.ndarray) -> np.ndarray:
@@ -267,13 +372,6 @@ def sampling_thetas(
     return np.ascontiguousarray(theta[:, :2], dtype=np.float32)
 
 
-def _stream_key(device: torch.device) -> int:
-    """The calling thread's CUDA stream (0 elsewhere). Cached device tensors are kept
-    per stream: one made on another thread's stream could still be being written, or
-    be freed and its memory reused there, while this stream reads it."""
-    return torch.cuda.current_stream(device).stream_id if device.type == "cuda" else 0
-
-
 @lru_cache(maxsize=64)
 def _stream_axes(h: int, w: int, device: torch.device, dtype: torch.dtype, stream: int):
     return _axes(h, w, device, dtype)
@@ -293,7 +391,7 @@ def affine_grid(theta: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
     which has too small an inner dimension to run efficiently."""
     n = theta.shape[0]
     h, w = out_hw
-    xs, ys = _stream_axes(h, w, theta.device, theta.dtype, _stream_key(theta.device))
+    xs, ys = _stream_axes(h, w, theta.device, theta.dtype, execution(theta.device).stream_key())
     t = theta.reshape(n, 6, 1, 1)
     grid = torch.empty((n, h, w, 2), dtype=theta.dtype, device=theta.device)
     torch.add(t[:, 2] + t[:, 1] * ys, t[:, 0] * xs, out=grid[..., 0])
@@ -312,28 +410,6 @@ def sampling_theta(
     m = torch.as_tensor(matrix, dtype=torch.float64)
     dst_from_src = normalize_homography(m, tuple(src_hw), tuple(out_hw))
     return torch.linalg.inv(dst_from_src)[:, :2].float()
-
-
-def _kornia_warp(
-    src: torch.Tensor,
-    matrix: np.ndarray,
-    out_hw: tuple[int, int],
-    mode: str,
-    padding_mode: str,
-    fill_value: torch.Tensor | None,
-) -> torch.Tensor:
-    m = torch.as_tensor(matrix, dtype=torch.float32, device=src.device)
-    affine = geometry.is_affine(matrix)
-    fn = warp_affine if affine else warp_perspective
-    return fn(
-        src,
-        m[:, :2] if affine else m,
-        out_hw,
-        mode=mode,
-        padding_mode=padding_mode,
-        align_corners=True,
-        fill_value=fill_value,
-    )
 
 
 def channel_values(values: tuple[int, ...], c: int, like: torch.Tensor) -> torch.Tensor:
@@ -362,7 +438,7 @@ def blur(x: torch.Tensor, applied: np.ndarray, sigma: np.ndarray, kernel_size: t
     h, w = x.shape[-2:]
     kernel = (min(kernel_size[0], 2 * h - 1), min(kernel_size[1], 2 * w - 1))
     x = x.clone()
-    if x.device.type != "cpu":  # every sigma in one upload, sliced on the device
+    if execution(x.device).packed_uploads:  # every sigma in one upload, sliced there
         both = np.repeat(np.asarray(sigma, dtype=np.float64)[rows, None], 2, axis=1)
         sigmas = upload_params({"sigma": both}, x.device)["sigma"].to(x.dtype)
         for m, i in enumerate(rows.tolist()):

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from augsvc.maths.device import execution
+
 
 def to_host(images: torch.Tensor | Sequence[torch.Tensor]) -> list[torch.Tensor]:
     """The images as CPU tensors: one device-to-host copy for a whole batch (a list of
@@ -130,7 +132,7 @@ def upload_packed(tensors: Sequence[torch.Tensor], device: torch.device) -> list
     thread's pinned ring, uploaded, and viewed back in their shapes on the device."""
     out = [t if t.device.type == "cpu" else t.to(device) for t in tensors]
     host = [i for i, t in enumerate(tensors) if t.device.type == "cpu"]
-    if device.type == "cpu" or not host:
+    if not execution(device).packed_uploads or not host:
         return out
     ring = staging_ring(bulk=True)  # packed straight into pinned memory: one host copy
     staged = ring.reserve(sum(tensors[i].numel() for i in host))
@@ -144,7 +146,7 @@ def upload_packed(tensors: Sequence[torch.Tensor], device: torch.device) -> list
 def upload_array(array: np.ndarray, device: torch.device) -> torch.Tensor:
     """A host array of any dtype on ``device`` through the thread's pinned ring."""
     host = torch.from_numpy(np.ascontiguousarray(array))
-    if device.type == "cpu":
+    if not execution(device).packed_uploads:
         return host
     staged = staging_ring().upload(host.reshape(-1).view(torch.uint8), device)
     return staged.view(host.dtype).view(host.shape)
@@ -154,7 +156,7 @@ def upload_params(arrays: dict[str, np.ndarray], device: torch.device) -> dict[s
     """Per-sample parameter arrays (each (N, ...)) on ``device`` as float32, through one
     packed (N, K) upload; views of it are handed back under the same names. On the CPU
     each array is converted on its own, exactly as a plain ``torch.as_tensor`` would."""
-    if device.type == "cpu":
+    if not execution(device).packed_uploads:
         return {k: torch.as_tensor(v, dtype=torch.float32) for k, v in arrays.items()}
     table = pack_params(arrays)
     flat = torch.from_numpy(table).view(torch.uint8).reshape(-1)

@@ -8,7 +8,7 @@ fuse into one matrix) or its pixel kernel. Shared maths stays in :mod:`augsvc.ma
 are derived from the registry, so adding an op is adding a module here and its tests.
 """
 
-from augsvc.ops._composite import CompositeOp, Loc, Selection, acting
+from augsvc.ops._composite import CompositeOp, Loc, Selection, acting, parse_op
 from augsvc.ops.base import Canvas, ColourOp, GeometricOp, Occluder, Op, Params, PixelOp, gated
 from augsvc.ops.registry import (
     generation,
@@ -36,6 +36,7 @@ __all__ = [
     "import_op_modules",
     "op_class",
     "op_names",
+    "parse_op",
     "register",
     "registered",
 ]

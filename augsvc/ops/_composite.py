@@ -21,6 +21,7 @@ from typing import Annotated, Any, ClassVar
 import numpy as np
 from pydantic import BeforeValidator, Field, SerializeAsAny, ValidationError, WithJsonSchema
 
+from augsvc.errors import field_errors, format_loc
 from augsvc.maths.rng import Draws
 from augsvc.ops.base import Canvas, Op, OpKind, Params
 from augsvc.ops.registry import op_class, op_names
@@ -106,23 +107,13 @@ def parse_members(v: Any) -> tuple[Op, ...]:
         raise ValueError("expected a list of ops")
     out = []
     for j, item in enumerate(v):
-        if isinstance(item, Op):
-            op = item
-        else:
-            name = item.get("op") if isinstance(item, dict) else None
-            cls = op_class(name) if isinstance(name, str) else None
-            if cls is None:
-                shown = "no 'op' field" if name is None else f"unknown op {str(name)[:64]!r}"
-                known = ", ".join(repr(n) for n in op_names())
-                raise ValueError(f"[{j}]: {shown}: expected one of {known}")
-            try:
-                op = cls.model_validate(item)
-            except ValidationError as exc:
-                err = exc.errors()[0]
-                loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
-                raise ValueError(
-                    f"[{j}]{loc}: {err['msg'].removeprefix('Value error, ')}"
-                ) from None
+        try:
+            op = parse_op(item)
+        except ValidationError as exc:
+            err = field_errors(exc, (j,))[0]
+            raise ValueError(f"{format_loc(err.loc)}: {err.msg}") from None
+        except ValueError as exc:
+            raise ValueError(f"[{j}]: {exc}") from None
         if isinstance(op, CompositeOp) or op.changes_size or op.terminal:
             raise ValueError(
                 f"[{j}]: {op.name()} cannot be chosen per sample (combinators do not nest; "
@@ -132,16 +123,22 @@ def parse_members(v: Any) -> tuple[Op, ...]:
     return tuple(out)
 
 
-def op_from_document(v: Any) -> Op:
-    """One op of a policy's table, given as an op or as its document, validated by its
-    registered class."""
-    if isinstance(v, Op):
-        return v
-    name = v.get("op") if isinstance(v, dict) else None
-    op = op_class(name) if isinstance(name, str) else None
-    if op is None:
-        raise ValueError(f"unknown op {name!r}")
-    return op.model_validate(v)
+def parse_op(item: Any) -> Op:
+    """One op, given as an op or as its document, validated by the class registered for
+    its ``op`` name: the one place an op document becomes an op (recipes, combinators'
+    members, policy tables). A ValidationError's locations are relative to the op; a
+    document that is not an object, or names no known op, is a ValueError."""
+    if isinstance(item, Op):
+        return item
+    if not isinstance(item, dict):
+        raise ValueError("expected an object with an 'op' field")
+    name = item.get("op")
+    cls = op_class(name) if isinstance(name, str) else None
+    if cls is None:
+        known = ", ".join(repr(n) for n in op_names())
+        shown = "no 'op' field" if name is None else f"unknown op {str(name)[:64]!r}"
+        raise ValueError(f"{shown}: expected one of {known}")
+    return cls.model_validate(item)
 
 
 #: Any op document; each is validated by its own class (the recipe schema lists them).

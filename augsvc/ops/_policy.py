@@ -14,6 +14,7 @@ to whole pixels, and ``value = base + sign * magnitude`` (factor ops have base 1
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -28,9 +29,9 @@ from pydantic import (
 )
 
 from augsvc.maths.rng import Draws
-from augsvc.ops._composite import OP_DOCUMENT, CompositeOp, Selection, op_from_document
+from augsvc.ops._composite import OP_DOCUMENT, CompositeOp, Selection, parse_op
+from augsvc.ops._slots import SlotLayout
 from augsvc.ops.base import Canvas, Op
-from augsvc.ops.registry import op_class
 
 Space = Literal["rand_augment", "trivial_augment_wide", "auto_augment", "augmix"]
 
@@ -54,7 +55,7 @@ class Entry(BaseModel):
     @field_validator("op", mode="before")
     @classmethod
     def _op(cls, v: Any) -> Op | None:
-        return None if v is None else op_from_document(v)
+        return None if v is None else parse_op(v)
 
     def values(self, bins: np.ndarray, signs: np.ndarray, canvas: Canvas) -> np.ndarray:
         """The value handed to the op per sample, for its bin and sign (+1 / -1)."""
@@ -67,12 +68,6 @@ class Entry(BaseModel):
 
 def _linspace(lo: float, hi: float, n: int) -> tuple[float, ...]:
     return tuple(float(v) for v in torch.linspace(lo, hi, n))
-
-
-def _op(doc: dict[str, Any]) -> Op:
-    cls = op_class(doc["op"])
-    assert cls is not None
-    return cls.model_validate(doc)
 
 
 def _shear_degrees(hi: float, n: int) -> tuple[float, ...]:
@@ -100,34 +95,34 @@ def space(kind: Space, n: int) -> tuple[Entry, ...]:
     corner = [0, 0]
     entries = [
         Entry(name="Identity", op=None),
-        Entry(name="ShearX", op=_op({"op": "shear", "x": 0, "center": corner}), slot=1,
+        Entry(name="ShearX", op=parse_op({"op": "shear", "x": 0, "center": corner}), slot=1,
               magnitudes=_shear_degrees(shear, n), signed=True),
-        Entry(name="ShearY", op=_op({"op": "shear", "y": 0, "center": corner}), slot=2,
+        Entry(name="ShearY", op=parse_op({"op": "shear", "y": 0, "center": corner}), slot=2,
               magnitudes=_shear_degrees(shear, n), signed=True),
-        Entry(name="TranslateX", op=_op({"op": "translate"}), slot=1, signed=True, whole=True,
+        Entry(name="TranslateX", op=parse_op({"op": "translate"}), slot=1, signed=True, whole=True,
               **tx),
-        Entry(name="TranslateY", op=_op({"op": "translate"}), slot=2, signed=True, whole=True,
+        Entry(name="TranslateY", op=parse_op({"op": "translate"}), slot=2, signed=True, whole=True,
               **ty),
-        Entry(name="Rotate", op=_op({"op": "rotate", "degrees": 0}), slot=1,
+        Entry(name="Rotate", op=parse_op({"op": "rotate", "degrees": 0}), slot=1,
               magnitudes=_linspace(0.0, 135.0 if wide else 30.0, n), signed=True),
     ]  # fmt: skip
     colour = [
-        Entry(name=name, op=_op({"op": op, "factor": 1}), slot=1, base=1.0, signed=True,
+        Entry(name=name, op=parse_op({"op": op, "factor": 1}), slot=1, base=1.0, signed=True,
               magnitudes=_linspace(0.0, factor, n))
         for name, op in (("Brightness", "brightness"), ("Color", "saturation"),
                          ("Contrast", "contrast"), ("Sharpness", "sharpness"))
     ]  # fmt: skip
     top, span = (4, 4) if kind == "augmix" else (8, 6 if wide else 4)
     tone = [
-        Entry(name="Posterize", op=_op({"op": "posterize", "bits": 8}), slot=1,
+        Entry(name="Posterize", op=parse_op({"op": "posterize", "bits": 8}), slot=1,
               magnitudes=_posterize(top, n, span)),
-        Entry(name="Solarize", op=_op({"op": "solarize", "threshold": 255}), slot=1,
+        Entry(name="Solarize", op=parse_op({"op": "solarize", "threshold": 255}), slot=1,
               magnitudes=tuple(255.0 * v for v in _linspace(1.0, 0.0, n))),
-        Entry(name="AutoContrast", op=_op({"op": "autocontrast"})),
-        Entry(name="Equalize", op=_op({"op": "equalize"})),
+        Entry(name="AutoContrast", op=parse_op({"op": "autocontrast"})),
+        Entry(name="Equalize", op=parse_op({"op": "equalize"})),
     ]  # fmt: skip
     if kind == "auto_augment":
-        return (*entries[1:], *colour, *tone, Entry(name="Invert", op=_op({"op": "invert"})))
+        return (*entries[1:], *colour, *tone, Entry(name="Invert", op=parse_op({"op": "invert"})))
     if kind == "augmix":  # torchvision's order: the partial space, then the colour ops
         return (*entries[1:], *tone, *colour)
     return (*entries, *colour, *tone)
@@ -151,6 +146,15 @@ def _entries(v: list | tuple) -> tuple[Entry, ...] | None:
         return tuple(e if isinstance(e, Entry) else Entry.model_validate(e) for e in v)
     except ValueError:  # pydantic's ValidationError is one
         return None
+
+
+@lru_cache(maxsize=64)
+def position_slots(positions: int) -> list[range]:
+    """Each position's three slots (op, magnitude bin, sign) after the coin's, laid out
+    by :class:`SlotLayout`, which refuses any overlap."""
+    layout = SlotLayout()
+    layout.take("coin", 0, 1)
+    return layout.repeated("position", 1, 3, positions, 3)
 
 
 class Policy(CompositeOp):
@@ -178,12 +182,12 @@ class Policy(CompositeOp):
         bins = np.full((draws.n, self.positions), -1, dtype=np.int64)
         values = np.zeros((draws.n, self.positions))
         fixed: dict[tuple[int, int], dict[int, np.ndarray]] = {}
-        for k in range(self.positions):
+        for k, step in enumerate(position_slots(self.positions)):
             pick = np.minimum(
-                (draws.uniform(1 + 3 * k) * len(table)).astype(np.int64), len(table) - 1
+                (draws.uniform(step[0]) * len(table)).astype(np.int64), len(table) - 1
             )
-            b = self.bins(draws, k)
-            signs = np.where(draws.uniform(3 + 3 * k) < 0.5, -1.0, 1.0)
+            b = self.bins(draws, k)  # from step[1] where drawn
+            signs = np.where(draws.uniform(step[2]) < 0.5, -1.0, 1.0)
             chosen[:, k] = np.where(on, pick, -1)
             for j, entry in enumerate(table):
                 if entry.op is None or not entry.magnitudes:

@@ -31,9 +31,9 @@ from pydantic import (
     field_validator,
 )
 
-from augsvc.ops._composite import OP_DOCUMENT, op_from_document
+from augsvc.errors import field_errors
+from augsvc.ops._composite import OP_DOCUMENT, parse_op
 from augsvc.ops.base import Canvas, Op
-from augsvc.ops.registry import op_class
 
 LEVEL_DENOM = 10.0
 
@@ -64,7 +64,7 @@ class TimmEntry(BaseModel):
     @field_validator("op", mode="before")
     @classmethod
     def _op(cls, v: Any) -> Op:
-        return op_from_document(v)
+        return parse_op(v)
 
     def values(self, level: np.ndarray, signs: np.ndarray, canvas: Canvas) -> np.ndarray:
         v = (level / LEVEL_DENOM) * self.scale
@@ -88,9 +88,7 @@ class TimmEntry(BaseModel):
 
 
 def _op(doc: dict[str, Any], p: float) -> Op:
-    cls = op_class(doc["op"])
-    assert cls is not None
-    return cls.model_validate({**doc, "p": p})
+    return parse_op({**doc, "p": p})
 
 
 def entry(name: str, p: float, translate_pct: float) -> TimmEntry:
@@ -248,8 +246,8 @@ def parse(config: str) -> TimmPolicy:
     try:
         return TimmPolicy(**settings)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise ValueError(f"{err['loc'][0]}: {err['msg']}") from None
+        err = field_errors(exc)[0]
+        raise ValueError(f"{err.loc[0]}: {err.msg}") from None
 
 
 def table(policy: TimmPolicy) -> tuple[TimmEntry, ...]:

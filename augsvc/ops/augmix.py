@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -10,14 +12,14 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from augsvc.maths import geometry, kernels
 from augsvc.maths.colour import ColourMap, apply_colour
-from augsvc.maths.dirichlet import dirichlet
+from augsvc.maths.dirichlet import SLOTS_PER_VARIATE, dirichlet
 from augsvc.maths.rng import Draws
 from augsvc.ops._policy import Entry, derived, space
+from augsvc.ops._slots import SlotLayout
 from augsvc.ops.base import Canvas, ColourOp, GeometricOp, OpKind, Params, PixelOp
 from augsvc.ops.registry import register
 
 MAGNITUDE_BINS = 10  # torchvision's _PARAMETER_MAX
-_BETA_SLOT, _WEIGHTS_SLOT, _CHAIN_SLOT = 1, 100, 1000
 _PARTIAL = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Posterize", "Solarize",
             "AutoContrast", "Equalize")  # fmt: skip
 
@@ -78,25 +80,26 @@ class AugMix(PixelOp):
         on = self.applied(draws)
         n, width, depth_max = draws.n, self.mixture_width, self._max_depth
         table = self._steps()
-        m = dirichlet(draws, _BETA_SLOT, self.alpha, 2)
-        weights = dirichlet(draws, _WEIGHTS_SLOT, self.alpha, width)
+        slots = _slots(width, depth_max)
+        m = dirichlet(draws, slots.beta.start, self.alpha, 2)
+        weights = dirichlet(draws, slots.weights.start, self.alpha, width)
         depth = np.zeros((n, width), dtype=np.int64)
         choice = np.full((n, width, depth_max), -1, dtype=np.int64)
         bins = np.full((n, width, depth_max), -1, dtype=self._level_dtype)
         values = np.zeros((n, width, depth_max))
         for c in range(width):
-            base = _CHAIN_SLOT + 128 * c
             if self.chain_depth > 0:
                 depth[:, c] = self.chain_depth
             else:
-                depth[:, c] = 1 + np.minimum((draws.uniform(base + 127) * 3).astype(np.int64), 2)
-            for d in range(depth_max):
+                u = draws.uniform(slots.depth[c][0])
+                depth[:, c] = 1 + np.minimum((u * 3).astype(np.int64), 2)
+            for d, step in enumerate(slots.steps[c]):
                 live = on & (d < depth[:, c])
-                pick = np.minimum((draws.uniform(base + 8 * d) * len(table)).astype(np.int64),
+                pick = np.minimum((draws.uniform(step[0]) * len(table)).astype(np.int64),
                                   len(table) - 1)  # fmt: skip
-                signs = np.where(draws.uniform(base + 8 * d + 4) < 0.5, -1.0, 1.0)
+                signs = np.where(draws.uniform(step[4]) < 0.5, -1.0, 1.0)
                 choice[:, c, d] = np.where(live, pick, -1)
-                levels = self._level(draws, base + 8 * d + 1)
+                levels = self._level(draws, step[1])
                 for j, entry in enumerate(table):
                     here = live & (pick == j)
                     if entry.slot is not None and here.any():
@@ -194,6 +197,34 @@ def _params(entry: Entry, mask: np.ndarray, values: np.ndarray, canvas: Canvas) 
     fixed = {entry.slot: values} if entry.slot is not None else None
     draws = Draws(np.zeros(len(mask), dtype=np.uint64), 0, gate=mask, fixed=fixed)
     return entry.op.sample(draws, canvas)
+
+
+@dataclass(frozen=True)
+class _Slots:
+    beta: range
+    weights: range
+    depth: list[range]  # per chain
+    steps: list[list[range]]  # per chain and step: op, magnitude (three), sign
+
+
+@lru_cache(maxsize=256)
+def _slots(width: int, depth: int) -> _Slots:
+    """The sample's draw slots, laid out by :class:`SlotLayout` (which refuses any
+    overlap): the coin, the Beta weight's two Gamma variates, the chains' Dirichlet
+    weights, then 128 slots per chain."""
+    layout = SlotLayout()
+    layout.take("coin", 0, 1)
+    beta = layout.take("beta", 1, 2 * SLOTS_PER_VARIATE)
+    weights = layout.take("weights", 100, width * SLOTS_PER_VARIATE)
+    chains = [1000 + 128 * c for c in range(width)]
+    return _Slots(
+        beta=beta,
+        weights=weights,
+        depth=[layout.take(f"chain {c} depth", base + 127, 1) for c, base in enumerate(chains)],
+        steps=[
+            layout.repeated(f"chain {c} step", base, 8, depth, 5) for c, base in enumerate(chains)
+        ],
+    )
 
 
 def _column(v: np.ndarray, like: torch.Tensor) -> torch.Tensor:

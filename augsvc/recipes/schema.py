@@ -21,8 +21,8 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from augsvc.errors import FieldError, InvalidRecipe, format_loc
-from augsvc.ops import GeometricOp, Loc, Occluder, Op, acting, op_class, op_names
+from augsvc.errors import FieldError, InvalidRecipe, field_errors, format_loc
+from augsvc.ops import GeometricOp, Loc, Occluder, Op, acting, parse_op
 from augsvc.ops.fields import PixelInput, SizeInput, pixel_values, size_hw
 from augsvc.recipes.targets import TargetOptions
 
@@ -155,28 +155,6 @@ def _field_error(loc: Loc, msg: str) -> ValidationError:
     )
 
 
-def _field_errors(exc: ValidationError, prefix: tuple[str | int, ...] = ()) -> list[FieldError]:
-    return [
-        FieldError((*prefix, *err["loc"]), err["msg"].removeprefix("Value error, "))
-        for err in exc.errors()
-    ]
-
-
-def parse_op(item: Any) -> Op:
-    """One op document, validated by the class registered for its ``op`` name.
-    ValidationError locations are relative to the op; an unknown or missing name is a
-    ValueError."""
-    if not isinstance(item, dict):
-        raise ValueError("expected an object with an 'op' field")
-    name = item.get("op")
-    cls = op_class(name) if isinstance(name, str) else None
-    if cls is None:
-        known = ", ".join(repr(n) for n in op_names())
-        shown = "no 'op' field" if name is None else f"unknown op {str(name)[:64]!r}"
-        raise ValueError(f"{shown}: expected one of {known}")
-    return cls.model_validate(item)
-
-
 def _parse_ops(raw: Any, errors: list[FieldError]) -> Any:
     """Op instances for a list of op documents (errors collected); anything else is
     returned as it is, for the recipe model to refuse."""
@@ -190,7 +168,7 @@ def _parse_ops(raw: Any, errors: list[FieldError]) -> Any:
         try:
             ops.append(parse_op(item))
         except ValidationError as exc:
-            errors.extend(_field_errors(exc, ("ops", index)))
+            errors.extend(field_errors(exc, ("ops", index)))
         except ValueError as exc:
             errors.append(FieldError(("ops", index), str(exc)))
     return tuple(ops)
@@ -207,7 +185,7 @@ def parse_recipe(document: Any) -> Recipe:
     try:
         recipe = Recipe.model_validate(document)
     except ValidationError as exc:
-        errors.extend(_field_errors(exc))
+        errors.extend(field_errors(exc))
     if errors or recipe is None:
         detail = "; ".join(f"{e.path}: {e.msg}" for e in errors[:5])
         raise InvalidRecipe(detail, errors=errors)

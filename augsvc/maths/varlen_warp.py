@@ -26,11 +26,10 @@ MODES = ("bilinear", "nearest")
 PADDINGS = ("zeros", "border")
 
 
-def supported(mode: str, padding_mode: str, fill: Sequence[int], affine: bool) -> bool:
-    """Whether :func:`warp_varlen` does what the per-sample warp would do."""
-    padding = "zeros" if padding_mode == "constant" else padding_mode
-    constant_fill = padding_mode == "constant" and any(fill)
-    return mode in MODES and padding in PADDINGS and not constant_fill and affine
+def supported(mode: str, padding: str) -> bool:
+    """Whether :func:`warp_varlen` does what the per-sample warp would do for an affine
+    matrix, ``padding`` as ``kernels.padding`` derives it."""
+    return mode in MODES and padding in PADDINGS
 
 
 def warp_varlen(
@@ -41,7 +40,8 @@ def warp_varlen(
     mode: str,
     padding_mode: str,
 ) -> torch.Tensor:
-    """Warp each (1, C, h_i, w_i) source (uint8 or float, one device, one C) through its
+    """Through ``kernels.warp``, which decides when this pass applies: warp each
+    (1, C, h_i, w_i) source (uint8 or float, one device, one C) through its
     affine forward matrix (source pixel -> output pixel, (N, 3, 3)) to float32
     (N, C, oh, ow)."""
     device = sources[0].device
