@@ -64,14 +64,14 @@ class Settings(BaseSettings):
         default=256 * 1024 * 1024, gt=0, description="Output pixels per request (N*H*W)."
     )
     max_job_bytes: int = Field(
-        default=1024**3,
+        default=2 * 1024**3,
         gt=0,
         description="Memory one job may hold (an augment request, a preview, a stream batch): "
         "decoded inputs, masks, the engine's working copies, outputs and the encoded "
         "response, estimated from headers and the recipe before decoding (413 beyond).",
     )
     max_inflight_bytes: int = Field(
-        default=3 * 1024**3,
+        default=6 * 1024**3,
         gt=0,
         description="Memory the process's jobs and streams hold at once, by the same "
         "estimate (503 + Retry-After beyond; 413 for one job larger than all).",

@@ -67,11 +67,14 @@ def format_loc(loc: tuple[str | int, ...]) -> str:
 
 
 def field_errors(exc: Any, prefix: tuple[str | int, ...] = ()) -> list[FieldError]:
-    """pydantic's ``ValidationError`` (anything with its ``errors()``) as one
-    :class:`FieldError` per problem, at ``prefix`` + its location, its message without
-    the "Value error, " pydantic puts before a validator's own words."""
+    """pydantic's ``ValidationError`` (or FastAPI's, anything with its ``errors()``) as
+    one :class:`FieldError` per problem, at ``prefix`` + its location, its message
+    without the "Value error, " pydantic puts before a validator's own words."""
     return [
-        FieldError((*prefix, *err["loc"]), str(err["msg"]).removeprefix("Value error, "))
+        FieldError(
+            (*prefix, *(p if isinstance(p, int) else str(p) for p in err.get("loc", ()))),
+            str(err.get("msg", "invalid value")).removeprefix("Value error, "),
+        )
         for err in exc.errors()
     ]
 

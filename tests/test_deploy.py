@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from augsvc.config import Settings
+from augsvc.config import RETIRED, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -556,8 +556,10 @@ def test_redis_statefulset_persists_with_aof() -> None:
 
 def test_every_augsvc_variable_is_a_real_setting() -> None:
     """A misspelt AUGSVC_* variable is silently ignored by the service: catch it here."""
-    # AUGSVC_URL and AUGSVC_API_KEY are the SDK's and the CLI's, not server settings.
-    known = _settings_env_names() | {"AUGSVC_URL", "AUGSVC_API_KEY"}
+    # AUGSVC_URL and AUGSVC_API_KEY are the SDK's and the CLI's, not server settings;
+    # retired settings are named where the README says what replaced them.
+    retired = {f"AUGSVC_{name}" for name in RETIRED}
+    known = _settings_env_names() | {"AUGSVC_URL", "AUGSVC_API_KEY"} | retired
     unknown = {}
     for path in SETTINGS_USERS:
         names = set(ENV_NAME.findall(path.read_text()))

@@ -23,11 +23,11 @@ from augsvc.codec.media_types import PROBLEM_JSON
 from augsvc.errors import (
     PROBLEM_TYPE_PREFIX,
     AugsvcError,
-    FieldError,
     MethodNotAllowed,
     NotFound,
     ValidationFailed,
     all_errors,
+    field_errors,
 )
 
 log = logging.getLogger("augsvc.api")
@@ -55,18 +55,10 @@ async def _augsvc_error(request: Request, exc: Exception) -> Response:
     return problem_response(exc, request.url.path)
 
 
-def _field_errors(exc: RequestValidationError) -> list[FieldError]:
-    errors = []
-    for err in exc.errors():
-        loc = tuple(p if isinstance(p, int) else str(p) for p in err.get("loc", ()))
-        errors.append(FieldError(loc, str(err.get("msg", "invalid value"))))
-    return errors
-
-
 async def _request_validation(request: Request, exc: Exception) -> Response:
     """Bad query/path parameters: 422 naming each parameter, like a bad recipe field."""
     assert isinstance(exc, RequestValidationError)
-    errors = _field_errors(exc)
+    errors = field_errors(exc)
     detail = "; ".join(f"{e.path}: {e.msg}" for e in errors[:5]) or "invalid request"
     return problem_response(ValidationFailed(detail, errors=errors), request.url.path)
 

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from augsvc.errors import FieldError, ValidationFailed
+from augsvc.errors import ValidationFailed, field_errors
 
 
 class DatasetSpec(BaseModel):
@@ -59,9 +59,6 @@ def parse_spec(document: Any) -> DatasetSpec:
     try:
         return DatasetSpec.model_validate(document)
     except ValidationError as exc:
-        errors = [
-            FieldError(("body", *err["loc"]), err["msg"].removeprefix("Value error, "))
-            for err in exc.errors()
-        ]
+        errors = field_errors(exc, ("body",))
         detail = "; ".join(f"{'.'.join(str(p) for p in e.loc)}: {e.msg}" for e in errors[:5])
         raise ValidationFailed(f"invalid dataset registration: {detail}", errors=errors) from None

@@ -104,6 +104,7 @@ def gated(values: np.ndarray, applied: np.ndarray, identity: float) -> np.ndarra
 
 class GeometricOp(Op):
     kind: ClassVar[OpKind] = "geometric"
+    working_copies: ClassVar[int] = 2  # the warp's float output and its uint8 conversion
 
     def matrix(self, params: Params, canvas: Canvas) -> tuple[np.ndarray, Canvas]:
         """Each sample's forward matrix (source pixel -> output pixel, (N, 3, 3) float64)

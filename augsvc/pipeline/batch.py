@@ -114,13 +114,14 @@ def run_batch(job: BatchJob, batch: EncodedBatch | DecodedBatch) -> bytes:
     job.encoder.check(job.plan)
     if isinstance(batch, DecodedBatch):
         return _run_decoded(job, batch)
+    uploaded = _encoded_bytes([*batch.files, *batch.masks])
     _probe(job, batch)
     full_hw = [h.displayed_hw for h in batch.headers]
     planned = plan_decode(job.plan, batch.headers, seed=job.seed, keys=job.keys)
     read = [h.decoded_pixels(s) for h, s in zip(batch.headers, planned.scales, strict=True)]
     channels = [h.channels for h in batch.headers]
     shapes = _shapes(job, full_hw, read, channels, _mask_sizes(batch, full_hw), decoded=True)
-    with _admitted(job, shapes):
+    with _admitted(job, shapes, uploaded):
         targets = _encoded_targets(batch, full_hw)
         return _render(job, planned.decode(job.device if job.device_decode else None), targets)
 
@@ -208,10 +209,16 @@ def _shapes(
     return shapes
 
 
-def _admitted(job: BatchJob, shapes: list[SampleShape]):
+def _encoded_bytes(files: Sequence[EncodedFile]) -> int:
+    """The files' bytes, each object once (a preview's n samples share one upload)."""
+    return sum(len(data) for data in {id(f.data): f.data for f in files}.values())
+
+
+def _admitted(job: BatchJob, shapes: list[SampleShape], uploaded: int = 0):
     cost = estimate(
         job.plan,
         shapes,
+        uploaded=uploaded,
         encoded=job.encoder.extra_bytes(job.plan, shapes),
         what=job.what,
         lower=job.lower,

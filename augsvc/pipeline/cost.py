@@ -2,10 +2,12 @@
 
 A job's peak is the sum of what it holds at once:
 
-- **inputs**: every decoded image, its header's channel count (1, 3 or 4 uint8) a
-  pixel at the scale it decodes at;
-- **masks**: every mask as decoded (``uint8`` or ``int32`` from its header) and again
-  as warped to its sample's output size;
+- **inputs**: the encoded files (read once more as they are probed), and every
+  decoded image, its header's channel count (1, 3 or 4 uint8) a pixel at the scale it
+  decodes at;
+- **masks**: every mask as decoded (``uint8`` or ``int32`` from its header), the
+  decode of the largest, the float copies the workers warp and every warped mask
+  (:func:`mask_bytes`);
 - **working**: the engine's float copies of the samples in flight. The CPU engine runs
   ``CHUNK_SAMPLES`` samples per worker thread, ``torch.get_num_threads()`` workers at
   once; a sample in flight holds a float32 copy of the pixels it reads and, per output
@@ -31,7 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from augsvc.engine import Plan
-from augsvc.ops import Op
+from augsvc.ops import GeometricOp
 
 #: Samples a CPU worker runs together (the engine's chunk).
 CHUNK_SAMPLES = 4
@@ -42,6 +44,9 @@ WORKING_MARGIN = 1.25
 #: The warp's sampling grid: an (x, y) float32 pair per output pixel.
 GRID_BYTES_PER_PIXEL = 8
 FLOAT = 4
+#: Copies of a mask its decode holds at its peak: Pillow's pixels, their conversion to
+#: 32-bit labels and the array made of them.
+MASK_DECODE_COPIES = 3
 
 
 @dataclass(frozen=True)
@@ -93,13 +98,29 @@ class SampleShape:
 def working_copies(plan: Plan) -> int:
     """The most float copies of a sample any op of the plan holds at once, members of
     combinators and policies included (each op declares its own)."""
-    return max([Op.working_copies, *(op.peak_copies() for op in plan.recipe.ops)])
+    # every plan warps at least once (its output size, or a plain copy)
+    return max([GeometricOp.working_copies, *(op.peak_copies() for op in plan.recipe.ops)])
 
 
 def sample_working_bytes(shape: SampleShape, copies: int) -> int:
     channels = max(shape.channels, shape.out_channels)
     per_out = GRID_BYTES_PER_PIXEL + copies * channels * FLOAT
     return shape.read_pixels * shape.channels * FLOAT + shape.out_pixels * per_out
+
+
+def mask_bytes(shapes: Sequence[SampleShape], threads: int) -> int:
+    """Masks as decoded, held until they are moved; the decode of the largest (Pillow's
+    raw pixels, its conversion and the array, ``MASK_DECODE_COPIES`` of it at most);
+    a float32 copy of each mask a worker warps at once; and each warped mask with its
+    float result and sampling grid."""
+    if not shapes:
+        return 0
+    held = sum(s.mask_pixels * s.mask_bytes_per_pixel for s in shapes)
+    decoding = max(s.mask_pixels * s.mask_bytes_per_pixel for s in shapes) * MASK_DECODE_COPIES
+    largest = sorted((s.mask_pixels for s in shapes), reverse=True)[:threads]
+    warped = sum(s.out_pixels * (s.mask_bytes_per_pixel + FLOAT + GRID_BYTES_PER_PIXEL)
+                 for s in shapes)  # fmt: skip
+    return held + decoding + FLOAT * sum(largest) + warped
 
 
 def output_bytes(plan: Plan, shapes: Sequence[SampleShape]) -> int:
@@ -113,22 +134,21 @@ def estimate(
     *,
     encoded: int,
     what: str,
+    uploaded: int = 0,
     lower: str,
     threads: int | None = None,
 ) -> JobCost:
-    """The cost of running ``plan`` over ``shapes``, with ``encoded`` bytes added by the
-    encoder."""
+    """The cost of running ``plan`` over ``shapes`` read from ``uploaded`` bytes of
+    encoded files, with ``encoded`` bytes added by the encoder."""
     copies = working_copies(plan)
-    in_flight = (threads or torch.get_num_threads()) * CHUNK_SAMPLES
+    threads_now = threads or torch.get_num_threads()
+    in_flight = threads_now * CHUNK_SAMPLES
     per_sample = sorted((sample_working_bytes(s, copies) for s in shapes), reverse=True)
-    masks = sum(
-        s.mask_pixels * s.mask_bytes_per_pixel + s.out_pixels * s.mask_bytes_per_pixel
-        for s in shapes
-    )
+    masks = mask_bytes([s for s in shapes if s.mask_bytes_per_pixel], threads_now)
     return JobCost(
         what=what,
         lower=lower,
-        inputs=sum(s.read_pixels * s.channels for s in shapes if s.decoded),
+        inputs=uploaded + sum(s.read_pixels * s.channels for s in shapes if s.decoded),
         masks=masks,
         working=int(WORKING_MARGIN * sum(per_sample[:in_flight])),
         outputs=2 * output_bytes(plan, shapes),
