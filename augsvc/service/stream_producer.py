@@ -65,6 +65,40 @@ def error_frame(err: AugsvcError) -> bytes:
     return frame(images_to_safetensors({}, {"error": err.code, "detail": err.detail}))
 
 
+def open_stream(
+    source: Source,
+    plan: Plan,
+    request: StreamRequest,
+    *,
+    device: torch.device,
+    limits: Limits,
+    budget: MemoryBudget,
+    prefetch: int,
+    pools: StreamPools,
+    metrics: Metrics,
+    draining: Callable[[], bool] = lambda: False,
+) -> AsyncIterator[bytes]:
+    """A stream's response body, once everything it can know is wrong before its first
+    frame has been refused: its parameters, a batch that could never be admitted, no
+    stream slot or no room for the frames it renders ahead (which it holds for its
+    life)."""
+    request.check(plan, len(source))
+    buffered, batch = request.costs(plan, prefetch)
+    budget.check(batch)
+    budget.check(buffered)
+    pools.claim()
+    try:
+        budget.acquire(buffered)
+    except BaseException:
+        pools.release()
+        raise
+    return stream_frames(
+        source, plan, request, device=device, limits=limits, budget=budget,
+        buffered=buffered, prefetch=prefetch, pools=pools, metrics=metrics,
+        draining=draining,
+    )  # fmt: skip
+
+
 async def stream_frames(
     source: Source,
     plan: Plan,
@@ -79,8 +113,8 @@ async def stream_frames(
     metrics: Metrics,
     draining: Callable[[], bool] = lambda: False,
 ) -> AsyncIterator[bytes]:
-    """The response body. ``pools.claim()`` and ``budget.acquire(buffered)`` must have
-    succeeded; this releases both.
+    """The response body (:func:`open_stream` admits it). ``pools.claim()`` and
+    ``budget.acquire(buffered)`` must have succeeded; this releases both.
 
     When the server starts shutting down (``draining()``), the stream ends at the next
     frame boundary with a 503 ``unavailable`` frame, so the client resumes from its

@@ -57,7 +57,7 @@ from augsvc.errors import (
 )
 from augsvc.pipeline import Limits
 from augsvc.service.sources import SourceCache
-from augsvc.service.stream_producer import stream_frames
+from augsvc.service.stream_producer import open_stream
 from augsvc.store import StoredDataset
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
@@ -215,24 +215,13 @@ async def stream_dataset(
         mix = mix.check(source.classes, source.labelled, batch_size)
     stream = StreamRequest(seed, epoch, batch_size, rank, world_size, start, drop_last,
                            mix if mix.enabled else None)  # fmt: skip
-    stream.check(resolved.plan, len(source))
-    buffered, batch = stream.costs(resolved.plan, settings.stream_prefetch)
-    budget.check(batch)  # a batch that could never be admitted: 413 before the first frame
-    budget.check(buffered)
-    pools.claim()
-    try:
-        budget.acquire(buffered)  # the frames waiting for the socket, for the stream's life
-    except BaseException:
-        pools.release()
-        raise
-    body = stream_frames(
+    body = open_stream(
         source,
         resolved.plan,
         stream,
         device=device,
         limits=Limits(batch_size, settings.max_image_pixels, settings.max_output_pixels),
         budget=budget,
-        buffered=buffered,
         prefetch=settings.stream_prefetch,
         pools=pools,
         metrics=metrics,
