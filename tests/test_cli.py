@@ -206,6 +206,19 @@ def test_the_api_key_comes_from_the_environment(keyed_server, tmp_path):
     assert accepted.returncode == 0, accepted.stderr
 
 
+def readme_flip_recipe() -> dict:
+    """The recipe the README's quickstart writes to flip.json."""
+    text = (ROOT / "README.md").read_text()
+    return json.loads(re.search(r"cat > flip.json <<'EOF'\n(.*?)\nEOF", text, re.S).group(1))
+
+
+def readme_recipe_table() -> list[list[str]]:
+    """The header and the flip line of the table the README shows for `recipe list`."""
+    text = (ROOT / "README.md").read_text()
+    table = re.search(r"```text\n(NAME +VERSION +DIGEST +OPS\n.*?)```", text, re.S).group(1)
+    return [line.split() for line in table.splitlines()]
+
+
 def test_recipe_list_is_a_table_with_json_on_request(start_augsvc):
     server = start_augsvc()  # its own store: the table holds exactly these recipes
     empty = augsvc("recipe", "list", "--url", server.url)
@@ -225,6 +238,14 @@ def test_recipe_list_is_a_table_with_json_on_request(start_augsvc):
         ["nested", "1", second["digest"][7:19], "one_of(hflip,", "vflip)"],
         ["tabled", "2", digest[7:19], "rotate"],
     ]
+    # the README's table, for the README's flip recipe
+    with server.client() as client:
+        client.put("/v1/recipes/flip", json=readme_flip_recipe()).raise_for_status()
+    listed = augsvc("recipe", "list", "--url", server.url)
+    shown_header, shown_flip = readme_recipe_table()
+    assert listed.stdout.splitlines()[0].split() == shown_header
+    assert shown_flip in [line.split() for line in listed.stdout.splitlines()]
+
     documents = augsvc("recipe", "list", "--json", "--url", server.url)
     assert documents.returncode == 0, documents.stderr
     records = {r["name"]: r for r in json.loads(documents.stdout)["recipes"]}
