@@ -39,8 +39,12 @@ lint: $(STAMP)
 test: $(STAMP) redis browser lint
 	$(PY) -m pytest -q
 
+# `make serve PORT=8080 HOST=0.0.0.0` for another address (PORT=0 picks a free port; the
+# start-up line names it).
+HOST ?= 127.0.0.1
+PORT ?= 8000
 serve: $(STAMP)
-	$(VENV)/bin/augsvc serve --host 127.0.0.1 --port 8000
+	$(VENV)/bin/augsvc serve --host $(HOST) --port $(PORT)
 
 bench: $(STAMP)
 	$(VENV)/bin/augsvc bench engine

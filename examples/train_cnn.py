@@ -20,13 +20,14 @@ trained in four settings:
 The dropout rate and L2 strength of settings 3 and 4 are chosen on the VALIDATION split
 with a small grid (mean validation accuracy over the seeds); the test split is only
 used for the reported numbers. The script starts ``augsvc serve`` itself on a free
-127.0.0.1 port, writes the training images as PNG files into an ImageFolder tree under
-a temporary data root, registers that dataset and the augmentation recipe, and stops
-the service at exit.
+127.0.0.1 port (``--port N`` for a fixed one), writes the training images as PNG files
+into an ImageFolder tree under a temporary data root, registers that dataset and the
+augmentation recipe, and stops the service at exit.
 
     python examples/train_cnn.py            # full run (3 seeds, full grid), a few minutes
     python examples/train_cnn.py --quick    # shortened smoke run (1 seed, tiny grid)
     python examples/train_cnn.py --mix      # adds setting 5 (MixUp / CutMix)
+    python examples/train_cnn.py --port 8123  # its service on 127.0.0.1:8123
 
 Writes ``results.json``, ``results.md`` and ``learning_curves.png`` to ``--out``
 (default ``examples/out/``). Needs the ``example`` extra (scikit-learn, matplotlib).
@@ -196,10 +197,13 @@ def _augsvc_command() -> list[str]:
 
 
 @contextlib.contextmanager
-def running_service(data_root: Path, log_path: Path, timeout_s: float = 60.0) -> Iterator[str]:
-    """Start ``augsvc serve`` on a free port with ``data_root`` as its only data root;
-    yield its base URL once /healthz answers; stop it on exit (also on errors/Ctrl-C)."""
-    port = _free_port()
+def running_service(
+    data_root: Path, log_path: Path, timeout_s: float = 60.0, port: int = 0
+) -> Iterator[str]:
+    """Start ``augsvc serve`` on 127.0.0.1:``port`` (0: a free port) with ``data_root`` as
+    its only data root; yield its base URL once /healthz answers; stop it on exit (also
+    on errors/Ctrl-C)."""
+    port = port or _free_port()
     env = dict(os.environ)
     env.pop("AUGSVC_REDIS_URL", None)  # the embedded in-memory store is all we need
     env.pop("AUGSVC_API_KEYS", None)
@@ -580,7 +584,9 @@ def plot_curves(results: dict, runs: dict[str, list[RunResult]], path: Path) -> 
     plt.close(fig)
 
 
-def run_experiment(config: Config, out_dir: Path, log: Callable[[str], None]) -> dict:
+def run_experiment(
+    config: Config, out_dir: Path, log: Callable[[str], None], port: int = 0
+) -> dict:
     started = time.perf_counter()
     splits = load_splits(config)
     data = Tensors.of(splits)
@@ -597,7 +603,7 @@ def run_experiment(config: Config, out_dir: Path, log: Callable[[str], None]) ->
         write_image_folder(data_root / DATASET, splits.x_train, splits.y_train)
         out_dir.mkdir(parents=True, exist_ok=True)
         with (
-            running_service(data_root, out_dir / "augsvc-serve.log") as base_url,
+            running_service(data_root, out_dir / "augsvc-serve.log", port=port) as base_url,
             Client(base_url) as client,
             contextlib.closing(
                 StreamedEpochs(client, config.batch_size, config.epochs)
@@ -684,6 +690,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "examples" / "out")
     parser.add_argument("--epochs", type=int, default=None, help="override the epoch count")
     parser.add_argument(
+        "--port", type=int, default=0,
+        help="the port of the augsvc serve it starts on 127.0.0.1 (0 or absent: a free one)",
+    )  # fmt: skip
+    parser.add_argument(
         "--mix",
         action="store_true",
         help="add setting 5: MixUp / CutMix (SDK Mixup) on top of setting 4",
@@ -715,7 +725,7 @@ def main(argv: list[str] | None = None) -> int:
         print(message, flush=True)
 
     try:
-        results = run_experiment(config, args.out, log)
+        results = run_experiment(config, args.out, log, port=args.port)
     except KeyboardInterrupt:
         print("interrupted (the service was stopped)", file=sys.stderr)
         return 130

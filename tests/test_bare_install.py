@@ -146,7 +146,10 @@ def test_recipe_commands_work_against_a_real_server(bare, start_augsvc, tmp_path
     assert put.returncode == 0, put.stderr
     listed = augsvc("recipe", "list")
     assert listed.returncode == 0, listed.stderr
-    assert '"name": "bare"' in listed.stdout
+    assert listed.stdout.splitlines()[1].split()[:2] == ["bare", "1"]  # a table by default
+    documents = augsvc("recipe", "list", "--json")
+    assert documents.returncode == 0, documents.stderr
+    assert '"name": "bare"' in documents.stdout
     missing = augsvc("recipe", "get", "nope")
     assert missing.returncode == 1 and "recipe-not-found" in missing.stderr
     assert "Traceback" not in missing.stderr

@@ -2,15 +2,20 @@
 
 Service options anywhere on the line and from the environment, defaults in --help,
 ``augsvc augment`` with a stored recipe and the seed it used, quiet exits into a closed
-pipe, and a start-up hint whose curl works with and without API keys.
+pipe, a start-up hint whose curl works with and without API keys, ``recipe list`` as a
+table, errors that name the URL tried and the op meant, and the ports of ``make serve``,
+the benches and the example.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import io
+import json
 import os
 import re
 import shlex
+import socket
 import subprocess
 import sys
 import zipfile
@@ -21,6 +26,7 @@ import pytest
 
 from tests.imagegen import jpeg_bytes
 
+ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "augsvc.cli"]
 RECIPE = {"ops": [{"op": "rotate", "degrees": 20}, {"op": "resize", "size": [24, 32]}]}
 
@@ -62,7 +68,7 @@ def test_service_options_go_anywhere_and_default_to_the_environment(server, tmp_
     before_action = augsvc("recipe", "--url", server.url, "get", "anywhere@1")
     assert before_action.returncode == 0, before_action.stderr
     up_front = augsvc("--url", server.url, "recipe", "list")
-    assert up_front.returncode == 0 and '"anywhere"' in up_front.stdout
+    assert up_front.returncode == 0 and "\nanywhere " in up_front.stdout
     from_env = augsvc("recipe", "get", "anywhere", env={"AUGSVC_URL": server.url})
     assert from_env.returncode == 0, from_env.stderr
     assert '"ref": "anywhere@1"' in from_env.stdout
@@ -148,7 +154,9 @@ def test_a_closed_pipe_ends_the_command_quietly(server):
     with server.client() as client:
         for i in range(40):
             client.put(f"/v1/recipes/pipe-{i:02d}", json=big).raise_for_status()
-    command = f"set -o pipefail; {shlex.join(CLI)} recipe list --url {server.url} | head -c 100"
+    command = (
+        f"set -o pipefail; {shlex.join(CLI)} recipe list --json --url {server.url} | head -c 100"
+    )
     run = subprocess.run(
         ["bash", "-c", command], capture_output=True, text=True, timeout=120,
     )  # fmt: skip
@@ -196,3 +204,135 @@ def test_the_api_key_comes_from_the_environment(keyed_server, tmp_path):
     env = {"AUGSVC_URL": keyed_server.url, "AUGSVC_API_KEY": "cli-admin"}
     accepted = augsvc("recipe", "put", "keyed", str(recipe), env=env)
     assert accepted.returncode == 0, accepted.stderr
+
+
+def readme_flip_recipe() -> dict:
+    """The recipe the README's quickstart writes to flip.json."""
+    text = (ROOT / "README.md").read_text()
+    return json.loads(re.search(r"cat > flip.json <<'EOF'\n(.*?)\nEOF", text, re.S).group(1))
+
+
+def readme_recipe_table() -> list[list[str]]:
+    """The header and the flip line of the table the README shows for `recipe list`."""
+    text = (ROOT / "README.md").read_text()
+    table = re.search(r"```text\n(NAME +VERSION +DIGEST +OPS\n.*?)```", text, re.S).group(1)
+    return [line.split() for line in table.splitlines()]
+
+
+def test_recipe_list_is_a_table_with_json_on_request(start_augsvc):
+    server = start_augsvc()  # its own store: the table holds exactly these recipes
+    empty = augsvc("recipe", "list", "--url", server.url)
+    assert empty.returncode == 0 and empty.stdout == ""
+    assert f"no recipes stored at {server.url}" in empty.stderr
+    nested = {"ops": [{"op": "one_of", "ops": [{"op": "hflip"}, {"op": "vflip"}]}]}
+    with server.client() as client:
+        first = client.put("/v1/recipes/tabled", json=RECIPE).json()
+        latest = client.put("/v1/recipes/tabled", json={"ops": [{"op": "rotate", "degrees": 5}]})
+        second = client.put("/v1/recipes/nested", json=nested).json()
+    digest = latest.json()["digest"]
+    assert first["digest"] != digest
+    listed = augsvc("recipe", "list", "--url", server.url)
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split() for line in listed.stdout.splitlines()] == [
+        ["NAME", "VERSION", "DIGEST", "OPS"],
+        ["nested", "1", second["digest"][7:19], "one_of(hflip,", "vflip)"],
+        ["tabled", "2", digest[7:19], "rotate"],
+    ]
+    # the README's table, for the README's flip recipe
+    with server.client() as client:
+        client.put("/v1/recipes/flip", json=readme_flip_recipe()).raise_for_status()
+    listed = augsvc("recipe", "list", "--url", server.url)
+    shown_header, shown_flip = readme_recipe_table()
+    assert listed.stdout.splitlines()[0].split() == shown_header
+    assert shown_flip in [line.split() for line in listed.stdout.splitlines()]
+
+    documents = augsvc("recipe", "list", "--json", "--url", server.url)
+    assert documents.returncode == 0, documents.stderr
+    records = {r["name"]: r for r in json.loads(documents.stdout)["recipes"]}
+    assert records["nested"]["recipe"]["ops"][0]["op"] == "one_of"
+    assert records["tabled"]["version"] == 2 and records["tabled"]["digest"] == digest
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_service_that_does_not_answer_is_named_by_the_url_tried(tmp_path):
+    url = f"http://127.0.0.1:{_closed_port()}"
+    listed = augsvc("recipe", "list", "--url", url)
+    assert listed.returncode == 1
+    assert f"no answer from the service at {url}" in listed.stderr
+    assert "--url or AUGSVC_URL" in listed.stderr and "Traceback" not in listed.stderr
+    from_env = augsvc("recipe", "get", "flip", env={"AUGSVC_URL": url})
+    assert f"no answer from the service at {url}" in from_env.stderr
+    (image,) = photos(tmp_path, 1)
+    fetched = augsvc("augment", "--recipe", "flip@1", "--url", url, "--out", str(tmp_path / "o"),
+                     str(image))  # fmt: skip
+    assert fetched.returncode == 1
+    assert f"augsvc augment: no answer from the service at {url}" in fetched.stderr
+
+
+def test_an_unknown_op_is_answered_with_the_closest_name(server, tmp_path):
+    recipe = tmp_path / "typo.json"
+    recipe.write_text('{"ops": [{"op": "hflip"}, {"op": "rotat", "degrees": 10}]}')
+    put = augsvc("recipe", "put", "typo", str(recipe), "--url", server.url)
+    assert put.returncode == 1
+    assert "unknown op 'rotat': did you mean 'rotate'?" in put.stderr
+    with server.client() as client:
+        answer = client.put("/v1/recipes/typo", json={"ops": [{"op": "colour_jitter"}]})
+        inline = client.post("/v1/preview", files={"recipe": '{"ops": [{"op": "hflp"}]}'})
+    assert answer.status_code == 422
+    (error,) = answer.json()["errors"]
+    assert error["loc"] == ["ops", 0]
+    assert error["msg"].endswith("unknown op 'colour_jitter': did you mean 'color_jitter'?")
+    assert inline.status_code == 422 and "did you mean 'hflip'?" in inline.text
+    # a name close to nothing still lists every op
+    far = augsvc("augment", "--recipe", str(_write(tmp_path, {"ops": [{"op": "nudge"}]})),
+                 "--out", str(tmp_path / "o"), str(photos(tmp_path, 1)[0]))  # fmt: skip
+    assert far.returncode == 1
+    assert "unknown op 'nudge': expected one of" in far.stderr and "'rotate'" in far.stderr
+
+
+def _write(folder: Path, document: dict) -> Path:
+    path = folder / "recipe.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+def _make_serve(*variables: str) -> str:
+    run = subprocess.run(
+        ["make", "-n", "serve", *variables], capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    return run.stdout.splitlines()[-1]
+
+
+def test_make_serve_takes_a_port_and_a_host():
+    assert _make_serve().endswith("/bin/augsvc serve --host 127.0.0.1 --port 8000")
+    chosen = _make_serve("PORT=8123", "HOST=0.0.0.0")
+    assert chosen.endswith("/bin/augsvc serve --host 0.0.0.0 --port 8123")
+
+
+def test_the_bench_port_is_checked_and_used():
+    refused = augsvc("bench", "service", "--port", "70000")
+    assert refused.returncode == 2 and "port must be in 0..65535" in refused.stderr
+    from augsvc.bench.service import local_server
+
+    port = _closed_port()
+    with local_server({"AUGSVC_DEVICE": "cpu"}, port=port) as url:
+        assert url == f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{url}/healthz").status_code == 200
+
+
+def test_the_example_takes_a_port(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("train_cnn", ROOT / "examples" / "train_cnn.py")
+    example = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "train_cnn", example)  # its dataclasses look it up
+    spec.loader.exec_module(example)
+    port = _closed_port()
+    with example.running_service(tmp_path, tmp_path / "serve.log", port=port) as url:
+        assert url == f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{url}/healthz").status_code == 200

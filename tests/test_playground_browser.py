@@ -251,6 +251,36 @@ def test_an_invalid_value_shows_the_servers_message_next_to_its_field(chromium, 
     assert [m.get_attribute("data-loc") for m in marked] == [f"ops.{JITTER}.brightness"]
 
 
+def test_a_recipe_that_cannot_be_opened_is_said_on_the_page(chromium, service, stored):
+    """`/ui?recipe=<never stored>`: the service's 404 stays on the page while it goes on
+    with a new draft (whose preview must not wipe it), until a recipe is opened."""
+    missing = f"never-stored-{uuid.uuid4().hex[:6]}"
+    answer = httpx.get(f"{service.url}/v1/recipes/{missing}")
+    assert answer.status_code == 404
+    chromium.get("about:blank")
+    chromium.get(f"{service.url}/ui?recipe={missing}")
+    wait_for(chromium, "document.body.dataset.ready === 'true'")
+    wait_for(chromium, "['ready', 'error'].includes(document.body.dataset.preview)")
+    shown = chromium.execute_script(f"return {text('load-error')}")
+    assert shown == (
+        f"Could not open {missing}: 404 recipe-not-found: {answer.json()['detail']}."
+        " The draft below is not it."
+    )
+    assert chromium.find_element("id", "load-error").is_displayed()
+    assert chromium.execute_script("return document.body.dataset.loadError") == "404"
+    assert chromium.find_element("id", "ref").get_attribute("value") == missing
+    assert chromium.execute_script(f"return {text('origin')}").startswith("A new draft")
+
+    # opening a stored recipe takes the message away
+    reference = chromium.find_element("id", "ref")
+    reference.clear()
+    reference.send_keys(stored)
+    chromium.find_element("id", "load").click()
+    wait_for(chromium, f"{text('origin')}.startsWith('Showing {stored}@1')")
+    assert chromium.execute_script(f"return {text('load-error')}") == ""
+    assert not chromium.find_element("id", "load-error").is_displayed()
+
+
 def test_saving_creates_the_next_version(chromium, service, stored):
     open_page(chromium, f"{service.url}/ui?recipe={stored}")
     retype(chromium, f"ops.{JITTER}.brightness", "0.7")

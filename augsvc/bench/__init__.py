@@ -35,7 +35,7 @@ def _measure(args: argparse.Namespace):
     size = parse_sizes(sizes)[0] if sizes else (375, 500)
     bench = run_service_bench if args.target == "service" else run_stream_bench
     return bench(batch=args.batch, repeats=args.repeats, device=args.device, size=size,
-                 chain=chain)  # fmt: skip
+                 chain=chain, port=args.port)  # fmt: skip
 
 
 def _report(args: argparse.Namespace) -> int:

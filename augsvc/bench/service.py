@@ -46,13 +46,15 @@ _LISTENING = re.compile(r"augsvc listening on (http://\S+)")
 
 
 @contextmanager
-def local_server(env: dict[str, str], timeout_s: float = 90.0) -> Iterator[str]:
-    """A real ``augsvc serve`` on a free loopback port; yields its base URL."""
+def local_server(env: dict[str, str], timeout_s: float = 90.0, port: int = 0) -> Iterator[str]:
+    """A real ``augsvc serve`` on a loopback port (0: a free one); yields its base URL.
+    A fixed port is for a machine whose firewall or profiler watches one."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("AUGSVC_")}
     environment.update(env, PYTHONUNBUFFERED="1")
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "augsvc.cli", "serve", "--port", "0", "--log-level", "warning"],
+            [sys.executable, "-m", "augsvc.cli", "serve", "--port", str(port),
+             "--log-level", "warning"],
             stdout=log, stderr=subprocess.STDOUT, env=environment, start_new_session=True,
         )  # fmt: skip
         try:
@@ -282,7 +284,7 @@ def _environment(device: str, batch: int, repeats: int, photos: int, hw: tuple[i
 
 def run_service_bench(
     *, batch: int = 64, repeats: int = 7, warmup: int = 2, device: str = "auto",
-    size: tuple[int, int] = (375, 500), chain: str = "default",
+    size: tuple[int, int] = (375, 500), chain: str = "default", port: int = 0,
 ) -> EndToEndResult:  # fmt: skip
     from augsvc.allocator import retain_freed_memory
     from augsvc.engine import resolve_device
@@ -302,7 +304,7 @@ def run_service_bench(
     }
     multipart, multipart_type = _multipart(files)
     with (
-        local_server({"AUGSVC_DEVICE": device, **LARGE_LIMITS}) as url,
+        local_server({"AUGSVC_DEVICE": device, **LARGE_LIMITS}, port=port) as url,
         httpx.Client(base_url=url, timeout=300) as client,
         ThreadPoolExecutor(2) as pool,
     ):
@@ -367,7 +369,7 @@ def _stream_epoch(
 
 def run_stream_bench(
     *, batch: int = 64, repeats: int = 5, warmup: int = 1, device: str = "auto",
-    size: tuple[int, int] = (375, 500), files: int = 256, chain: str = "default",
+    size: tuple[int, int] = (375, 500), files: int = 256, chain: str = "default", port: int = 0,
 ) -> EndToEndResult:  # fmt: skip
     """One epoch of a folder of JPEGs streamed, next to /v1/augment of the same JPEGs and,
     when rclone and the s3 extra are installed, the same folder served as a bucket by
@@ -393,7 +395,10 @@ def run_stream_bench(
             env |= stack.enter_context(loopback_s3(Path(root)))
             env["AUGSVC_DATA_URLS"] = "s3://bench-bucket/bench"
         retain_freed_memory()
-        with local_server(env) as url, httpx.Client(base_url=url, timeout=300) as client:
+        with (
+            local_server(env, port=port) as url,
+            httpx.Client(base_url=url, timeout=300) as client,
+        ):
             client.put("/v1/recipes/bench", json=CHAINS[chain].recipe).raise_for_status()
             dataset = {"kind": "folder", "path": str(folder)}
             client.put("/v1/datasets/bench", json=dataset).raise_for_status()

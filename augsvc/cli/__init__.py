@@ -48,6 +48,14 @@ def _seed(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    """--port: 0 (a free port) or a TCP port number."""
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port must be in 0..65535, got {value}")
+    return value
+
+
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
     """Shows each option's default in --help (options without one say nothing)."""
 
@@ -101,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     actions = {
         "put": "create the next version of NAME from a JSON/YAML file ('-' reads stdin)",
         "get": "print a recipe (name, name@N or sha256:...)",
-        "list": "list recipes",
+        "list": "list the latest version of every recipe, one line each",
         "delete": "delete every version of NAME",
     }
     for action, summary in actions.items():
@@ -113,6 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
             leaf.add_argument("file")
         if action == "get":
             leaf.add_argument("ref")
+        if action == "list":
+            leaf.add_argument(
+                "--json", action="store_true",
+                help="print the records as JSON (the recipes' canonical documents too)",
+            )  # fmt: skip
     recipe.set_defaults(func=_recipe)
 
     augment = sub.add_parser(
@@ -130,7 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     augment.add_argument("--offset", type=int, default=0, help="sample key of the first image")
     augment.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    augment.add_argument("--out", required=True, help="output folder (PNG files)")
+    augment.add_argument(
+        "--out", required=True,
+        help="output folder: one PNG a sample, named by its key (000005.png for key 5)",
+    )  # fmt: skip
     augment.add_argument("images", nargs="+")
     augment.set_defaults(func=_augment)
 
@@ -142,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=7, help="timed batches per contender")
     bench.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     bench.add_argument("--json", default=None, help="also write results to this JSON file")
+    bench.add_argument(
+        "--port", type=_port, default=0,
+        help="service and stream: the port their augsvc serve binds on 127.0.0.1 (0 = a free one)",
+    )  # fmt: skip
     bench.add_argument(
         "--sizes",
         default=None,

@@ -1,8 +1,9 @@
 """``augsvc augment``: run a recipe over local image files in-process and write PNGs.
 
-The same engine, seeds and sample keys as the service, without a server: output
-``<offset+i>.png`` for the i-th input is byte-identical to what POST /v1/augment returns
-for that image at that key, which makes this the quickest way to try a recipe.
+The same engine, seeds and sample keys as the service, without a server: the i-th input
+is written as its sample key ``offset + i``, zero-padded to six digits (``000005.png`` for
+key 5; the service's zip numbers its files by position instead), byte-identical to what
+POST /v1/augment returns for that image at that key: the quickest way to try a recipe.
 
 ``--recipe`` is a local JSON/YAML file or, when no such file exists, a stored reference
 (``name``, ``name@3``, ``sha256:...``) fetched from the service at ``--url``: the
@@ -95,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {field.path}: {field.msg}", file=sys.stderr)
         return 1
     except ClientError as error:  # the stored recipe could not be fetched
-        print(f"augsvc augment: {describe(error)}", file=sys.stderr)
+        print(f"augsvc augment: {describe(error, args.url)}", file=sys.stderr)
         return 1
     except (OSError, ValueError) as exc:  # missing file, bad JSON/YAML, bad device
         print(f"augsvc augment: {exc}", file=sys.stderr)

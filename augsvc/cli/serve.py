@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 import threading
@@ -13,7 +14,9 @@ import uvicorn
 from pydantic import ValidationError
 
 from augsvc.allocator import retain_freed_memory
-from augsvc.config import Settings
+from augsvc.config import Settings, settings_problems, unknown_variables
+
+log = logging.getLogger("augsvc.serve")
 
 KEEP_ALIVE_S = 75  # longer than common load-balancer idle timeouts (60 s), so they close first
 GRACEFUL_SHUTDOWN_S = 30  # let in-flight batches finish on SIGTERM (Kubernetes gives 30 s)
@@ -30,12 +33,12 @@ def serve(host: str, port: int, log_level: str = "info") -> int:
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        print(f"augsvc: invalid settings (AUGSVC_* environment):\n{exc}", file=sys.stderr)
+    settings = load_settings()
+    if settings is None:
         return 2
     warn_missing_data_roots(settings)
+    if not check_redis(settings):
+        return 2
     from augsvc.api.app import create_app  # torch/kornia import here, after the settings check
 
     retain_freed_memory()
@@ -69,13 +72,66 @@ def serve(host: str, port: int, log_level: str = "info") -> int:
     return 0 if server.started else 1
 
 
+def load_settings() -> Settings | None:
+    """Settings from the environment, or None once every bad variable has been named on
+    stderr, one line each (its name, what is wrong, the form it takes). Variables that
+    are no setting are named in a warning, with the setting they were probably meant as."""
+    for warning in unknown_variables(os.environ):
+        log.warning("%s", warning)
+    try:
+        return Settings()
+    except ValidationError as exc:
+        print("augsvc: invalid settings (AUGSVC_* environment):", file=sys.stderr)
+        for line in settings_problems(exc, os.environ):
+            print(f"  {line}", file=sys.stderr)
+        return None
+
+
+def check_redis(settings: Settings) -> bool:
+    """False (after saying why) when AUGSVC_REDIS_URL cannot be a Redis client's URL.
+
+    An unreachable Redis is only a warning: the service starts, answers 503 for what
+    needs the store and reconnects by itself when Redis comes (it may start after us).
+    Said here because nothing else would say it until the first request failed."""
+    if settings.redis_url is None:
+        return True
+    from redis.exceptions import RedisError
+
+    from augsvc.errors import StoreUnavailable
+    from augsvc.store import open_recipe_store
+
+    try:
+        store = open_recipe_store(settings)
+    except ValueError as exc:  # redis-py's own reading of the URL (its query arguments)
+        print(f"augsvc: invalid settings (AUGSVC_* environment):\n  AUGSVC_REDIS_URL: {exc}",
+              file=sys.stderr)  # fmt: skip
+        return False
+    try:
+        asyncio.run(_ping(store))
+    except (StoreUnavailable, RedisError) as exc:
+        reason = exc.__cause__ or exc
+        log.warning(
+            "Redis at %s (AUGSVC_REDIS_URL) is unreachable at start (%s): recipes and"
+            " datasets answer 503 store-unavailable, and /readyz 503, until it answers",
+            settings.redis_location, reason,
+        )  # fmt: skip
+    return True
+
+
+async def _ping(store) -> None:
+    try:
+        await store.ping()
+    finally:
+        await store.close()
+
+
 def warn_missing_data_roots(settings: Settings) -> list[Path]:
     """Log a warning for each configured data root that is not a folder: every
     registration under it would be refused, and a typo is easier to fix at start than
     from a 403 later. The service still starts (the volume may be mounted later)."""
     missing = [root for root in settings.data_root_paths if not root.is_dir()]
     for root in missing:
-        logging.getLogger("augsvc.serve").warning(
+        log.warning(
             "AUGSVC_DATA_ROOTS names %s, which is not an existing folder: datasets under it"
             " cannot be registered until it exists", root,
         )  # fmt: skip

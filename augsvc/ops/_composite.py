@@ -15,6 +15,7 @@ the plan puts them): what a recipe may hold is checked on it, whatever nests whe
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar
 
@@ -127,7 +128,8 @@ def parse_op(item: Any) -> Op:
     """One op, given as an op or as its document, validated by the class registered for
     its ``op`` name: the one place an op document becomes an op (recipes, combinators'
     members, policy tables). A ValidationError's locations are relative to the op; a
-    document that is not an object, or names no known op, is a ValueError."""
+    document that is not an object, or names no known op, is a ValueError (an op name
+    close to a known one is answered with it: a typo is the usual cause)."""
     if isinstance(item, Op):
         return item
     if not isinstance(item, dict):
@@ -135,10 +137,20 @@ def parse_op(item: Any) -> Op:
     name = item.get("op")
     cls = op_class(name) if isinstance(name, str) else None
     if cls is None:
-        known = ", ".join(repr(n) for n in op_names())
-        shown = "no 'op' field" if name is None else f"unknown op {str(name)[:64]!r}"
-        raise ValueError(f"{shown}: expected one of {known}")
+        raise ValueError(unknown_op_message(name))
     return cls.model_validate(item)
+
+
+def unknown_op_message(name: Any) -> str:
+    """What a document whose ``op`` names no registered op is told: the closest known
+    name when one is close, else every known name."""
+    if name is None:
+        return f"no 'op' field: expected one of {', '.join(repr(n) for n in op_names())}"
+    shown = f"unknown op {str(name)[:64]!r}"
+    close = difflib.get_close_matches(str(name)[:64].lower(), op_names(), n=1, cutoff=0.75)
+    if close:
+        return f"{shown}: did you mean {close[0]!r}?"
+    return f"{shown}: expected one of {', '.join(repr(n) for n in op_names())}"
 
 
 #: Any op document; each is validated by its own class (the recipe schema lists them).

@@ -216,10 +216,27 @@ async function loadRecipeList() {
   select.value = state.latest.has(chosen) ? chosen : "";
 }
 
+// A reference that cannot be opened (a 404 for a name never stored, a 422 for one that
+// cannot be a name) is said beside the reference field and stays there until another
+// recipe is opened: the draft the page goes on with is not the recipe that was asked for.
+function showLoadError(ref, problem, status) {
+  const code = problem.code ? ` ${problem.code}` : "";
+  $("ref").value = ref;
+  $("load-error").textContent =
+    `Could not open ${ref}: ${status}${code}: ${problem.detail || "request failed"}. The draft below is not it.`;
+  document.body.dataset.loadError = String(status);
+}
+
+function clearLoadError() {
+  $("load-error").textContent = "";
+  delete document.body.dataset.loadError;
+}
+
 async function loadRecipe(ref) {
   const response = await api(`v1/recipes/${encodeURIComponent(ref)}`);
-  if (!response.ok) return showProblem(await problemOf(response));
+  if (!response.ok) return showLoadError(ref, await problemOf(response), response.status);
   const record = await response.json();
+  clearLoadError();
   state.from = record;
   $("ref").value = record.ref;
   $("save-name").value = record.name;
@@ -272,6 +289,7 @@ async function save() {
     return;
   }
   const record = await response.json();
+  clearLoadError();
   $("save-status").textContent = response.status === 201
     ? `Saved ${record.ref}.`
     : `Unchanged: the same recipe is ${record.ref}.`;
@@ -469,7 +487,7 @@ async function start() {
   $("recipe-select").addEventListener("change", () => {
     const name = $("recipe-select").value;
     if (name) loadRecipe(name);
-    else { state.from = null; setDoc({ ops: [] }); }
+    else { clearLoadError(); state.from = null; setDoc({ ops: [] }); }
   });
   const useKey = async () => {
     await checkKey();
@@ -485,7 +503,7 @@ async function start() {
   renderSave();
   await Promise.all([checkKey(), loadCatalogue(), loadRecipeList()]);
   const wanted = new URLSearchParams(window.location.search).get("recipe");
-  if (wanted) await loadRecipe(wanted);  // a reference that fails is shown, the draft stays
+  if (wanted) await loadRecipe(wanted);  // a reference that fails is said, the draft stays
   schedulePreview();
   document.body.dataset.ready = "true";
 }
