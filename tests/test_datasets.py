@@ -94,16 +94,60 @@ def test_a_name_too_long_is_a_validation_error_not_a_crash(root):
         open_source(DatasetSpec(kind="folder", path="a" * 300), [root])
 
 
+def _coco_through_a_file(root):
+    (root / "notes.json").write_text("{}")
+    return DatasetSpec(kind="coco", path="pets", annotations="notes.json/instances.json")
+
+
+def _coco_a_folder(root):
+    (root / "instances.json").mkdir()
+    return DatasetSpec(kind="coco", path="pets", annotations="instances.json")
+
+
+def _coco_dangling(root):
+    os.symlink(root / "deleted.json", root / "instances.json")
+    return DatasetSpec(kind="coco", path="pets", annotations="instances.json")
+
+
+def _shard_a_folder(root):
+    (root / "shards" / "train-0.tar").mkdir(parents=True)
+    return DatasetSpec(kind="webdataset", path="shards")
+
+
+#: Sources the filesystem refuses to read, for any user (root included): the error the
+#: operating system gives, each a real condition on disk.
+UNREADABLE = {
+    "a path through a file": (_coco_through_a_file, "Not a directory"),
+    "a folder where a file belongs": (_coco_a_folder, "Is a directory"),
+    "a dangling symlink": (_coco_dangling, "No such file or directory"),
+    "a shard that is a folder": (_shard_a_folder, "Is a directory"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNREADABLE))
+def test_a_source_the_system_cannot_read_is_a_validation_error(root, case):
+    """An OSError while indexing is the client's bad path (a 422 naming it and the
+    system's reason), never a crash; these conditions hold even for root, as CI runs."""
+    make, reason = UNREADABLE[case]
+    spec = make(root)
+    with pytest.raises(ValidationFailed, match=f"cannot be read: {reason}$"):
+        open_source(spec, [root])
+
+
 def test_an_unreadable_folder_is_a_validation_error(root):
+    """A folder of mode 000: root ignores permissions, so it reads it as any other (the
+    conditions above show the same error path as root)."""
     locked = root / "locked"
     (locked / "class0").mkdir(parents=True)
     (locked / "class0" / "x.png").write_bytes(b"")
     locked.chmod(0)
     try:
-        if os.access(locked, os.R_OK):  # root ignores permissions: nothing to show
-            pytest.skip("running as a user that can read mode-000 folders")
-        with pytest.raises(ValidationFailed, match="cannot be read: Permission denied"):
-            open_source(DatasetSpec(kind="folder", path="locked"), [root])
+        if os.access(locked, os.R_OK):
+            source = open_source(DatasetSpec(kind="folder", path="locked"), [root])
+            assert len(source) == 1  # root: permissions do not apply
+        else:
+            with pytest.raises(ValidationFailed, match="cannot be read: Permission denied"):
+                open_source(DatasetSpec(kind="folder", path="locked"), [root])
     finally:
         locked.chmod(0o755)
 

@@ -11,7 +11,19 @@ fails here. A deliberate change of an op's maths regenerates them with
 added with ``python -m tests.test_golden_ops --new``, which leaves every other hash as
 it is.
 
-The hashes are written and checked with the CPU libraries held to one SIMD level
+Every op's drawn parameters (the ``params.ops.*`` hashes) are counter-based draws put
+through float64 arithmetic, a function of the recipe, seed, keys and input sizes alone,
+so they are checked on every machine, in this process, except where a draw reads one
+of torchvision's magnitude tables (:data:`TORCH_TABLES`): those are ``torch.linspace``
+in float32, as torchvision computes them, and torch's scalar and vector kernels round
+their last bits apart. Each sample's composed matrix (``params.matrix``) is not CPU
+independent either: its products go through BLAS and a perspective's homography
+through a LAPACK solve, whose kernels round by the CPU (OpenBLAS's SSE3 kernels move a
+dozen cases' matrices, its AVX-512 ones the perspective cases'). Those are checked with
+the pixels.
+
+The pixel, matrix and table-draw hashes are written and checked with the CPU libraries
+held to one SIMD level
 (:data:`PINNED_SIMD`, in a child process, since they read it when they load): MKL's
 GEMM, OpenBLAS's LAPACK and ATen's kernels pick their code by the CPU's vector width,
 and the AVX2 and AVX-512 kernels round some last bits differently. Without the pin the
@@ -34,7 +46,7 @@ import numpy as np
 import pytest
 import torch
 
-from augsvc.engine import augment, compile_plan
+from augsvc.engine import augment, compile_plan, sample_plan
 from augsvc.recipes import parse_recipe
 from tests.photos import photo, photo_batch
 
@@ -161,12 +173,15 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:24]
 
 
+SEED, OFFSET = 20251201, 7
+
+
 def fingerprint(recipe: dict[str, Any]) -> dict[str, str]:
     """sha256 of every sample's pixels and of every drawn parameter array."""
     plan = compile_plan(parse_recipe(recipe))
     out: dict[str, str] = {}
     for name, images in _inputs().items():
-        result = augment(plan, images, seed=20251201, offset=7)
+        result = augment(plan, images, seed=SEED, offset=OFFSET)
         samples = result.images if isinstance(result.images, list) else result.images.unbind(0)
         for i, img in enumerate(samples):
             out[f"{name}.{i}"] = _sha(img.contiguous().numpy().tobytes())
@@ -174,6 +189,45 @@ def fingerprint(recipe: dict[str, Any]) -> dict[str, str]:
             for key, value in sorted(result.params.items()):
                 out[f"params.{key}"] = _sha(np.ascontiguousarray(value).tobytes())
     return out
+
+
+#: The hashes of every op's draws; the rest (pixels, matrices) depend on the CPU.
+DRAWS = "params.ops."
+#: Cases whose draws read torchvision's policy magnitude tables (torch.linspace).
+TORCH_TABLES = frozenset({"augmix", "auto_augment", "rand_augment", "trivial_augment_wide"})
+
+
+def everywhere(case: str, key: str) -> bool:
+    """Whether a hash is the same on every CPU (checked unpinned, in this process)."""
+    return key.startswith(DRAWS) and case not in TORCH_TABLES
+
+
+def draw_fingerprint(recipe: dict[str, Any]) -> dict[str, str]:
+    """The draws' part of :func:`fingerprint`, without rendering a pixel: what augment()
+    records for the RGB batch is what sample_plan() draws for its keys (``OFFSET + i``)
+    and input sizes."""
+    plan = compile_plan(parse_recipe(recipe))
+    rgb = _inputs()["rgb"]
+    full_hw = np.array([img.shape[-2:] for img in rgb], dtype=np.int64)
+    record = sample_plan(plan, SEED, OFFSET + np.arange(len(rgb)), full_hw).record
+    return {
+        f"params.{key}": _sha(np.ascontiguousarray(value).tobytes())
+        for key, value in sorted(record.items())
+        if f"params.{key}".startswith(DRAWS)
+    }
+
+
+def _golden(case: str, *, anywhere: bool) -> dict[str, str]:
+    """The golden hashes of ``case`` that hold on every CPU, or the others."""
+    hashes = json.loads(GOLDEN.read_text())[case]
+    return {k: v for k, v in hashes.items() if everywhere(case, k) == anywhere}
+
+
+@pytest.mark.parametrize("case", sorted(set(CASES) - TORCH_TABLES))
+def test_drawn_parameters_are_pinned_on_every_cpu(case: str) -> None:
+    """Draws, slots and record names, on whatever CPU runs the suite: no SIMD pin, no
+    skip (pad and resize draw nothing, and record nothing)."""
+    assert draw_fingerprint(CASES[case]) == _golden(case, anywhere=True)
 
 
 def _pinned(*args: str) -> str:
@@ -194,8 +248,12 @@ def pinned_fingerprints() -> dict[str, dict[str, str]]:
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_op_output_bytes_are_pinned(case: str, pinned_fingerprints) -> None:
-    expected = json.loads(GOLDEN.read_text())[case]
-    assert pinned_fingerprints[case] == expected
+    """Pixels, composed matrices and the draws from torch's tables, at the pinned SIMD
+    level on x86-64 (the other draws are checked above, everywhere)."""
+    pinned = pinned_fingerprints[case]
+    assert {k: v for k, v in pinned.items() if not everywhere(case, k)} == _golden(
+        case, anywhere=False
+    )
 
 
 def test_every_simd_level_agrees_within_one_grey_level(tmp_path: Path) -> None:
@@ -216,7 +274,7 @@ def _outputs(recipe: dict[str, Any]) -> dict[str, torch.Tensor]:
     plan = compile_plan(parse_recipe(recipe))
     out = {}
     for name, images in _inputs().items():
-        result = augment(plan, images, seed=20251201, offset=7)
+        result = augment(plan, images, seed=SEED, offset=OFFSET)
         for i, img in enumerate(result.images):
             out[f"{name}.{i}"] = img.contiguous()
     return out
@@ -232,7 +290,7 @@ def test_region_first_stays_within_its_bound_of_the_whole_image_path(case: str) 
     nearest = plan.recipe.output.interpolation == "nearest"
     for images in _inputs().values():
         new, old = (
-            augment(plan, images, seed=20251201, offset=7, region_first=rf).images
+            augment(plan, images, seed=SEED, offset=OFFSET, region_first=rf).images
             for rf in (True, False)
         )
         for a, b in zip(new, old, strict=True):

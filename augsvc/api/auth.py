@@ -1,20 +1,30 @@
 """API keys with scopes: ``read`` (augment, preview, GET) and ``admin`` (writes; implies read).
 
-Keys come from ``settings.api_keys`` as ``key1:admin,key2:read``. A presented key is
-compared with *every* configured key using ``hmac.compare_digest`` and no early exit, so
-response time says nothing about which key, or how much of one, was guessed. Keys are
-never logged or echoed in errors.
+Keys come from ``settings.api_keys`` as ``key1:admin,key2:read``. A presented key must
+equal a configured key byte for byte: no prefix, extension, other case or added
+whitespace matches. It is compared with *every* configured key using
+``hmac.compare_digest`` and no early exit, on SHA-256 digests rather than the keys
+themselves: ``compare_digest`` returns at once when its inputs differ in length, so
+comparing raw keys would tell a caller how long each key is; digests all have one
+length, so response time says nothing about which key, how long, or how much of one was
+guessed. Keys are never logged or echoed in errors.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 from dataclasses import dataclass
 from enum import IntEnum
 
 from augsvc.errors import Forbidden, Unauthorized
+
+#: The whitespace HTTP allows around a header value and between ``Bearer`` and its key
+#: (``str.strip()`` would also drop no-break spaces and other Unicode spaces, which are
+#: part of what the client sent).
+_HTTP_SPACE = " \t"
 
 
 class Scope(IntEnum):
@@ -31,11 +41,16 @@ class Principal:
     scope: Scope
 
 
+def _fingerprint(key: bytes) -> bytes:
+    """What keys are compared by: every fingerprint has the same length (see the module)."""
+    return hashlib.sha256(key).digest()
+
+
 class KeyRing:
     """The configured keys; empty = the service is open."""
 
     def __init__(self, entries: list[tuple[bytes, Scope]]) -> None:
-        self._entries = entries
+        self._entries = [(_fingerprint(key), scope) for key, scope in entries]
 
     @classmethod
     def parse(cls, spec: str | None) -> KeyRing:
@@ -69,10 +84,12 @@ class KeyRing:
             raise Unauthorized(
                 "an API key is required: send `Authorization: Bearer <key>` or `X-API-Key: <key>`"
             )
-        candidate = presented.encode()
+        # surrogatepass: a str that is not valid Unicode is still bytes to compare, never
+        # an encoding error (it then matches no key, since every configured key encodes)
+        candidate = _fingerprint(presented.encode("utf-8", "surrogatepass"))
         match: Principal | None = None
-        for key, scope in self._entries:
-            if hmac.compare_digest(key, candidate) and match is None:
+        for fingerprint, scope in self._entries:
+            if hmac.compare_digest(fingerprint, candidate) and match is None:
                 match = Principal(scope=scope)
         if match is None:
             raise Unauthorized("unknown API key")
@@ -91,14 +108,18 @@ def presented_key(authorization: str | None, x_api_key: str | None) -> str | Non
     Basic is what a browser can send on a plain navigation (the playground page asks for
     it with a Basic challenge), and it sends it again by itself on every request to the
     same origin; a key the page sets explicitly (``X-API-Key``) therefore wins over it.
+
+    Only HTTP's own whitespace (space, tab) is trimmed: anything else around the key,
+    such as a no-break space, is part of what was presented, so it matches no key.
     """
-    kind, _, value = (authorization or "").strip().partition(" ")
-    if kind.lower() == "bearer" and value.strip():
-        return value.strip()
-    if x_api_key and x_api_key.strip():
-        return x_api_key.strip()
-    if kind.lower() == "basic" and value.strip():
-        return _basic_password(value.strip())
+    kind, _, value = (authorization or "").strip(_HTTP_SPACE).partition(" ")
+    value = value.strip(_HTTP_SPACE)
+    if kind.lower() == "bearer" and value:
+        return value
+    if x_api_key and x_api_key.strip(_HTTP_SPACE):
+        return x_api_key.strip(_HTTP_SPACE)
+    if kind.lower() == "basic" and value:
+        return _basic_password(value)
     return None
 
 
