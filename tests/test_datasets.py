@@ -33,7 +33,7 @@ def test_folder_source_gives_imagefolder_labels(root):
     assert len(source) == 7
     assert source.classes == ["cat", "dog"]
     data, label, name = source.read(4)
-    assert (label, name) == (1, "1.jpg")
+    assert (label, name) == (1, "dog/1.jpg (sample 4)")  # errors name its path and index
     assert data == (root / "pets" / "dog" / "1.jpg").read_bytes()
     assert [source.read(i)[1] for i in range(7)] == [0, 0, 0, 1, 1, 1, 1]
 
@@ -58,8 +58,10 @@ def test_webdataset_shards_index_members_and_labels(root):
     source = open_source(DatasetSpec(kind="webdataset", path="shards"), [root])
     assert len(source) == 8
     for i in range(8):
-        data, label, key = source.read(i)
+        data, label, name = source.read(i)
+        shard, key = name.removesuffix(f" (sample {i})").split(":")
         assert (data, label) == expected[key]
+        assert shard == f"train-{i // 4}.tar"
 
 
 @pytest.mark.parametrize("path", ["../outside", "/etc", "pets/../../outside", "/"])
@@ -131,3 +133,36 @@ def test_resume_with_another_world_size_sees_the_rest_exactly_once():
 def test_sample_keys_differ_between_epochs():
     pos = np.arange(5)
     assert set(sample_keys(0, pos).tolist()).isdisjoint(sample_keys(1, pos).tolist())
+
+
+@pytest.mark.parametrize("kind", ["folder", "webdataset"])
+def test_a_path_no_one_can_read_is_a_validation_error_as_root_too(root, kind):
+    """The chmod test above skips as root (how CI runs); a symlink loop is a real
+    filesystem error (ELOOP) that root meets as well, and a named pipe must be refused,
+    not opened (opening one for reading blocks until a writer comes)."""
+    loop = root / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(ValidationFailed, match="cannot be read: Too many levels of symbolic"):
+        open_source(DatasetSpec(kind=kind, path="loop"), [root])
+    os.mkfifo(root / "pipe.tar")
+    with pytest.raises(ValidationFailed, match=r"pipe\.tar"):
+        open_source(DatasetSpec(kind=kind, path="pipe.tar"), [root])
+
+
+def test_a_sample_that_became_unreadable_names_its_index_and_path(root):
+    from augsvc.errors import SampleUnreadable
+
+    source = open_source(DatasetSpec(kind="folder", path="pets"), [root])
+    victim = root / "pets" / "dog" / "1.jpg"
+    victim.unlink()
+    os.mkfifo(victim)  # read, it would block the stream's thread for ever
+    with pytest.raises(SampleUnreadable, match=r"sample 4 \('dog/1.jpg'\).*not a regular file"):
+        source.read(4)
+    victim.unlink()
+    victim.symlink_to(victim)
+    with pytest.raises(SampleUnreadable, match=r"sample 4 \('dog/1.jpg'\).*symbolic links"):
+        source.read(4)
+    source.check()  # the folder itself is still there
+    (root / "pets").rename(root / "moved")
+    with pytest.raises(SampleUnreadable, match="pets"):
+        source.check()
