@@ -166,3 +166,19 @@ def test_a_sample_that_became_unreadable_names_its_index_and_path(root):
     (root / "pets").rename(root / "moved")
     with pytest.raises(SampleUnreadable, match="pets"):
         source.check()
+
+
+def test_a_replica_that_opens_a_broken_registration_says_sample_unreadable_too(root, aio):
+    """A replica that indexed the dataset before its folder went and one that opens it
+    only now answer alike: sample-unreadable, not one of them validation-failed."""
+    from augsvc.errors import SampleUnreadable
+    from augsvc.service.sources import SourceCache
+    from augsvc.store import StoredDataset
+
+    stored = StoredDataset("pets", {"kind": "folder", "path": "pets"}, 1.0)
+    warm, cold = SourceCache([root]), SourceCache([root])
+    assert len(aio.run(warm.get(stored))) == 7
+    (root / "pets").rename(root / "moved")
+    for cache in (warm, cold):
+        with pytest.raises(SampleUnreadable, match="pets"):
+            aio.run(cache.get(stored))
