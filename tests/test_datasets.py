@@ -8,10 +8,12 @@ import tarfile
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from augsvc.datasets import DatasetSpec, confine, epoch_order, open_source, rank_positions
 from augsvc.datasets.order import sample_keys
-from augsvc.errors import PathNotAllowed, ValidationFailed
+from augsvc.errors import PathNotAllowed, SampleUnreadable, ValidationFailed
 from tests.imagegen import jpeg_bytes, png_bytes
 
 
@@ -150,8 +152,6 @@ def test_a_path_no_one_can_read_is_a_validation_error_as_root_too(root, kind):
 
 
 def test_a_sample_that_became_unreadable_names_its_index_and_path(root):
-    from augsvc.errors import SampleUnreadable
-
     source = open_source(DatasetSpec(kind="folder", path="pets"), [root])
     victim = root / "pets" / "dog" / "1.jpg"
     victim.unlink()
@@ -171,7 +171,6 @@ def test_a_sample_that_became_unreadable_names_its_index_and_path(root):
 def test_a_replica_that_opens_a_broken_registration_says_sample_unreadable_too(root, aio):
     """A replica that indexed the dataset before its folder went and one that opens it
     only now answer alike: sample-unreadable, not one of them validation-failed."""
-    from augsvc.errors import SampleUnreadable
     from augsvc.service.sources import SourceCache
     from augsvc.store import StoredDataset
 
@@ -182,3 +181,39 @@ def test_a_replica_that_opens_a_broken_registration_says_sample_unreadable_too(r
     for cache in (warm, cold):
         with pytest.raises(SampleUnreadable, match="pets"):
             aio.run(cache.get(stored))
+
+
+def _shard(labels: list[bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for i, label in enumerate(labels):
+            for name, blob in ((f"k{i}.png", png_bytes(8, 8, seed=i)), (f"k{i}.cls", label)):
+                info = tarfile.TarInfo(name)
+                info.size = len(blob)
+                tar.addfile(info, io.BytesIO(blob))
+    return buffer.getvalue()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    cut=st.integers(0, 4096),
+    flips=st.lists(st.tuples(st.integers(0, 4095), st.integers(1, 255)), max_size=4),
+)
+def test_a_damaged_shard_is_indexed_or_refused_never_a_crash(tmp_path_factory, cut, flips):
+    """Tar headers are user data too: whatever a shard's bytes, indexing it gives samples
+    or a 422, and a label a frame could not hold (1e31) is refused."""
+    root = tmp_path_factory.mktemp("shard")
+    data = bytearray(_shard([b"1", b"99999999999999999999999999999999"[: 1 + cut % 32]]))
+    for at, xor in flips:
+        data[at % len(data)] ^= xor
+    (root / "s.tar").write_bytes(bytes(data[: len(data) - cut % len(data)]))
+    try:
+        source = open_source(DatasetSpec(kind="webdataset", path="s.tar"), [root])
+    except ValidationFailed:
+        return
+    for i in range(len(source)):
+        try:
+            _, label, _ = source.read(i)
+        except SampleUnreadable:  # a member that runs past the end of a cut shard
+            continue
+        assert label is None or 0 <= label < 2**31
