@@ -241,3 +241,15 @@ def test_deleted_coco_annotations_and_masks_are_reported(server, data_root):
     assert meta["error"] == "sample-unreadable", meta
     assert "sample 1 ('masks/001.png')" in meta["detail"]
     alive(server)
+
+
+def test_a_truncated_file_is_named_by_its_path_and_index(server, data_root):
+    root = dataset_files.folder(data_root / "truncated")
+    register(server, "truncated", {"kind": "folder", "path": str(root)})
+    victim = root / "class1" / "003.jpg"
+    victim.write_bytes(victim.read_bytes()[:60])
+    status, got = stream(server, "truncated")
+    assert status == 200
+    meta = _error(got)
+    assert meta["error"] == "undecodable-image", meta
+    assert "class1/003.jpg (sample 4)" in meta["detail"], meta["detail"]
