@@ -22,8 +22,6 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from augsvc.codec.targets import MAX_BOXES, MAX_COORDINATE, MAX_KEYPOINTS
 from augsvc.errors import FieldError
 
@@ -142,25 +140,24 @@ def check_segmentation(value: Any, loc: Loc, image: CocoImage) -> None:
 
 
 def _polygon(value: Any, loc: Loc, image: CocoImage) -> float:
-    """Check one polygon; the length of its outline (in pixels, as pycocotools walks it)."""
-    try:
-        xy = np.array(value) if isinstance(value, list) else None
-    except (ValueError, OverflowError, TypeError):
-        xy = None
-    if xy is None or xy.ndim != 1 or xy.dtype.kind not in "fi" or len(xy) == 0:
+    """Check one polygon; the length of its outline (in pixels, as pycocotools walks it).
+    Plain Python: a polygon is a few dozen numbers, below what numpy pays to start."""
+    if not isinstance(value, list) or not all(type(v) in (int, float) for v in value):
         raise fail(loc, "a polygon is a list of numbers [x0, y0, x1, y1, ...]")
-    xy = xy.astype(np.float64)
-    if len(xy) % 2 or len(xy) < 6:
-        raise fail(loc, f"a polygon has x, y pairs and at least 3 points, got {len(xy)} numbers")
-    if not np.isfinite(xy).all():
-        raise fail(loc, "polygon coordinates are finite numbers (no NaN or infinity)")
-    x, y = xy[0::2], xy[1::2]
+    if len(value) % 2 or len(value) < 6:
+        raise fail(loc, f"a polygon has x, y pairs and at least 3 points, got {len(value)} numbers")
+    xs, ys = value[0::2], value[1::2]
     w, h = image.width, image.height
-    if x.min() < -w or x.max() > 2 * w or y.min() < -h or y.max() > 2 * h:
-        raise fail(loc, f"a vertex lies more than the image's own size outside it ({w}x{h}): "
-                   f"x in {x.min():g}..{x.max():g}, y in {y.min():g}..{y.max():g}")  # fmt: skip
-    dx, dy = np.abs(np.diff(x, append=x[0])), np.abs(np.diff(y, append=y[0]))
-    return float(np.maximum(dx, dy).sum())
+    # NaN fails every comparison and infinity and 400-digit integers the bounds, so this
+    # one test is the finiteness check too.
+    if not (all(-w <= x <= 2 * w for x in xs) and all(-h <= y <= 2 * h for y in ys)):
+        raise fail(loc, f"a vertex lies more than the image's own size outside it ({w}x{h}), "
+                   "or is not a finite number")  # fmt: skip
+    closed_x, closed_y = [*xs[1:], xs[0]], [*ys[1:], ys[0]]
+    return float(sum(
+        max(abs(x1 - x0), abs(y1 - y0))
+        for x0, x1, y0, y1 in zip(xs, closed_x, ys, closed_y, strict=True)
+    ))  # fmt: skip
 
 
 def _rle(value: dict[str, Any], loc: Loc, image: CocoImage) -> None:
