@@ -118,7 +118,8 @@ def _numbers(value: Any, loc: Loc, what: str) -> list[float]:
         isinstance(v, int | float) and not isinstance(v, bool) for v in value
     ):
         raise fail(loc, f"expected {what}, a list of numbers")
-    if not all(math.isfinite(v) and abs(v) <= MAX_COORDINATE for v in value):
+    # The bound first: NaN fails it, and a 400-digit integer must never reach float().
+    if not all(abs(v) <= MAX_COORDINATE and math.isfinite(v) for v in value):
         raise fail(loc, f"coordinates are finite numbers within ±{MAX_COORDINATE:g}")
     return [float(v) for v in value]
 
