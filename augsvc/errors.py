@@ -27,7 +27,8 @@ same tree. Routes never build HTTP errors by hand.
     ├── ValidationFailed (422 validation-failed)
     │   ├── InvalidRecipe (422 invalid-recipe)
     │   ├── InvalidReference (422 invalid-reference)
-    │   └── UndecodableImage (422 undecodable-image)
+    │   ├── UndecodableImage (422 undecodable-image)
+    │   └── SampleUnreadable (422 sample-unreadable)
     └── Unavailable (503 unavailable)
         ├── StoreUnavailable (503 store-unavailable)
         ├── Overloaded (503 overloaded)
@@ -212,6 +213,15 @@ class InvalidReference(ValidationFailed):
 
 class UndecodableImage(ValidationFailed):
     code, title = "undecodable-image", "Image could not be decoded"
+
+
+class SampleUnreadable(ValidationFailed):
+    """A registered dataset's sample (or the dataset itself) can no longer be read: a
+    file deleted, replaced by a folder or a pipe, a shard rewritten since it was
+    indexed. The sibling of ``undecodable-image``: the data, not the request, is at
+    fault, and the detail names the sample's index and its path in the dataset."""
+
+    code, title = "sample-unreadable", "Dataset sample missing or unreadable"
 
 
 class Unavailable(AugsvcError):

@@ -274,12 +274,13 @@ def photo_folder(tmp_path_factory) -> Path:
     for i in range(4):
         (root / "photos" / "a").mkdir(parents=True, exist_ok=True)
         (root / "photos" / "a" / f"{i}.jpg").write_bytes(jpeg_bytes(64, 48))
-    # a COCO file that declares its 50x40 image 20000x20000: rasterising its masks at the
-    # declared size would hold 1.6 GB
+    # a COCO file that declares its 50x40 image 6000x6000 (within AUGSVC_MAX_IMAGE_PIXELS,
+    # which registration holds declared sizes to): rasterising its masks at the declared
+    # size would hold about 250 MB
     (root / "coco").mkdir()
     (root / "coco" / "0.png").write_bytes(black_png(50, 40))
     document = {
-        "images": [{"id": 1, "file_name": "0.png", "width": 20000, "height": 20000}],
+        "images": [{"id": 1, "file_name": "0.png", "width": 6000, "height": 6000}],
         "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5],
                          "segmentation": [[1, 1, 6, 1, 6, 6]]}],
         "categories": [{"id": 1, "name": "thing"}],
@@ -315,7 +316,7 @@ def test_a_coco_image_whose_declared_size_is_not_its_files_ends_with_a_typed_fra
         pytest.raises(ValidationFailed) as err,
     ):
         list(client.stream("lies", "small", seed=0, batch_size=1))
-    assert "declare it 20000x20000, but the file is 50x40" in str(err.value)
+    assert "declare it 6000x6000, but the file is 50x40" in str(err.value)
     assert vm_status(dataset_server.process.pid)["VmHWM"] - start < REFUSAL_RSS_BOUND
 
 

@@ -8,10 +8,12 @@ import tarfile
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from augsvc.datasets import DatasetSpec, confine, epoch_order, open_source, rank_positions
 from augsvc.datasets.order import sample_keys
-from augsvc.errors import PathNotAllowed, ValidationFailed
+from augsvc.errors import PathNotAllowed, SampleUnreadable, ValidationFailed
 from tests.imagegen import jpeg_bytes, png_bytes
 
 
@@ -33,7 +35,7 @@ def test_folder_source_gives_imagefolder_labels(root):
     assert len(source) == 7
     assert source.classes == ["cat", "dog"]
     data, label, name = source.read(4)
-    assert (label, name) == (1, "1.jpg")
+    assert (label, name) == (1, "dog/1.jpg (sample 4)")  # errors name its path and index
     assert data == (root / "pets" / "dog" / "1.jpg").read_bytes()
     assert [source.read(i)[1] for i in range(7)] == [0, 0, 0, 1, 1, 1, 1]
 
@@ -58,8 +60,10 @@ def test_webdataset_shards_index_members_and_labels(root):
     source = open_source(DatasetSpec(kind="webdataset", path="shards"), [root])
     assert len(source) == 8
     for i in range(8):
-        data, label, key = source.read(i)
+        data, label, name = source.read(i)
+        shard, key = name.removesuffix(f" (sample {i})").split(":")
         assert (data, label) == expected[key]
+        assert shard == f"train-{i // 4}.tar"
 
 
 @pytest.mark.parametrize("path", ["../outside", "/etc", "pets/../../outside", "/"])
@@ -175,3 +179,85 @@ def test_resume_with_another_world_size_sees_the_rest_exactly_once():
 def test_sample_keys_differ_between_epochs():
     pos = np.arange(5)
     assert set(sample_keys(0, pos).tolist()).isdisjoint(sample_keys(1, pos).tolist())
+
+
+@pytest.mark.parametrize("kind", ["folder", "webdataset"])
+def test_a_path_no_one_can_read_is_a_validation_error_as_root_too(root, kind):
+    """The chmod test above skips as root (how CI runs); a symlink loop is a real
+    filesystem error (ELOOP) that root meets as well, and a named pipe must be refused,
+    not opened (opening one for reading blocks until a writer comes)."""
+    loop = root / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(ValidationFailed, match="cannot be read: Too many levels of symbolic"):
+        open_source(DatasetSpec(kind=kind, path="loop"), [root])
+    os.mkfifo(root / "pipe.tar")
+    with pytest.raises(ValidationFailed, match=r"pipe\.tar"):
+        open_source(DatasetSpec(kind=kind, path="pipe.tar"), [root])
+
+
+def test_a_sample_that_became_unreadable_names_its_index_and_path(root):
+    source = open_source(DatasetSpec(kind="folder", path="pets"), [root])
+    victim = root / "pets" / "dog" / "1.jpg"
+    victim.unlink()
+    os.mkfifo(victim)  # read, it would block the stream's thread for ever
+    with pytest.raises(SampleUnreadable, match=r"sample 4 \('dog/1.jpg'\).*not a regular file"):
+        source.read(4)
+    victim.unlink()
+    victim.symlink_to(victim)
+    with pytest.raises(SampleUnreadable, match=r"sample 4 \('dog/1.jpg'\).*symbolic links"):
+        source.read(4)
+    source.check()  # the folder itself is still there
+    (root / "pets").rename(root / "moved")
+    with pytest.raises(SampleUnreadable, match="pets"):
+        source.check()
+
+
+def test_a_replica_that_opens_a_broken_registration_says_sample_unreadable_too(root, aio):
+    """A replica that indexed the dataset before its folder went and one that opens it
+    only now answer alike: sample-unreadable, not one of them validation-failed."""
+    from augsvc.service.sources import SourceCache
+    from augsvc.store import StoredDataset
+
+    stored = StoredDataset("pets", {"kind": "folder", "path": "pets"}, 1.0)
+    warm, cold = SourceCache([root]), SourceCache([root])
+    assert len(aio.run(warm.get(stored))) == 7
+    (root / "pets").rename(root / "moved")
+    for cache in (warm, cold):
+        with pytest.raises(SampleUnreadable, match="pets"):
+            aio.run(cache.get(stored))
+
+
+def _shard(labels: list[bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for i, label in enumerate(labels):
+            for name, blob in ((f"k{i}.png", png_bytes(8, 8, seed=i)), (f"k{i}.cls", label)):
+                info = tarfile.TarInfo(name)
+                info.size = len(blob)
+                tar.addfile(info, io.BytesIO(blob))
+    return buffer.getvalue()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    cut=st.integers(0, 4096),
+    flips=st.lists(st.tuples(st.integers(0, 4095), st.integers(1, 255)), max_size=4),
+)
+def test_a_damaged_shard_is_indexed_or_refused_never_a_crash(tmp_path_factory, cut, flips):
+    """Tar headers are user data too: whatever a shard's bytes, indexing it gives samples
+    or a 422, and a label a frame could not hold (1e31) is refused."""
+    root = tmp_path_factory.mktemp("shard")
+    data = bytearray(_shard([b"1", b"99999999999999999999999999999999"[: 1 + cut % 32]]))
+    for at, xor in flips:
+        data[at % len(data)] ^= xor
+    (root / "s.tar").write_bytes(bytes(data[: len(data) - cut % len(data)]))
+    try:
+        source = open_source(DatasetSpec(kind="webdataset", path="s.tar"), [root])
+    except ValidationFailed:
+        return
+    for i in range(len(source)):
+        try:
+            _, label, _ = source.read(i)
+        except SampleUnreadable:  # a member that runs past the end of a cut shard
+            continue
+        assert label is None or 0 <= label < 2**31

@@ -24,7 +24,14 @@ import numpy as np
 from augsvc.datasets.object_store import ObjectInfo, ObjectStore, Read, gather
 from augsvc.datasets.object_urls import ObjectUrl, check_allowed, parse_object_url
 from augsvc.datasets.shard_index import IndexCache, NoIndexCache, shard_entries
-from augsvc.datasets.source_base import IMAGE_SUFFIXES, MAX_SAMPLES, Sample, Source, opener_for
+from augsvc.datasets.source_base import (
+    IMAGE_SUFFIXES,
+    MAX_SAMPLES,
+    Sample,
+    Source,
+    opener_for,
+    sample_name,
+)
 from augsvc.datasets.spec import DatasetSpec
 from augsvc.errors import ObjectNotFound, ObjectStoreUnavailable, ValidationFailed
 
@@ -51,12 +58,35 @@ class RangedSource(Source):
     def describe(self, index: int, data: bytes) -> Sample:
         """Sample ``index`` from its fetched bytes."""
 
+    @abstractmethod
+    def shown(self, index: int) -> str:
+        """Sample ``index``'s path as errors name it (its key; a shard's key and member)."""
+
     def read(self, index: int) -> Sample:
-        return self.describe(index, self.store.get(*self.location(index)))
+        try:
+            data = self.store.get(*self.location(index))
+        except ObjectNotFound as err:
+            raise self._gone(index, err) from None
+        return self.describe(index, data)
+
+    def _gone(self, index: int, err: ObjectNotFound) -> ObjectNotFound:
+        return ObjectNotFound(f"sample {index} ({self.shown(index)!r}): {err.detail}")
 
     def read_many(self, indices: Sequence[int]) -> list[Sample]:
         futures = self.store.submit_many([self.location(int(i)) for i in indices])
-        return [self.describe(i, data) for i, data in zip(indices, gather(futures), strict=True)]
+        return self.described(indices, futures)
+
+    def described(self, indices: Sequence[int], futures: Sequence[Future[bytes]]) -> list[Sample]:
+        """The samples of the reads ``futures`` of ``indices``; an object gone is
+        ObjectNotFound naming the sample's index and key."""
+        try:
+            data = gather(futures)
+        except ObjectNotFound as err:
+            for i, f in zip(indices, futures, strict=True):
+                if f.done() and not f.cancelled() and isinstance(f.exception(), ObjectNotFound):
+                    raise self._gone(int(i), err) from None
+            raise
+        return [self.describe(int(i), d) for i, d in zip(indices, data, strict=True)]
 
     def for_stream(self, order: np.ndarray, batches: list[np.ndarray]) -> Source:
         return PrefetchingSource(self, order, batches)
@@ -84,9 +114,12 @@ class ObjectFolderSource(RangedSource):
     def location(self, index: int) -> Read:
         return (self.bucket, self.keys[index], None, None)
 
+    def shown(self, index: int) -> str:
+        return self.keys[index]
+
     def describe(self, index: int, data: bytes) -> Sample:
         label = None if self.labels is None else self.labels[index]
-        return data, label, self.keys[index].rsplit("/", 1)[-1]
+        return data, label, sample_name(index, self.shown(index))
 
 
 @dataclass(frozen=True)
@@ -119,9 +152,12 @@ class ObjectTarSource(RangedSource):
         m = self.members[index]
         return (self.bucket, m.shard, m.offset, m.offset + m.size)
 
-    def describe(self, index: int, data: bytes) -> Sample:
+    def shown(self, index: int) -> str:
         m = self.members[index]
-        return data, m.label, m.key
+        return f"{m.shard}:{m.key}"
+
+    def describe(self, index: int, data: bytes) -> Sample:
+        return data, self.members[index].label, sample_name(index, self.shown(index))
 
 
 @dataclass
@@ -177,7 +213,7 @@ class PrefetchingSource(Source):
         self._pending = None
         if batch + 1 < len(self.batches):
             self._pending = (batch + 1, self._start(batch + 1))
-        return [self.source.describe(i, d) for i, d in zip(indices, gather(futures), strict=True)]
+        return self.source.described(indices, futures)
 
     def for_stream(self, order: np.ndarray, batches: list[np.ndarray]) -> Source:
         return self.source.for_stream(order, batches)

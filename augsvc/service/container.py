@@ -13,6 +13,7 @@ from functools import partial
 import torch
 
 from augsvc.config import Settings
+from augsvc.datasets.source_base import SourceLimits
 from augsvc.pipeline import MemoryBudget
 from augsvc.service.device_threads import (
     bind_thread,
@@ -61,7 +62,11 @@ def open_services(settings: Settings, device: torch.device, metrics: Metrics) ->
         on_hit=metrics.plan_cache_hits.inc,
         on_miss=metrics.plan_cache_misses.inc,
     )
-    sources = SourceCache(settings.data_root_paths, objects=object_sources(settings))
+    sources = SourceCache(
+        settings.data_root_paths,
+        objects=object_sources(settings),
+        limits=SourceLimits(max_image_pixels=settings.max_image_pixels),
+    )
     if isinstance(store, RedisRecipeStore):  # replicas share their shard indexes
         sources.share_indexes(store.client, settings.redis_prefix)
     bind = partial(bind_thread, device)

@@ -22,6 +22,8 @@ from augsvc.datasets import DatasetSpec, Source, open_source
 from augsvc.datasets.object_store import ObjectStore, client_installed
 from augsvc.datasets.object_urls import parse_object_url
 from augsvc.datasets.remote_sources import ObjectSources
+from augsvc.datasets.source_base import SourceLimits
+from augsvc.errors import SampleUnreadable, ValidationFailed
 from augsvc.service.lru import LRU
 from augsvc.store import StoredDataset
 
@@ -89,14 +91,21 @@ def object_sources(settings: Settings) -> ObjectSources | None:
 
 
 class SourceCache:
+    """Indexed sources by registration. A source handed out is checked first (a few
+    system calls: its folder, its shards), so a listing, a record and a stream's start
+    all see a dataset whose files went away, whether this replica indexed it long ago
+    or opens it now: both fail as ``sample-unreadable``."""
+
     def __init__(
         self,
         roots: Sequence[Path],
         size: int = SOURCE_CACHE_SIZE,
         objects: ObjectSources | None = None,
+        limits: SourceLimits | None = None,
     ) -> None:
         self.roots = list(roots)
         self.objects = objects
+        self.limits = limits or SourceLimits()
         self._sources: LRU[tuple[str, float], Source] = LRU(size)
 
     def share_indexes(self, client: Redis, prefix: str) -> None:
@@ -108,18 +117,28 @@ class SourceCache:
     async def open(self, spec: dict[str, Any]) -> Source:
         """Index a source off the event loop."""
         parsed = DatasetSpec.model_validate(spec)
-        return await asyncio.to_thread(open_source, parsed, self.roots, self.objects)
+        return await asyncio.to_thread(open_source, parsed, self.roots, self.objects, self.limits)
 
     def remember(self, stored: StoredDataset, source: Source) -> None:
         """Keep a source indexed for its registration."""
         self._sources.put((stored.name, stored.created_at), source)
 
     async def get(self, stored: StoredDataset) -> Source:
+        """The registration's source, still readable; SampleUnreadable when it is not."""
         key = (stored.name, stored.created_at)
         source = self._sources.get(key)
         if source is None:
-            source = await self.open(stored.spec)
+            try:
+                source = await self.open(stored.spec)
+            except SampleUnreadable:
+                raise
+            except ValidationFailed as err:  # registered once, so its data changed since
+                raise SampleUnreadable(
+                    f"dataset {stored.name!r} can no longer be opened: {err.detail}"
+                ) from None
             self._sources.put(key, source)
+        else:
+            await asyncio.to_thread(source.check)
         return source
 
     def close(self) -> None:

@@ -50,6 +50,7 @@ from augsvc.errors import (
     Overloaded,
     PathNotAllowed,
     PayloadTooLarge,
+    SampleUnreadable,
     StoreUnavailable,
     UndecodableImage,
     UnsupportedMediaType,
@@ -79,8 +80,8 @@ def _record(stored: StoredDataset, source: Source) -> dict[str, Any]:
 
 async def _listed(stored: StoredDataset, sources: SourceCache) -> dict[str, Any]:
     """A list entry: the record, or, when the source cannot be read any more (a folder
-    gone, a bucket unreachable), the registration with the problem, so one broken
-    dataset does not hide the others."""
+    gone, a shard rewritten, a bucket unreachable), the registration with the problem,
+    so one broken dataset does not hide the others."""
     try:
         return _record(stored, await sources.get(stored))
     except AugsvcError as err:
@@ -133,14 +134,15 @@ async def list_datasets(_: ReadAuth, datasets: DatasetsDep, sources: SourcesDep)
 
 @router.get(
     "/{name}",
-    responses=problems(*READ, DatasetNotFound, StoreUnavailable, PathNotAllowed, UrlNotAllowed,
-                       ObjectNotFound, ObjectStoreUnavailable),
+    responses=problems(*READ, DatasetNotFound, StoreUnavailable),
 )  # fmt: skip
 async def get_dataset(
     name: NamePath, _: ReadAuth, datasets: DatasetsDep, sources: SourcesDep
 ) -> dict[str, Any]:
-    stored = await datasets.get(name)
-    return _record(stored, await sources.get(stored))
+    """The record as the list shows it: a source that can no longer be read is the
+    registration with ``"size": null`` and its ``error``, not a failed request (the
+    registration is there; its files are what went wrong)."""
+    return await _listed(await datasets.get(name), sources)
 
 
 @router.delete("/{name}", status_code=204, responses=problems(*WRITE, DatasetNotFound))
@@ -155,7 +157,8 @@ async def delete_dataset(name: NamePath, _: AdminAuth, datasets: DatasetsDep) ->
     responses={
         200: {"content": {STREAM: {}}, "description": "length-prefixed frames"},
         **problems(*READ, *LOOKUP, DatasetNotFound, PathNotAllowed, UndecodableImage,
-                   Overloaded, UrlNotAllowed, ObjectNotFound, ObjectStoreUnavailable),
+                   SampleUnreadable, Overloaded, UrlNotAllowed, ObjectNotFound,
+                   ObjectStoreUnavailable),
     },
 )  # fmt: skip
 async def stream_dataset(

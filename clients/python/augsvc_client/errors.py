@@ -29,7 +29,8 @@ at all), :class:`DeadlineExceeded` (the retry policy's total deadline ran out) a
     ├── ValidationFailed (422 validation-failed)
     │   ├── InvalidRecipe (422 invalid-recipe)
     │   ├── InvalidReference (422 invalid-reference)
-    │   └── UndecodableImage (422 undecodable-image)
+    │   ├── UndecodableImage (422 undecodable-image)
+    │   └── SampleUnreadable (422 sample-unreadable)      a dataset's file is gone or unreadable
     ├── RateLimited (429 rate-limited)                 client side: any 429
     ├── Unavailable (503 unavailable)
     │   ├── StoreUnavailable (503 store-unavailable)
@@ -189,6 +190,13 @@ class InvalidReference(ValidationFailed):
 
 class UndecodableImage(ValidationFailed):
     code = "undecodable-image"
+
+
+class SampleUnreadable(ValidationFailed):
+    """A sample of a registered dataset is missing or unreadable on the server (the detail
+    names its index and path); fix the files or register the dataset again."""
+
+    code = "sample-unreadable"
 
 
 class RateLimited(AugsvcError):
