@@ -45,11 +45,14 @@ def _fail(loc: tuple[str | int, ...], msg: str) -> ValidationFailed:
 
 
 def _numbers(value: Any, loc: tuple[str | int, ...], what: str) -> list[float]:
+    """The numbers of one box or point, each finite and within ±MAX_COORDINATE. The
+    bounds are checked before any conversion: an integer of 400 digits (JSON has no
+    limit) would make ``math.isfinite`` or ``float`` raise OverflowError."""
     if not isinstance(value, list) or not all(
         isinstance(v, int | float) and not isinstance(v, bool) for v in value
     ):
         raise _fail(loc, f"expected {what}, a list of numbers")
-    if not all(math.isfinite(v) for v in value):
+    if not all(isinstance(v, int) or math.isfinite(v) for v in value):
         raise _fail(loc, "coordinates must be finite numbers (no NaN or infinity)")
     if any(abs(v) > MAX_COORDINATE for v in value):
         raise _fail(loc, f"coordinates must lie within ±{MAX_COORDINATE:g}")

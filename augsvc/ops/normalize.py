@@ -10,6 +10,7 @@ from pydantic import model_validator
 from augsvc.maths import kernels
 from augsvc.maths.rng import Draws
 from augsvc.ops.base import Canvas, OpKind, Params, PixelOp
+from augsvc.ops.fields import Number
 from augsvc.ops.registry import register
 
 
@@ -20,8 +21,8 @@ class Normalize(PixelOp):
     kind: ClassVar[OpKind] = "normalize"
     terminal: ClassVar[bool] = True
     op: Literal["normalize"] = "normalize"
-    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
-    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    mean: tuple[Number, ...] = (0.485, 0.456, 0.406)
+    std: tuple[Number, ...] = (0.229, 0.224, 0.225)
 
     @model_validator(mode="after")
     def _check(self) -> Normalize:
