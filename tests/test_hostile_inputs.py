@@ -120,8 +120,8 @@ def hostile_recipes(draw: st.DrawFn, published: dict[str, Any]) -> tuple[str, di
 
 def send_recipe(client: httpx.Client, route: str, recipe: bytes) -> httpx.Response:
     """The recipe to one of the three routes that read a recipe document."""
-    if route == "put":
-        headers = {"Content-Type": "application/json"}
+    if route in ("put", "put-yaml"):  # JSON is YAML's flow style: the YAML reader too
+        headers = {"Content-Type": "application/json" if route == "put" else "application/yaml"}
         return client.put("/v1/recipes/hostile", content=recipe, headers=headers)
     files = [("recipe", ("recipe.json", recipe, "application/json")),
              ("image", ("a.png", IMAGE, "image/png"))]  # fmt: skip
@@ -130,11 +130,11 @@ def send_recipe(client: httpx.Client, route: str, recipe: bytes) -> httpx.Respon
     return client.post("/v1/preview", params={"seed": 1, "n": 1}, files=files)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_hostile_recipe_fields_get_no_5xx(client, published, data):
     where, recipe = data.draw(hostile_recipes(published))
-    route = data.draw(st.sampled_from(["put", "augment", "preview"]))
+    route = data.draw(st.sampled_from(["put", "put-yaml", "augment", "preview"]))
     assert_no_server_error(send_recipe(client, route, dumps(recipe)), f"{route} {where}")
 
 
@@ -266,7 +266,7 @@ def field_paths(response: httpx.Response) -> list[str]:
     return paths
 
 
-@pytest.mark.parametrize("route", ["put", "augment", "preview"])
+@pytest.mark.parametrize("route", ["put", "put-yaml", "augment", "preview"])
 @pytest.mark.parametrize(("op", "path"), RECIPE_FIELDS, ids=[p for _, p in RECIPE_FIELDS])
 def test_a_huge_number_in_a_recipe_field_is_a_422_naming_it(client, route, op, path):
     response = send_recipe(client, route, dumps({"ops": [op]}))
@@ -397,3 +397,22 @@ def test_a_safetensors_body_that_does_not_tile_is_a_422(client, extra, payload, 
     response = post_safetensors(client, raw_safetensors(header, bytes(size) + payload))
     assert response.status_code == 422, response.text[:300]
     assert words in response.json()["detail"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    rows=st.lists(
+        st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=5, max_size=5),
+        min_size=1,
+        max_size=4,
+    ),
+    labels=st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)),
+)
+def test_hostile_safetensors_boxes_get_no_5xx(client, rows, labels):
+    from augsvc.codec import images_to_safetensors
+
+    tensors = {"images": torch.zeros(2, 3, 8, 8, dtype=torch.uint8),
+               "boxes": torch.tensor(rows, dtype=torch.float64)}  # fmt: skip
+    if labels is not None:
+        tensors["labels"] = torch.full((len(rows),), labels, dtype=torch.int64)
+    assert_no_server_error(post_safetensors(client, images_to_safetensors(tensors)), str(rows))
