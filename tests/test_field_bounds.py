@@ -107,3 +107,24 @@ def test_number_refuses_with_a_message_that_says_why(raw, words):
     with pytest.raises(ValidationError):
         _Model(value=raw)
     assert _Model(value=int(MAX_MAGNITUDE)).value == MAX_MAGNITUDE
+
+
+@pytest.mark.parametrize(
+    ("op", "field", "value"),
+    [
+        ("affine", "scale", [1e-300, 1.0]),
+        ("affine", "scale", [1.0, 1e7]),
+        ("random_resized_crop", "ratio", [5e-324, 1.0]),
+        ("random_erasing", "ratio", [1.0, 1e9]),
+        ("random_erasing", "scale", [1e-12, 0.5]),
+        ("gaussian_blur", "sigma", [1e-300, 1.0]),
+        ("normalize", "std", [1e-300]),
+    ],
+)
+def test_a_positive_factor_that_would_divide_into_infinity_is_refused(op, field, value):
+    """A scale, ratio, sigma or std of 1e-300 passes "> 0" and then turns a matrix or a
+    kernel into infinities and NaNs (a 200 with garbage): they are bounded too."""
+    document = op_document(op, field, value)
+    if op == "normalize":
+        document["mean"] = [0.5]
+    refused_at({"ops": [document]}, f"ops[0].{field}")

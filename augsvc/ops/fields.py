@@ -39,6 +39,10 @@ MAX_SIDE = 16384
 #: Largest magnitude of any number in a recipe: far beyond every meaningful parameter
 #: (pixels, degrees, factors, weights), far below what overflows float32 maths.
 MAX_MAGNITUDE = 1e9
+#: The range of a positive factor (a scale, an aspect ratio, a sigma, a std): what lies
+#: outside it turns into infinity or zero once divided or squared.
+MIN_POSITIVE = 1e-6
+MAX_FACTOR = 1e6
 
 _JSON_KINDS = {dict: "an object", list: "a list", tuple: "a list", str: "a string",
                bool: "a boolean", type(None): "null"}  # fmt: skip
@@ -127,14 +131,17 @@ def ordered(v: Pair, *, lo: float | None = None, hi: float | None = None) -> Pai
     return v
 
 
-def positive_range(v: Any, name: str, *, hi: float | None = None) -> Pair:
-    """A [min, max] pair with 0 < min <= max (<= hi when given)."""
+def positive_range(v: Any, name: str, *, hi: float = MAX_FACTOR) -> Pair:
+    """A [min, max] pair with MIN_POSITIVE <= min <= max <= hi: a scale, ratio or sigma
+    of 1e-300 passes "> 0" and then divides into infinity (a NaN matrix, an empty box)."""
     v = _pair(v)
     if not isinstance(v, tuple):
         raise ValueError(f"{name} must be a [min, max] pair")
     ordered(v, hi=hi)
     if v[0] <= 0:
         raise ValueError(f"{name} must be > 0")
+    if v[0] < MIN_POSITIVE:
+        raise ValueError(f"{name} must be >= {MIN_POSITIVE:g}, got {v[0]:g}")
     return v
 
 
