@@ -51,9 +51,11 @@ def client(server) -> Iterator[httpx.Client]:
     with server.client(headers=AUTH) as c:
         assert c.put("/v1/recipes/base", json={"ops": [{"op": "hflip"}]}).status_code == 201
         yield c
-    # However the module went, the server is still up and answering.
+    # However the module went, the server is still up and answering, and no request
+    # left a traceback in its log (a 4xx is the client's, never an unhandled error).
     assert server.running
     assert httpx.get(f"{server.url}/healthz", timeout=10).json() == {"status": "ok"}
+    assert "Traceback" not in server.stderr_tail(10**8)
 
 
 @pytest.fixture(scope="module")
