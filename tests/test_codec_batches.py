@@ -11,6 +11,7 @@ import safetensors.torch
 import torch
 
 from augsvc import codec
+from augsvc.codec import targets as wire_targets
 from augsvc.errors import ImageTooLarge, TooManyImages, UndecodableImage, ValidationFailed
 from tests import imagegen
 
@@ -38,10 +39,14 @@ def test_images_to_safetensors_accepts_slices_of_one_batch() -> None:
 def test_read_image_batch_round_trip() -> None:
     batch = torch.randint(0, 256, (3, 4, 6, 5), dtype=torch.uint8, generator=torch.Generator())
     blob = codec.images_to_safetensors({"images": batch, "keys": torch.arange(3)})
+    sent = bytes(bytearray(blob))  # a copy: bytes(blob) would be blob itself
     read = codec.read_image_batch(blob, max_images=3, max_pixels=30)
     assert read.dtype == torch.uint8
     assert torch.equal(read, batch)
-    read[0, 0, 0, 0] = 1  # the result owns writable memory
+    read[0, 0, 0, 0] = int(batch[0, 0, 0, 0]) ^ 0xFF
+    # The result owns its memory: an immutable upload is copied, never written through.
+    assert read[0, 0, 0, 0] == batch[0, 0, 0, 0] ^ 0xFF
+    assert blob == sent
 
 
 def _batch_error(data: bytes, **limits: int) -> Exception:
@@ -184,3 +189,95 @@ def test_uploaded_batch_is_a_view_of_a_writable_body():
     assert batch.flatten()[-1] == images.flatten()[-1] ^ 0xFF
     immutable = codec.read_image_batch(bytes(body), max_images=4, max_pixels=100)
     assert torch.equal(immutable, batch)
+
+
+# --- the layout of an uploaded body ------------------------------------------------------
+
+
+def _images_and(extra: dict[str, object], payload: bytes = b"") -> bytes:
+    """A 1x1x2x2 ``images`` tensor at [0, 4] and ``extra`` entries, with ``payload``
+    after the image bytes."""
+    header = {"images": {"dtype": "U8", "shape": [1, 1, 2, 2], "data_offsets": [0, 4]}, **extra}
+    return imagegen.raw_safetensors(header, bytes(range(4)) + payload)
+
+
+@pytest.mark.parametrize(
+    ("data", "named", "words"),
+    [
+        (
+            _images_and({"keys": {"dtype": "U8", "shape": [4], "data_offsets": [2, 6]}}, b"xx"),
+            "keys",
+            ["overlap", "'images'", "'keys'"],
+        ),
+        (
+            _images_and({"keys": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]}}),
+            "keys",
+            ["overlap"],
+        ),
+        (_images_and({}, b"\0" * 8), "images", ["8 trailing bytes", "last tensor"]),
+        (
+            _images_and({"keys": {"dtype": "U8", "shape": [2], "data_offsets": [6, 8]}}, b"-" * 4),
+            "keys",
+            ["bytes 4..6", "no tensor"],
+        ),
+        (
+            _images_and({"keys": {"dtype": "U8", "shape": [2], "data_offsets": [6, 4]}}),
+            "keys",
+            ["malformed data_offsets"],
+        ),
+        (_images_and({"keys": [0, 4]}), "keys", ["not an object"]),
+    ],
+    ids=["overlap", "alias", "trailing", "gap", "reversed", "not-an-object"],
+)
+def test_a_body_whose_tensors_do_not_tile_its_data_is_refused(data, named, words) -> None:
+    raised = _batch_error(data)
+    assert type(raised) is UndecodableImage
+    assert raised.status == 422 and raised.errors[0].loc == (named,)
+    for word in words:
+        assert word in raised.detail, raised.detail
+    with pytest.raises(UndecodableImage):  # the targets' reader shares the check
+        wire_targets.targets_from_tensors(data, 1, (2, 2))
+
+
+def test_a_header_naming_a_key_twice_is_refused() -> None:
+    """Python's reader keeps the last of two ``images``, the reference one refuses the
+    file: the server and a client must not see two different batches in one body."""
+    entry = '{"dtype":"U8","shape":[1,1,2,2],"data_offsets":[0,4]}'
+    text = f'{{"images":{entry},"images":{entry}}}'.encode()
+    data = struct.pack("<Q", len(text)) + text + bytes(4)
+    raised = _batch_error(data)
+    assert type(raised) is UndecodableImage
+    assert "'images' appears twice" in raised.detail and raised.errors[0].loc == ("images",)
+    nested = b'{"__metadata__":{"a":"1","a":"2"}}'
+    raised = _batch_error(struct.pack("<Q", len(nested)) + nested)
+    assert "'a' appears twice" in raised.detail
+
+
+def test_a_body_the_writer_makes_passes_the_layout_check() -> None:
+    tensors = {
+        "images": torch.zeros(2, 3, 4, 5, dtype=torch.uint8),
+        "keys": torch.arange(2),
+        "empty": torch.zeros(0, dtype=torch.int32),
+        "odd": torch.ones(3, dtype=torch.uint8),
+    }
+    assert codec.read_image_batch(
+        codec.images_to_safetensors(tensors, {"m": "1"}), max_images=2, max_pixels=20
+    ).shape == (2, 3, 4, 5)
+
+
+def _boxes_body(boxes_on: list[int]) -> bytes:
+    images = torch.zeros(2, 1, 4, 4, dtype=torch.uint8)
+    boxes = torch.zeros(len(boxes_on), 5, dtype=torch.float32)
+    boxes[:, 0] = torch.tensor(boxes_on, dtype=torch.float32)
+    boxes[:, 3:] = 1
+    return codec.images_to_safetensors({"images": images, "boxes": boxes})
+
+
+def test_a_safetensors_body_has_the_multipart_limit_of_boxes_per_image() -> None:
+    limit = wire_targets.MAX_BOXES
+    read = wire_targets.targets_from_tensors(_boxes_body([0] * limit + [1] * limit), 2, (4, 4))
+    assert read is not None and [len(t.boxes) for t in read] == [limit, limit]
+    with pytest.raises(ValidationFailed) as refused:
+        wire_targets.targets_from_tensors(_boxes_body([1] * (limit + 1) + [0]), 2, (4, 4))
+    assert refused.value.errors[0].loc == ("boxes",)
+    assert f"at most {limit} boxes per image, got {limit + 1} on image 1" in refused.value.detail

@@ -171,9 +171,14 @@ def test_if_match(aio, store) -> None:
     assert stale.value.status == 412
     third, created = aio.run(store.put("cond", doc3, digest3, if_match="*"))
     assert created and third.version == 3
-    # A retried conditional PUT that already succeeded: same content, answered, not 412.
-    retried, created = aio.run(store.put("cond", doc3, digest3, if_match=digest2))
-    assert not created and retried == third
+    # The latest's content under a stale If-Match is still stale: 412, nothing stored.
+    with pytest.raises(PreconditionFailed, match=digest3):
+        aio.run(store.put("cond", doc3, digest3, if_match=digest2))
+    # Under the latest's own digest (or *), the same content is that version, unchanged.
+    for match in (digest3, "*"):
+        again, created = aio.run(store.put("cond", doc3, digest3, if_match=match))
+        assert not created and again == third
+    assert [v.version for v in aio.run(store.versions("cond"))] == [1, 2, 3]
 
 
 @pytest.mark.parametrize(

@@ -73,6 +73,10 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # routes/docs.py serves /docs and /redoc from local files
         redoc_url=None,
+        # No redirect from /path/ to /path: Starlette builds its Location from the
+        # request's Host header, before any key is checked, so anyone could have the
+        # service point a client at a host of their choosing. A trailing slash is a 404.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.keys = keys

@@ -131,7 +131,9 @@ def _safetensors_header(data: bytes) -> tuple[dict[str, object], int]:
     try:
         text = bytes(memoryview(data)[8 : 8 + header_len]).decode("utf-8")
         check_json_nesting(text)
-        header = json.loads(text)
+        header = json.loads(text, object_pairs_hook=_unique_keys)
+    except DuplicateKey as exc:
+        raise _layout_error(exc.key, f"safetensors header: key {exc.key!r} appears twice") from None
     except TooDeep as exc:
         raise UndecodableImage(
             f"body is not a valid safetensors file: its header {exc} (MAX_NESTING = {MAX_NESTING})"
@@ -142,7 +144,80 @@ def _safetensors_header(data: bytes) -> tuple[dict[str, object], int]:
         ) from exc
     if not isinstance(header, dict):
         raise UndecodableImage("body is not a valid safetensors file: header is not an object")
+    _check_layout(header, len(data) - 8 - header_len)
     return header, 8 + header_len
+
+
+class DuplicateKey(ValueError):
+    """A JSON object names one key twice: which value a reader takes is the reader's
+    choice (Python's the last, others the first), so the server and a client could read
+    two different tensors out of one body."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"duplicate key {key!r}")
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def _check_layout(header: dict[str, object], body_len: int) -> None:
+    """Every tensor's ``data_offsets`` inside the data section, the tensors tiling it
+    exactly as safetensors requires: none overlapping another (two tensors sharing bytes
+    would let a write through one change the other), no gap and nothing after the last
+    (bytes that no tensor owns are smuggled, not data)."""
+    spans = []
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+        if not isinstance(entry, dict):
+            raise _layout_error(name, f"safetensors header entry for {name!r} is not an object")
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(_is_count(o) for o in offsets)
+            or offsets[0] > offsets[1]
+        ):
+            raise _layout_error(name, f"safetensors header: {name!r} has malformed data_offsets")
+        spans.append((offsets[0], offsets[1], name))
+    position, previous = 0, None
+    for start, end, name in sorted(spans):
+        if start < position:
+            raise _layout_error(
+                name,
+                f"safetensors header: the data_offsets of {name!r} [{start}, {end}] overlap "
+                f"those of {previous!r}, which end at {position}",
+            )
+        if start > position:
+            raise _layout_error(
+                name,
+                f"safetensors header: bytes {position}..{start} of the data section belong "
+                f"to no tensor (the next, {name!r}, starts at {start})",
+            )
+        position, previous = end, name
+    if position > body_len:
+        raise _layout_error(
+            previous or "",
+            f"safetensors header: the data_offsets of {previous!r} end at byte {position}, "
+            f"past the {body_len}-byte data section",
+        )
+    if position < body_len:
+        raise _layout_error(
+            previous or "",
+            f"safetensors body: {body_len - position} trailing bytes after the last tensor "
+            f"(the tensors end at byte {position} of a {body_len}-byte data section)",
+        )
+
+
+def _layout_error(name: str, detail: str) -> UndecodableImage:
+    return UndecodableImage(detail, errors=[FieldError((name,), detail)])
 
 
 def _batch_shape(

@@ -45,11 +45,14 @@ def _fail(loc: tuple[str | int, ...], msg: str) -> ValidationFailed:
 
 
 def _numbers(value: Any, loc: tuple[str | int, ...], what: str) -> list[float]:
+    """The numbers of one box or point, each finite and within ±MAX_COORDINATE. The
+    bounds are checked before any conversion: an integer of 400 digits (JSON has no
+    limit) would make ``math.isfinite`` or ``float`` raise OverflowError."""
     if not isinstance(value, list) or not all(
         isinstance(v, int | float) and not isinstance(v, bool) for v in value
     ):
         raise _fail(loc, f"expected {what}, a list of numbers")
-    if not all(math.isfinite(v) for v in value):
+    if not all(isinstance(v, int) or math.isfinite(v) for v in value):
         raise _fail(loc, "coordinates must be finite numbers (no NaN or infinity)")
     if any(abs(v) > MAX_COORDINATE for v in value):
         raise _fail(loc, f"coordinates must lie within ±{MAX_COORDINATE:g}")
@@ -305,6 +308,18 @@ def encode_mask_png(mask: torch.Tensor) -> bytes:
     return buffer.getvalue()
 
 
+def _check_boxes_per_image(image: np.ndarray, count: int) -> None:
+    """At most MAX_BOXES boxes per image, as a multipart ``targets`` part: a safetensors
+    body is no way around the limit."""
+    per_image = np.bincount(image.astype(np.int64), minlength=count)
+    crowded = int(per_image.argmax()) if len(per_image) else 0
+    if len(per_image) and per_image[crowded] > MAX_BOXES:
+        got = int(per_image[crowded])
+        raise _fail(
+            ("boxes",), f"at most {MAX_BOXES} boxes per image, got {got} on image {crowded}"
+        )
+
+
 def targets_from_tensors(
     data: bytes | bytearray, count: int, size: tuple[int, int]
 ) -> list[ImageTargets | None] | None:
@@ -331,6 +346,7 @@ def targets_from_tensors(
         image = boxes[:, 0]
         if ((image != np.round(image)) | (image < 0) | (image >= count)).any():
             raise _fail(("boxes",), f"column 0 is the image index, an integer in 0..{count - 1}")
+        _check_boxes_per_image(image, count)
         xyxy = boxes[:, 1:].astype(np.float64)
         bad = np.flatnonzero((xyxy[:, 2] < xyxy[:, 0]) | (xyxy[:, 3] < xyxy[:, 1]))
         if len(bad):

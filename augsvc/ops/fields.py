@@ -3,6 +3,12 @@
 Each validator accepts the shorthand users write (``30`` for ``[-30, 30]``) and returns
 one canonical form, so two recipes that mean the same thing serialise alike and share
 a digest.
+
+Every number a recipe holds is bounded here, where it is parsed: JSON and YAML hand
+over integers of any length and floats up to infinity, and a 400-digit integer that
+reaches ``float()``, numpy or a C library raises OverflowError (a 500) or poisons a
+matrix. the :func:`number` validator and the :data:`Number` type refuse anything
+beyond :data:`MAX_MAGNITUDE` as a field error instead.
 """
 
 from __future__ import annotations
@@ -30,19 +36,48 @@ IntOrPair = int | tuple[int, int]
 PixelInput = int | Annotated[list[int], Field(min_length=1, max_length=4)]
 #: Largest side an op may produce; a recipe asking for more is a mistake or an attack.
 MAX_SIDE = 16384
+#: Largest magnitude of any number in a recipe: far beyond every meaningful parameter
+#: (pixels, degrees, factors, weights), far below what overflows float32 maths.
+MAX_MAGNITUDE = 1e9
+#: The range of a positive factor (a scale, an aspect ratio, a sigma, a std): what lies
+#: outside it turns into infinity or zero once divided or squared.
+MIN_POSITIVE = 1e-6
+MAX_FACTOR = 1e6
 
 _JSON_KINDS = {dict: "an object", list: "a list", tuple: "a list", str: "a string",
                bool: "a boolean", type(None): "null"}  # fmt: skip
 
 
 def number(x: Any) -> float:
-    """A finite JSON number. Booleans, numeric strings and NaN/Infinity (which Python's
-    JSON and YAML parsers accept) are refused: one NaN would poison every matrix."""
+    """A finite JSON number within ±MAX_MAGNITUDE. Booleans, numeric strings and
+    NaN/Infinity (which Python's JSON and YAML parsers accept) are refused: one NaN would
+    poison every matrix. An integer is compared before it is converted, so one too long
+    for a float is refused rather than raising OverflowError."""
     if isinstance(x, bool) or not isinstance(x, int | float):
         raise ValueError(f"expected a number, got {_JSON_KINDS.get(type(x), type(x).__name__)}")
-    if not math.isfinite(x):
+    if isinstance(x, float) and not math.isfinite(x):
         raise ValueError(f"expected a finite number, got {x}")
+    if abs(x) > MAX_MAGNITUDE:
+        raise ValueError(f"expected a number within ±{int(MAX_MAGNITUDE):,}, got {_shown(x)}")
     return float(x)
+
+
+def _shown(x: int | float) -> str:
+    """A number for a message: a huge integer by its length (printing one may itself
+    fail, past Python's 4300-digit limit)."""
+    if isinstance(x, int) and abs(x) > 10**15:
+        return f"an integer of about {int(abs(x).bit_length() * 0.30103) + 1} digits"
+    return repr(x)
+
+
+#: A finite number within ±MAX_MAGNITUDE: the type of every float field without a range
+#: of its own (pydantic's ``float`` takes anything up to 1.8e308, which float32 maths
+#: turns into infinity).
+Number = Annotated[
+    float,
+    BeforeValidator(number, json_schema_input_type=float),
+    Field(ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE),
+]
 
 
 def _pair(v: Any) -> Any:
@@ -96,14 +131,17 @@ def ordered(v: Pair, *, lo: float | None = None, hi: float | None = None) -> Pai
     return v
 
 
-def positive_range(v: Any, name: str, *, hi: float | None = None) -> Pair:
-    """A [min, max] pair with 0 < min <= max (<= hi when given)."""
+def positive_range(v: Any, name: str, *, hi: float = MAX_FACTOR) -> Pair:
+    """A [min, max] pair with MIN_POSITIVE <= min <= max <= hi: a scale, ratio or sigma
+    of 1e-300 passes "> 0" and then divides into infinity (a NaN matrix, an empty box)."""
     v = _pair(v)
     if not isinstance(v, tuple):
         raise ValueError(f"{name} must be a [min, max] pair")
     ordered(v, hi=hi)
     if v[0] <= 0:
         raise ValueError(f"{name} must be > 0")
+    if v[0] < MIN_POSITIVE:
+        raise ValueError(f"{name} must be >= {MIN_POSITIVE:g}, got {v[0]:g}")
     return v
 
 

@@ -23,7 +23,7 @@ class SomeOf(CompositeOp):
     op: Literal["some_of"] = "some_of"
     candidates_field: ClassVar[str] = "ops"
     ops: Members
-    n: int = Field(ge=0, description="How many of the ops each sample takes (<= len(ops)).")
+    n: int = Field(ge=0, le=64, description="How many of the ops each sample takes (<= len(ops)).")
     random_order: bool = True
 
     @field_validator("n")

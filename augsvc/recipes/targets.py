@@ -8,11 +8,18 @@ given, so every recipe written before it keeps its digest and its samples.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from augsvc.ops.fields import MAX_SIDE, Number
+
 MAX_FLIP_PAIRS = 256
+#: Largest keypoint index a flip pair may name: an image carries at most 100,000
+#: keypoints (the request's limit), and the index reaches numpy, which overflows on
+#: an integer past 64 bits.
+MAX_KEYPOINT_INDEX = 99_999
+KeypointIndex = Annotated[int, Field(ge=0, le=MAX_KEYPOINT_INDEX)]
 
 
 class TargetOptions(BaseModel):
@@ -20,16 +27,17 @@ class TargetOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    min_visibility: float = Field(
+    min_visibility: Number = Field(
         default=0.0,
         ge=0.0,
         le=1.0,
         description="Drop a box when less than this fraction of its moved area lies in "
         "the output (boxes wholly outside are always dropped).",
     )
-    min_area: float = Field(
+    min_area: Number = Field(
         default=0.0,
         ge=0.0,
+        le=float(MAX_SIDE * MAX_SIDE),
         description="Drop a box whose visible area, in output pixels, is below this.",
     )
     clip: bool = Field(default=True, description="Clip surviving boxes to the output canvas.")
@@ -39,7 +47,7 @@ class TargetOptions(BaseModel):
         "crops, resizes, 90-degree turns); ellipse: the box enclosing the moved inscribed "
         "ellipse (grows less under rotation).",
     )
-    flip_pairs: tuple[tuple[int, int], ...] = Field(
+    flip_pairs: tuple[tuple[KeypointIndex, KeypointIndex], ...] = Field(
         default=(),
         max_length=MAX_FLIP_PAIRS,
         description="Keypoint index pairs [left, right] that swap when a sample is mirrored.",

@@ -41,12 +41,14 @@ class RecipeStore(Protocol):
     ) -> tuple[StoredRecipe, bool]:
         """Store ``document`` as the next version of ``name``; return it and ``created``.
 
-        - Same digest as the latest version: that version, ``created=False``. This comes
-          before the If-Match check (RFC 9110 13.1.1 allows it) so that a retried
-          conditional PUT that already succeeded is answered 200, not 412.
         - ``if_match`` is an If-Match value already unquoted by the API: ``"*"`` matches
           any existing version, a digest matches only the latest version's digest.
-          No match (including any ``if_match`` on a missing name): PreconditionFailed.
+          No match (including any ``if_match`` on a missing name): PreconditionFailed,
+          whatever the document. It comes first: a client whose If-Match names an older
+          version has not seen the latest, and is told so even when its document
+          happens to equal the latest (a retried conditional PUT that already
+          succeeded included: its If-Match now names the version it replaced).
+        - Same digest as the latest version: that version, ``created=False``.
         - Otherwise a new version, latest + 1, assigned atomically.
         """
         ...

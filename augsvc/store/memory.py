@@ -46,13 +46,13 @@ class MemoryRecipeStore:
             if versions:
                 latest = max(versions)
                 current = versions[latest]
-                if current.digest == digest:
-                    return _stored(name, latest, current), False
                 if if_match is not None and if_match not in ("*", current.digest):
                     raise PreconditionFailed(
                         f"recipe {name!r} changed: If-Match {if_match!r} does not match "
                         f"the current version {latest} ({current.digest})"
                     )
+                if current.digest == digest:
+                    return _stored(name, latest, current), False
             elif if_match is not None:
                 raise PreconditionFailed(f"recipe {name!r} does not exist; If-Match cannot match")
             version = self._last_version.get(name, 0) + 1

@@ -87,10 +87,10 @@ local current = false
 if last then current = redis.call('HGET', KEYS[1], last) end
 if current then
   local current_digest = cjson.decode(current)['digest']
-  if current_digest == ARGV[1] then return {0, last, current} end
   if ARGV[3] ~= '' and ARGV[3] ~= '*' and ARGV[3] ~= current_digest then
     return {-1, last, current_digest}
   end
+  if current_digest == ARGV[1] then return {0, last, current} end
 elseif ARGV[3] ~= '' then
   return {-1}
 end
