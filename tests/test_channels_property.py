@@ -191,7 +191,8 @@ def _grey_and_rgb_pngs(size: int = 64) -> list[tuple[str, tuple[str, bytes, str]
 
 
 def test_grey_and_rgb_of_one_size_answer_200_as_zip_and_422_naming_channels(server):
-    recipe = {"ops": [{"op": "rotate", "degrees": 20}, {"op": "color_jitter", "brightness": 0.3}]}
+    recipe = {"ops": [{"op": "rotate", "degrees": 20}, {"op": "color_jitter", "brightness": 0.3}],
+              "output": {"channels": "auto"}}  # fmt: skip
     parts = [*_grey_and_rgb_pngs(), ("recipe", ("r.json", json.dumps(recipe), "application/json"))]
     with server.client() as c:
         z = c.post("/v1/augment", params={"seed": 1}, files=parts,
