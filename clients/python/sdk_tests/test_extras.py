@@ -86,8 +86,9 @@ def run_without_torch(tmp_path: Path, url: str) -> dict:
     hidden = tmp_path / "no-torch"
     hidden.mkdir()
     (hidden / "sitecustomize.py").write_text(BLOCKER)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["PYTHONPATH"] = os.pathsep.join([str(hidden), str(SDK_ROOT)])
+    env = dict(os.environ)  # keeps a PYTHONPATH that brings the SDK's dependencies
+    paths = [str(hidden), str(SDK_ROOT), env.get("PYTHONPATH", "")]
+    env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     done = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(CHILD), url],
         env=env, capture_output=True, text=True, timeout=120, check=False,
