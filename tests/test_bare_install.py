@@ -191,3 +191,106 @@ def test_the_installed_wheel_serves_the_playground_and_offline_docs(bare, tmp_pa
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
+
+
+# --- the README's install command for a GPU box ------------------------------------------
+
+
+def readme_install_command() -> list[str]:
+    """The words of the README's one ``pip install`` line for a GPU box (after ``pip``),
+    read from the README so the test runs what a reader copies."""
+    import re
+    import shlex
+
+    text = (ROOT / "README.md").read_text()
+    section = text.split("\n## Two commands\n", 1)[1].split("\n## ", 1)[0]
+    lines = re.findall(r"^pip install [^\n#]*", section, flags=re.MULTILINE)
+    assert len(lines) == 1, f"expected one pip install line under Two commands: {lines}"
+    return shlex.split(lines[0])[1:]
+
+
+def _applying(requires: list[str] | None, extra: str = "") -> list[str]:
+    """The requirements that apply to an install asking for ``extra`` ("" for none)."""
+    reqs = [Requirement(text) for text in requires or []]
+    return [str(r) for r in reqs if r.marker is None or r.marker.evaluate({"extra": extra})]
+
+
+def box_closure(requirements: list[str]) -> set[str]:
+    """Every installed distribution ``requirements`` need, with the extras they ask for
+    (``redis[hiredis]`` brings hiredis), leaving out augsvc and its SDK."""
+    names: set[str] = set()
+    seen: set[tuple[str, str]] = set()
+    todo = [Requirement(text) for text in requirements]
+    while todo:
+        req = todo.pop()
+        if _key(req.name) in ("augsvc", "augsvc-client"):
+            continue
+        for extra in {"", *req.extras}:
+            if (_key(req.name), extra) in seen:
+                continue
+            seen.add((_key(req.name), extra))
+            dist = metadata.distribution(req.name)
+            names.add(_key(dist.metadata["Name"]))
+            todo.extend(Requirement(text) for text in _applying(dist.requires, extra))
+    return names
+
+
+@pytest.fixture(scope="module")
+def checkout(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, str]]:
+    """A copy of what a clone holds for the two packages, a fresh venv, and an
+    environment in which the box's own packages (torch and the rest of augsvc's
+    runtime closure, setuptools to build) are already installed, as a GPU box's are:
+    pip finds them on ``PYTHONPATH`` and keeps them. No index is reachable."""
+    work = tmp_path_factory.mktemp("gpu-box")
+    tree = work / "augsvc"
+    for part in ("pyproject.toml", "README.md", "augsvc", "clients/python/pyproject.toml",
+                 "clients/python/README.md", "clients/python/augsvc_client"):  # fmt: skip
+        (tree / part).parent.mkdir(parents=True, exist_ok=True)
+        copy = shutil.copytree if (ROOT / part).is_dir() else shutil.copy
+        copy(ROOT / part, tree / part)
+    venv = work / "venv"
+    subprocess.run([getattr(sys, "_base_executable", sys.executable), "-m", "venv", str(venv)],
+                   check=True)  # fmt: skip
+    needed = [
+        *_applying(metadata.requires("augsvc")),
+        *_applying(metadata.requires("augsvc_client")),
+    ]
+    closure = box_closure([*needed, "setuptools"])
+    deps = work / "deps"
+    deps.mkdir()
+    link_distributions(closure, deps)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env = {k: v for k, v in env.items() if not k.startswith(("AUGSVC_", "PIP_"))}
+    env |= {"PYTHONPATH": str(deps), "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    return tree, venv, env
+
+
+def pip(venv: Path, args: list[str], cwd: Path, env: dict[str, str]):
+    """pip in the venv; an install builds with the box's setuptools (no index to fetch
+    a build environment from)."""
+    offline = ["--no-build-isolation"] if args[:1] == ["install"] else []
+    return subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", *args, *offline],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+
+
+def test_the_readme_gpu_box_command_installs_both_packages_where_pip_install_dot_fails(checkout):
+    tree, venv, env = checkout
+    alone = pip(venv, ["install", "."], tree, env)
+    assert alone.returncode != 0
+    assert "augsvc_client" in alone.stderr and "No matching distribution" in alone.stderr
+    command = readme_install_command()
+    assert command[0] == "install" and "./clients/python" in command
+    done = pip(venv, command, tree, env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    site = next((venv / "lib").glob("python*/site-packages"))
+    listed = pip(venv, ["list", "--format=freeze", "--path", str(site)], tree, env)
+    installed = {line.split("==")[0].lower().replace("_", "-") for line in listed.stdout.split()}
+    assert {"augsvc", "augsvc-client"} <= installed, listed.stdout
+    assert "torch" not in installed  # the box's own torch is kept, not replaced
+    run = subprocess.run(
+        [str(venv / "bin" / "augsvc"), "recipe", "--help"], env=env, capture_output=True,
+        text=True, timeout=120, cwd=venv,
+    )  # fmt: skip
+    assert run.returncode == 0 and "usage: augsvc" in run.stdout, run.stderr[-2000:]

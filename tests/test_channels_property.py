@@ -191,7 +191,8 @@ def _grey_and_rgb_pngs(size: int = 64) -> list[tuple[str, tuple[str, bytes, str]
 
 
 def test_grey_and_rgb_of_one_size_answer_200_as_zip_and_422_naming_channels(server):
-    recipe = {"ops": [{"op": "rotate", "degrees": 20}, {"op": "color_jitter", "brightness": 0.3}]}
+    recipe = {"ops": [{"op": "rotate", "degrees": 20}, {"op": "color_jitter", "brightness": 0.3}],
+              "output": {"channels": "auto"}}  # fmt: skip
     parts = [*_grey_and_rgb_pngs(), ("recipe", ("r.json", json.dumps(recipe), "application/json"))]
     with server.client() as c:
         z = c.post("/v1/augment", params={"seed": 1}, files=parts,
@@ -208,7 +209,8 @@ def test_grey_and_rgb_of_one_size_answer_200_as_zip_and_422_naming_channels(serv
 
 
 def test_grey_keeps_its_bytes_next_to_colour_and_alpha_batch_mates():
-    plan = compile_plan(parse_recipe({"ops": [{"op": "color_jitter", "brightness": 0.4}]}))
+    recipe = {"ops": [{"op": "color_jitter", "brightness": 0.4}], "output": {"channels": "auto"}}
+    plan = compile_plan(parse_recipe(recipe))
     grey = random_image(1, 30, 30, seed=4)
     want = alone(plan, grey, 9, 0)
     for mate in (random_image(3, 30, 30, seed=5), random_image(4, 30, 30, seed=6)):

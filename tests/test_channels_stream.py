@@ -108,7 +108,7 @@ def test_grey_and_rgb_of_one_size_end_the_stream_with_a_typed_error(server, data
     from augsvc_client.errors import ValidationFailed
 
     named = [(f"{i}.png", png_bytes(32, 32, "L" if i % 2 else "RGB", seed=i)) for i in range(6)]
-    recipe = {"ops": [{"op": "random_resized_crop", "size": 16}]}
+    recipe = {"ops": [{"op": "random_resized_crop", "size": 16}], "output": {"channels": "auto"}}
     dataset = ref = register(server, data_root, named, recipe)
     got = stream(server, dataset, ref, seed=0, batch_size=6)
     assert len(got) == 1 and got[0][1]["error"] == "validation-failed"
@@ -118,7 +118,7 @@ def test_grey_and_rgb_of_one_size_end_the_stream_with_a_typed_error(server, data
             pass
 
     with server.client() as c:
-        fixed = c.put("/v1/recipes/rgb-crop", json={**recipe, "output": {"channels": 3}})
+        fixed = c.put("/v1/recipes/rgb-crop", json={"ops": recipe["ops"]})  # 3, the default
         assert fixed.status_code == 201, fixed.text
     frames = stream(server, dataset, "rgb-crop", seed=0, batch_size=4)
     assert [t["images"].shape for t, _ in frames] == [(4, 3, 16, 16), (2, 3, 16, 16)]

@@ -88,7 +88,7 @@ def test_mixed_channels_and_sizes_batch_together():
     rgba = torch.cat([photo(100, 90), torch.full((1, 100, 90), 200, dtype=torch.uint8)])
     rgb = photo(50, 50)
     ops = [{"op": "hflip", "p": 1.0}]
-    auto = parse_recipe({"ops": ops, "output": {"size": [32, 32]}})
+    auto = parse_recipe({"ops": ops, "output": {"size": [32, 32], "channels": "auto"}})
     kept = augment(compile_plan(auto), [grey, rgba, rgb], seed=0)
     assert isinstance(kept.images, list)
     assert [img.shape for img in kept.images] == [(1, 32, 32), (4, 32, 32), (3, 32, 32)]

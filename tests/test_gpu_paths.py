@@ -72,7 +72,7 @@ def test_cuda_matches_cpu_for_grey_rgba_mixed_outputs_and_float():
     mixed = [photo(60, 80)[:1], torch.cat([photo(100, 90), photo(100, 90)[:1]]), photo(50, 50)]
     for plan in (
         _plan([{"op": "rotate", "degrees": 20}], size=[48, 48], channels=4),
-        _plan([{"op": "rotate", "degrees": 20}]),  # each keeps its size and channels
+        _plan([{"op": "rotate", "degrees": 20}], channels="auto"),  # own size and channels
         _plan([*CROP, {"op": "normalize", "mean": [0.5], "std": [0.25]}], channels=3),
     ):
         got = augment(plan, mixed, seed=5, device=CUDA).images

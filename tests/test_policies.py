@@ -213,7 +213,7 @@ EDGE = [(1, 1), (1, 40), (40, 1), (2, 3), (3, 2), (37, 29)]
 def test_policies_on_edge_sizes_and_channel_counts_equal_each_sample_alone(op):
     """One-pixel images and lines, grey and RGBA, in one batch: every sample is what it
     is alone, and alpha passes the tone ops untouched."""
-    plan = compile_plan(parse_recipe({"ops": [op]}))
+    plan = compile_plan(parse_recipe({"ops": [op], "output": {"channels": "auto"}}))
     images = []
     for i, (h, w) in enumerate(EDGE * 3):
         c = (1, 3, 4)[i % 3]

@@ -25,7 +25,7 @@ Ref = Callable[[torch.Tensor], torch.Tensor]
 
 
 def run(op: dict, images, seed: int = 0, **output):
-    recipe = parse_recipe({"ops": [op], "output": output})
+    recipe = parse_recipe({"ops": [op], "output": {"channels": "auto", **output}})
     return augment(compile_plan(recipe), images, seed=seed)
 
 

@@ -2,10 +2,15 @@
 
 How each block is treated follows from its fence language (tests/readme/blocks.py):
 
-* ``python``: runs in a fresh namespace in a temporary directory holding the files the
-  examples name, against a real ``augsvc serve``; its dtype/shape comments are asserted
-  (tests/readme/pyclaims.py) and names it leaves undefined come from
-  tests/readme/names.py.
+Blocks run in order, each README in one directory that holds what a fresh clone holds
+(the shipped ``examples/``, tests/readme/world.py), against one real ``augsvc serve``
+started as the walkthrough starts it and holding only what earlier blocks put there:
+a file, recipe or dataset a block uses was shipped or made by a block above it.
+
+* ``python``: runs in that directory, in one namespace per README (a reader's session:
+  what a block above defined is defined); its dtype/shape comments are asserted
+  (tests/readme/pyclaims.py) and names no block defines come from
+  tests/readme/names.py, a reader's own code (a model, a loss).
 * ``sh``/``bash``/``shell``: runs in bash there too, statement by statement, with its
   status and output comments checked (tests/readme/shell.py).
 * ``json``/``yaml``: a recipe must pass ``parse_recipe``; a problem document must match
@@ -36,14 +41,7 @@ from augsvc.recipes import parse_recipe
 from tests.readme import shell
 from tests.readme.blocks import KINDS, Block, block_ids, read_blocks
 from tests.readme.pyexec import run_example
-from tests.readme.world import (
-    BUCKET,
-    DATA_URLS,
-    README_URLS,
-    seed_server,
-    write_dataset,
-    write_files,
-)
+from tests.readme.world import DATA_URLS, README_URLS, clone, upload_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -68,20 +66,30 @@ TEXT = [b for b in BLOCKS if b.kind == "text"]
 
 
 @pytest.fixture(scope="module")
-def readme_server(request, start_augsvc, tmp_path_factory):
-    root = write_dataset(tmp_path_factory.mktemp("readme-data") / "imagenet")
-    env = {"AUGSVC_DATA_ROOTS": str(root)}
+def checkout(tmp_path_factory) -> Path:
+    """The directory every block runs in: a fresh clone's root, as far as they read it."""
+    folder = tmp_path_factory.mktemp("clone")
+    clone(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def readme_server(request, start_augsvc, checkout):
+    """``AUGSVC_DATA_ROOTS=$PWD/examples make serve``, run from the clone."""
+    env = {"AUGSVC_DATA_ROOTS": str(checkout / "examples")}
     try:  # without rclone (the dev extra) only the object-storage example fails
         s3_server = request.getfixturevalue("s3_server")
     except pytest.skip.Exception:
         s3_server = None
     if s3_server is not None:
-        write_dataset(s3_server.root / BUCKET / "imagenet")
+        upload_dataset(s3_server.root)
         env |= {"AUGSVC_DATA_URLS": DATA_URLS, "AUGSVC_S3_ENDPOINT": s3_server.endpoint}
         env |= s3_server.env()
-    server = start_augsvc(**env)
-    seed_server(server.url, root)
-    return server
+    return start_augsvc(**env)
+
+
+#: One namespace per README, shared by its Python blocks in order.
+SESSIONS: dict[str, dict] = {}
 
 
 def with_server(code: str, url: str) -> str:
@@ -103,17 +111,20 @@ def environment() -> dict[str, str]:
 # --- one runner per kind of block -------------------------------------------------------
 
 
-def run_python(block: Block, request: pytest.FixtureRequest, cwd: Path) -> None:
+def run_python(block: Block, request: pytest.FixtureRequest) -> None:
     server = request.getfixturevalue("readme_server")
-    write_files(cwd)
+    cwd = request.getfixturevalue("checkout")
+    session = SESSIONS.setdefault(block.name, {})
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(cwd)
-        run_example(with_server(block.code, server.url), block.name, block.path, block.line + 1)
+        run_example(
+            with_server(block.code, server.url), block.name, block.path, block.line + 1, session
+        )
 
 
-def run_shell(block: Block, request: pytest.FixtureRequest, cwd: Path) -> None:
+def run_shell(block: Block, request: pytest.FixtureRequest) -> None:
     server = request.getfixturevalue("readme_server")
-    write_files(cwd)
+    cwd = request.getfixturevalue("checkout")
     stmts = shell.statements(with_server(block.code, server.url), block.line + 1)
     outcomes = shell.run(stmts, cwd, environment(), TIMEOUT_S)
     for stmt, outcome in zip(stmts, outcomes, strict=False):
@@ -140,7 +151,7 @@ def check_problem(doc: dict, where: str) -> None:
         assert error["msg"] in doc["detail"], f"{where}: the detail leaves out {error['msg']!r}"
 
 
-def check_document(block: Block, request: pytest.FixtureRequest, cwd: Path) -> None:
+def check_document(block: Block, request: pytest.FixtureRequest) -> None:
     doc = json.loads(block.code) if block.lang == "json" else yaml.safe_load(block.code)
     assert isinstance(doc, dict), f"{block.where}: expected a JSON/YAML object"
     if "ops" in doc:
@@ -154,7 +165,7 @@ def check_document(block: Block, request: pytest.FixtureRequest, cwd: Path) -> N
 PROMQL_SELECTOR = re.compile(r"\b(augsvc_\w+)(?:\{([^}]*)\})?")
 
 
-def check_promql(block: Block, request: pytest.FixtureRequest, cwd: Path) -> None:
+def check_promql(block: Block, request: pytest.FixtureRequest) -> None:
     server = request.getfixturevalue("readme_server")
     text = httpx.get(f"{server.url}/metrics", timeout=30).text
     labels: dict[str, set[str]] = {}
@@ -186,7 +197,7 @@ def test_markers_are_well_formed_and_each_sits_on_a_code_block():
 
 @pytest.mark.parametrize("block", CODE, ids=block_ids(CODE))
 @pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")  # CI's few cores
-def test_readme_block(block: Block, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+def test_readme_block(block: Block, request: pytest.FixtureRequest) -> None:
     if block.skip is not None:
         pytest.skip(f"{block.where} is marked: {block.skip}")
     runner = RUNNERS.get(block.kind)
@@ -196,7 +207,7 @@ def test_readme_block(block: Block, request: pytest.FixtureRequest, tmp_path: Pa
             f"cannot run. Fence it as one of {', '.join(sorted(KINDS))}, or mark "
             "it <!-- readme-test: skip (why) --> on the line before the fence."
         )
-    runner(block, request, tmp_path)
+    runner(block, request)
 
 
 STARTUP = [b for b in TEXT if b.code.startswith("augsvc listening on")]

@@ -109,6 +109,18 @@ def test_an_undefined_name_nobody_provides_is_named():
         run("x = torch.zeros(1)\n")
 
 
+def test_blocks_of_one_readme_share_a_session_and_data_is_never_provided():
+    """A later block sees what an earlier one defined, as in a reader's session; a name
+    no block defines and a reader's code would not (a data set, a step) fails."""
+    session: dict = {}
+    run_example("def train_step(a):\n    return a + 1\nn = 2\n", "DOC.md", Path("DOC.md"), 1,
+                session)  # fmt: skip
+    run_example("assert train_step(n) == 3\n", "DOC.md", Path("DOC.md"), 5, session)
+    for name in ("train_step", "dataset", "my_dataset"):
+        with pytest.raises(LookupError, match=f"uses {name} without defining it"):
+            run(f"{name}\n")
+
+
 # --- blocks and markers ------------------------------------------------------------------
 
 DOC = """\

@@ -25,7 +25,10 @@ RECIPE = {
         {"op": "random_resized_crop", "size": [32, 40], "scale": [0.6, 1.0]},
         {"op": "hflip", "p": 0.5},
         {"op": "color_jitter", "brightness": 0.2},
-    ]
+    ],
+    # The digest seeds the draws; the overlap bounds below were set on the draws this
+    # recipe had while auto was the default channel count, so it names auto.
+    "output": {"channels": "auto"},
 }
 
 

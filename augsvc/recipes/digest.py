@@ -12,14 +12,20 @@ import hashlib
 import json
 from typing import Any
 
-from augsvc.recipes.schema import Recipe
+from augsvc.recipes.schema import Recipe, parse_recipe
 
 DIGEST_PREFIX = "sha256:"
+
+#: What ``output.channels`` meant before 3 became the default. A canonical document
+#: always names its channels, so this only reads a stored document that does not.
+STORED_CHANNELS_DEFAULT = "auto"
 
 
 def canonical_document(recipe: Recipe) -> dict[str, Any]:
     """The ``targets`` block appears only when given, so recipes without it keep the
-    digest (and so the samples) they had before it existed."""
+    digest (and so the samples) they had before it existed. Every output option,
+    ``channels`` included, is always written out: a default that changes can never
+    change what a stored record means."""
     document = recipe.model_dump(mode="json")
     if document.get("targets") is None:
         document.pop("targets", None)
@@ -35,3 +41,19 @@ def canonical_json(recipe: Recipe) -> bytes:
 def digest(recipe: Recipe) -> str:
     """``sha256:<hex>`` of the canonical JSON."""
     return DIGEST_PREFIX + hashlib.sha256(canonical_json(recipe)).hexdigest()
+
+
+def stored_recipe(document: Any) -> Recipe:
+    """A recipe read back from the store, as it meant when it was stored.
+
+    A document the store holds was canonical when written, so it names its
+    ``output.channels``; one that does not (written by hand into the store, or by a
+    canonical form that left defaults out) was written while ``auto`` was the default,
+    and its digest pinned ``auto``, so it is read as ``auto``, never as today's default.
+    """
+    if isinstance(document, dict):
+        output = document.get("output", {})
+        if isinstance(output, dict) and "channels" not in output:
+            output = {**output, "channels": STORED_CHANNELS_DEFAULT}
+            document = {**document, "output": output}
+    return parse_recipe(document)

@@ -44,12 +44,15 @@ class OutputOptions(BaseModel):
         "((0 - mean)/std, (1 - mean)/std) per channel.",
     )
     channels: Literal["auto", 1, 3, 4] = Field(
-        default="auto",
-        description="auto: each sample keeps its own channel count (1, 3 or 4), whatever "
-        "its batch-mates; a safetensors response or stream frame then needs one count "
-        "across the batch (422 naming output.channels otherwise). 1, 3 or 4: every "
-        "sample is converted (grey replicated, alpha dropped or made opaque, colour to "
-        "ITU-R 601 luma).",
+        default=3,
+        description="3 (the default): every sample leaves as RGB (grey replicated, alpha "
+        "dropped), so a folder that mixes grey, colour and RGBA files streams as one "
+        "tensor, as torchvision's ImageFolder loader hands it over. 1 or 4: every sample "
+        "converted to that count (colour to ITU-R 601 luma, alpha made opaque). auto: "
+        "each sample keeps its own channel count (1, 3 or 4), whatever its batch-mates; "
+        "a safetensors response or stream frame then needs one count across the batch "
+        "(422 naming output.channels otherwise). Records stored while auto was the "
+        "default name auto in their canonical form and keep it.",
     )
     interpolation: Literal["bilinear", "nearest", "bicubic"] = "bilinear"
     padding_mode: Literal["constant", "border", "reflection"] = Field(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from augsvc.engine import Plan, compile_plan
 from augsvc.errors import StoreUnavailable
-from augsvc.recipes import Recipe, RecipeRef, digest, parse_recipe, parse_ref
+from augsvc.recipes import Recipe, RecipeRef, digest, parse_recipe, parse_ref, stored_recipe
 from augsvc.service.lru import LRU
 from augsvc.store import RecipeStore, StoredRecipe
 
@@ -116,6 +116,6 @@ class RecipeResolver:
 
     def _compile(self, stored: StoredRecipe) -> Resolved:
         plan = self._plans.cached(stored.digest) or self._plans.plan_for(
-            parse_recipe(stored.document)
+            stored_recipe(stored.document)
         )
         return Resolved(plan=plan, name=stored.name, version=stored.version)

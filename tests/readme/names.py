@@ -1,5 +1,7 @@
 """Names the README's Python examples use without defining them, as a reader's own
-training code would: a data set, a model, a loss, a training step.
+training code would: a model, a loss, a batch of it, a number of epochs. Data the
+examples read (files, datasets, recipes) is never provided here: it is shipped in
+``examples/`` or made by a block above.
 
 Only the names an example reads and never binds are built (see pyclaims.free_names),
 so an example that uses a name listed nowhere fails, naming it.
@@ -9,25 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-
-
-def _dataset() -> list[tuple[Any, int]]:
-    """Eight (HWC uint8 photo, label) pairs of two sizes: what augment_iter takes."""
-    from tests.photos import photo_batch
-
-    small, large = photo_batch(4, 48, 64), photo_batch(4, 60, 80)
-    images = [img.permute(1, 2, 0).numpy() for img in (*small, *large)]
-    return [(image, i % 3) for i, image in enumerate(images)]
-
-
-def _train_step() -> Callable[[Any, Any], None]:
-    def train_step(images: Any, labels: Any) -> None:
-        """Checks what every training step relies on: a batch of images with a label each."""
-        assert labels is not None, "a training batch without labels"
-        assert len(images) == len(labels) > 0, (len(images), len(labels))
-        assert images.ndim == 4, images.shape
-
-    return train_step
 
 
 def _model() -> Any:
@@ -59,9 +42,6 @@ def _y() -> Any:
 
 
 PROVIDED: dict[str, Callable[[], Any]] = {
-    "dataset": _dataset,
-    "my_dataset": _dataset,
-    "train_step": _train_step,
     "model": _model,
     "criterion": _criterion,
     "x": _x,

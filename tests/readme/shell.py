@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import re
 import subprocess
+import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,8 +130,7 @@ def script(stmts: list[Statement], outdir: Path) -> str:
 
 def run(stmts: list[Statement], cwd: Path, env: dict[str, str], timeout: float) -> list[Outcome]:
     """Run the statements in ``cwd``; one Outcome per statement that ran."""
-    outdir = cwd / ".readme-test"
-    outdir.mkdir()
+    outdir = Path(tempfile.mkdtemp(prefix=".readme-test-", dir=cwd))  # one per block
     subprocess.run(
         ["bash", "--noprofile", "--norc", "-c", script(stmts, outdir)],
         cwd=cwd, env=env, timeout=timeout, check=False,

@@ -21,7 +21,11 @@ from tests.sdk_integration.keys import ADMIN_KEY
 
 pytestmark = pytest.mark.slow
 
-GEOMETRY = {"ops": [{"op": "rotate", "degrees": 15}, {"op": "hflip"}]}  # keeps each size
+#: Keeps each size and channel count.
+GEOMETRY = {
+    "ops": [{"op": "rotate", "degrees": 15}, {"op": "hflip"}],
+    "output": {"channels": "auto"},
+}
 FIXED = {
     "ops": [{"op": "rotate", "degrees": 15}, {"op": "resize", "size": [16, 20]}],
     "output": {"channels": 3},

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from . import request
-from .arrays import Output
+from .arrays import Output, check_output
 from .batches import AugmentedBatch, StreamBatch
 from .client import DEFAULT_TIMEOUT, auth_headers, connection, transport_error
 from .errors import AugsvcError, TransportError
@@ -213,6 +213,7 @@ class AsyncClient:
         output: Output = "numpy",
         mix: Mapping[str, Any] | None = None,
     ) -> AsyncIterator[StreamBatch]:
+        check_output(output)
         cursor = StreamCursor(
             dataset, recipe, seed, epoch, batch_size, rank, world_size, start, drop_last,
             mix=mix,

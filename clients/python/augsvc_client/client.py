@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from . import request
-from .arrays import Output
+from .arrays import Output, check_output
 from .batches import AugmentedBatch, StreamBatch
 from .errors import AugsvcError, TransportError
 from .pipeline import (
@@ -283,6 +283,7 @@ class Client:
         (``mixup_alpha``, ``cutmix_alpha``, ``cutmix_minmax``, ``mix_prob``,
         ``switch_prob``, ``correct_lam``, ``label_smoothing``, ``num_classes``): each
         batch then carries ``targets`` (soft targets), ``lam`` and ``partners``."""
+        check_output(output)
         cursor = StreamCursor(
             dataset, recipe, seed, epoch, batch_size, rank, world_size, start, drop_last,
             mix=mix,

@@ -19,7 +19,7 @@ import httpx
 import numpy as np
 
 from .archives import read_png_zip
-from .arrays import Output, convert
+from .arrays import Output, check_output, convert
 from .batches import AugmentedBatch
 from .errors import AugsvcError, from_problem
 from .inputs import prepare_images
@@ -270,6 +270,7 @@ def augment(
     go as files then."""
     if output not in ("numpy", "torch", "list"):
         raise ValueError(f"output must be 'numpy', 'torch' or 'list', got {output!r}")
+    check_output(output)
     if output == "list" and (return_params or targets is not None):
         raise ValueError(
             "return_params and targets need a tensor answer: use output='numpy' or 'torch'"

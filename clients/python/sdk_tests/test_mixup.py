@@ -61,6 +61,10 @@ def test_every_row_is_the_reported_blend_or_paste(mix, batch, num_classes):
     out, soft = mixup(x, labels, keys)
     p = mixup.params(keys, x.shape[-2:])
     assert torch.equal(x, before)  # the input is left alone
+    if x.dtype == torch.uint8:  # mixed as float32 in [0, 1], what a model takes
+        assert out.dtype == torch.float32 and out.min() >= 0 and out.max() <= 1
+        x = x.float() / 255
+    assert out.dtype == x.dtype
     n, _, h, w = x.shape
     assert (p.partner == np.arange(n)[::-1]).all()
     for i in range(n):
@@ -73,13 +77,10 @@ def test_every_row_is_the_reported_blend_or_paste(mix, batch, num_classes):
             assert torch.equal(out[i], torch.where(inside, b, a))
             if mix["correct_lam"] or mix["cutmix_minmax"]:
                 assert lam == 1.0 - (y1 - y0) * (x1 - x0) / (h * w)
-        elif x.dtype.is_floating_point:
+        else:
             w_a = torch.tensor(lam, dtype=torch.float64).to(x.dtype)
             w_b = torch.tensor(1.0 - lam, dtype=torch.float64).to(x.dtype)
             assert torch.equal(out[i], a * w_a + b * w_b)  # bit for bit
-        else:
-            exact = lam * a.double() + (1.0 - lam) * b.double()
-            assert (out[i].double() - exact).abs().max() <= 0.5 + 1e-4
         if not p.applied[i]:
             assert lam == 1.0 and torch.equal(out[i], a)
     # soft targets: lam on the own label, 1 - lam on the partner's, smoothing everywhere
@@ -308,3 +309,36 @@ def test_cuda_mixes_exactly_as_cpu(dtype):
     gpu = mixup(x.cuda(), labels.cuda(), torch.arange(64).cuda())
     assert torch.equal(cpu[0], gpu[0].cpu())
     assert torch.equal(cpu[1], gpu[1].cpu())
+
+
+def test_the_documented_training_step_runs_a_conv_model_on_uint8_batches():
+    """The README's step on the uint8 batches the service answers: ``model(mixed)`` runs
+    (a uint8 batch would meet float weights), the mixed batch is what the same batch
+    scaled to [0, 1] mixes to, and steps on the loss lower it."""
+    from augsvc_client.regularization import WeightPenalty
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 6, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(2),
+        torch.nn.Flatten(), torch.nn.Linear(24, 3),
+    )  # fmt: skip
+    x = torch.randint(0, 256, (8, 3, 16, 16), generator=torch.Generator().manual_seed(3),
+                      dtype=torch.uint8)  # fmt: skip
+    y = torch.arange(8) % 3
+    mixup = Mixup(0.8, 1.0, mode="elem", label_smoothing=0.1, num_classes=3, seed=7)
+    mixed, targets = mixup(x, y, keys=range(8))
+    assert mixed.dtype == torch.float32 and mixed.shape == x.shape
+    assert torch.equal(mixed, mixup(x.float() / 255, y, keys=range(8))[0])
+    penalty = WeightPenalty(model, l2=1e-4)
+    loss_fn = SoftTargetCrossEntropy()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    losses = []
+    for _ in range(30):
+        loss = loss_fn(model(mixed), targets) + penalty()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert all(math.isfinite(v) for v in losses)
+    assert model[0].weight.grad.abs().sum() > 0  # the gradient reached the convolution
+    assert losses[-1] < losses[0] - 0.01, losses

@@ -65,8 +65,11 @@ class Mixup:
     keys or dataset indices a stream sent, combined with the epoch), never from a global
     RNG, so the same (seed, keys) mix the same way on every run, machine and device -
     and in ``"elem"`` mode, sample by sample as the server mixes a stream. Works on CPU
-    and CUDA tensors, float (blended in the input's dtype) and uint8 (blended in
-    float32, rounded). Odd batches are allowed except in ``"pair"`` mode (the middle row
+    and CUDA tensors. Float input is blended in its own dtype; uint8 input (what the
+    service answers by default) is first scaled to float32 in [0, 1] (``x / 255``, as
+    torchvision's ``ToTensor`` does) and the mixed batch is float32 in [0, 1]: the batch
+    a model takes, and a blend kept at full precision instead of rounded back to 256
+    levels. Odd batches are allowed except in ``"pair"`` mode (the middle row
     of a flipped odd batch is its own partner). ``mixup_enabled = False`` turns it off.
     """
 
@@ -147,9 +150,12 @@ class Mixup:
         self, x: torch.Tensor, target: torch.Tensor, keys: Any
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mix ``x`` (N, C, H, W) and integer ``target`` (N,): (mixed batch, soft targets
-        (N, num_classes) float32). ``x`` is not modified; a new tensor is returned."""
+        (N, num_classes) float32). ``x`` is not modified; a new tensor is returned, in
+        ``x``'s dtype when it is floating point, float32 in [0, 1] when it is uint8, so
+        ``model(mixed)`` works on the service's uint8 batches as they come."""
         if x.ndim != 4:
             raise ValueError(f"x must be (N, C, H, W), got shape {tuple(x.shape)}")
+        x = unit_float(x)
         if target.shape != (len(x),):
             raise ValueError(f"target must be (N,) integer labels, got {tuple(target.shape)}")
         params = self.params(keys, (x.shape[-2], x.shape[-1]))
@@ -160,6 +166,16 @@ class Mixup:
         soft = mix_targets(target, target.index_select(0, index), params, self.num_classes,
                            self.label_smoothing)  # fmt: skip
         return mixed, soft
+
+
+def unit_float(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images as float32 in [0, 1] (``x / 255``); any other tensor as it is.
+
+    A model's weights are floating point, so a mixed uint8 batch could not be fed to it;
+    scaling first also keeps the blend exact instead of rounded to a grey level."""
+    if x.dtype != torch.uint8:
+        return x
+    return x.to(torch.float32).div_(255.0)
 
 
 def _keys_array(keys: Any) -> np.ndarray:
