@@ -80,3 +80,30 @@ def test_each_preview_tile_is_the_augment_output_at_its_key(server, seed):
     for i in range(n):
         assert np.array_equal(got[i], expected[i]), f"tile {i} differs from key {i}"
     assert not all(np.array_equal(got[0], t) for t in got[1:])  # the keys differ
+
+
+def test_a_phone_photo_previews_at_the_default_n(server):
+    """A 12-megapixel JPEG under a training crop: each tile decodes at the scale its crop
+    needs (1/4 or 1/8), so the default 16 tiles fit; a recipe that keeps every tile at
+    full size is a 413 that says to lower n."""
+    photo = jpeg_bytes(4000, 3000, seed=5)
+    with server.client() as client:
+        crop = {"ops": [{"op": "random_resized_crop", "size": 224}, {"op": "hflip"}]}
+        assert client.put("/v1/recipes/phone-crop", json=crop).status_code == 201
+        full = {"ops": [{"op": "rotate", "degrees": 10}]}
+        assert client.put("/v1/recipes/phone-full", json=full).status_code == 201
+        ok = client.post(
+            "/v1/recipes/phone-crop/preview",
+            content=photo,
+            headers={"Content-Type": "image/jpeg"},
+        )
+        assert ok.status_code == 200, ok.text
+        grid = Image.open(io.BytesIO(ok.content))
+        assert grid.size == (4 * 224 + 5 * 4, 4 * 224 + 5 * 4)  # 16 tiles, 4 columns
+        refused = client.post(
+            "/v1/recipes/phone-full/preview",
+            content=photo,
+            headers={"Content-Type": "image/jpeg"},
+        )
+        assert refused.status_code == 413, refused.text
+        assert "lower n" in refused.json()["detail"]
