@@ -17,6 +17,15 @@ W, H = 50, 40
 RECIPE = {"ops": [{"op": "resize", "size": [16, 16]}]}
 
 
+def start_dataset_server(start_augsvc: Any, root: Path) -> Any:
+    """A server whose datasets lie under ``root``, rendering one frame ahead (so a file
+    broken after the first frame is read after it), with the ``small`` recipe stored."""
+    srv = start_augsvc(AUGSVC_DATA_ROOTS=str(root), AUGSVC_STREAM_PREFETCH="1")
+    with srv.client() as c:
+        assert c.put("/v1/recipes/small", json=RECIPE).status_code == 201
+    return srv
+
+
 def folder(root: Path, n: int = 6) -> Path:
     """An ImageFolder tree of two classes."""
     for i in range(n):

@@ -303,9 +303,12 @@ def _write(folder: Path, document: dict) -> Path:
 
 def _make_serve(*variables: str) -> str:
     run = subprocess.run(
-        ["make", "-n", "serve", *variables], capture_output=True, text=True, timeout=60,
+        ["make", "--no-print-directory", "-n", "serve", *variables],
+        capture_output=True,
+        text=True,
+        timeout=60,
         cwd=ROOT,
-    )  # fmt: skip
+    )  # fmt: skip  (under `make test` a nested make would print the directory it leaves)
     assert run.returncode == 0, run.stderr
     return run.stdout.splitlines()[-1]
 

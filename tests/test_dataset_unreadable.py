@@ -30,10 +30,7 @@ def data_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(start_augsvc, data_root):
-    srv = start_augsvc(AUGSVC_DATA_ROOTS=str(data_root), AUGSVC_STREAM_PREFETCH="1")
-    with srv.client() as c:
-        assert c.put("/v1/recipes/small", json=dataset_files.RECIPE).status_code == 201
-    return srv
+    return dataset_files.start_dataset_server(start_augsvc, data_root)
 
 
 def register(server, name: str, spec: dict) -> dict:
