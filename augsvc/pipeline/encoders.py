@@ -147,10 +147,9 @@ class SafetensorsEncoder(_OneTensor):
 def encoded_files(
     rendered: Rendered, image_format: ImageFormat, name: Callable[[int, int], str]
 ) -> list[tuple[str, bytes]]:
-    """One encoded file per sample (``name(index, key)``), then the targets' files."""
+    """One encoded file per sample (``name(index, key)``), then the targets' files; the
+    encoder's ``check`` refused float outputs before anything was decoded."""
     images = to_host(rendered.result.images)  # one device-to-host copy for the batch
-    if images and images[0].dtype != torch.uint8:
-        raise float_output_problem()
     encode = encode_png if image_format == "png" else encode_jpeg
     keys = rendered.result.keys.tolist()
     files = [(name(i, keys[i]), encode(img)) for i, img in enumerate(images)]
@@ -164,12 +163,9 @@ def encoded_files(
     return files
 
 
-@dataclass(frozen=True)
-class ZipEncoder:
-    """``application/zip``: one PNG or JPEG per sample (``000000.png``...), and the
-    targets' ``targets.json`` and mask PNGs. Samples may differ in size and channels."""
-
-    image_format: ImageFormat = "png"
+class _ImageFiles:
+    """Encoders that write one PNG or JPEG file per sample: uint8 outputs only, of any
+    sizes and channel counts (:func:`encoded_files`)."""
 
     def check(self, plan: Plan) -> None:
         if plan.out_dtype != "uint8":
@@ -177,6 +173,14 @@ class ZipEncoder:
 
     def check_shapes(self, shapes: Sequence[SampleShape]) -> None:
         pass
+
+
+@dataclass(frozen=True)
+class ZipEncoder(_ImageFiles):
+    """``application/zip``: one PNG or JPEG per sample (``000000.png``...), and the
+    targets' ``targets.json`` and mask PNGs. Samples may differ in size and channels."""
+
+    image_format: ImageFormat = "png"
 
     def extra_bytes(self, plan: Plan, shapes: Sequence[SampleShape]) -> int:
         # the encoded files (at worst about the raw size), then the archive joining them
@@ -191,20 +195,13 @@ class ZipEncoder:
 
 
 @dataclass
-class FilesEncoder:
+class FilesEncoder(_ImageFiles):
     """Files on disk (``augsvc augment``): one PNG per sample named by ``name(index,
     key)``; :meth:`encode` keeps them in :attr:`files` for the caller to write."""
 
     image_format: ImageFormat
     name: Callable[[int, int], str] = field(repr=False)
     files: list[tuple[str, bytes]] = field(default_factory=list)
-
-    def check(self, plan: Plan) -> None:
-        if plan.out_dtype != "uint8":
-            raise float_output_problem()
-
-    def check_shapes(self, shapes: Sequence[SampleShape]) -> None:
-        pass
 
     def extra_bytes(self, plan: Plan, shapes: Sequence[SampleShape]) -> int:
         return output_bytes(plan, shapes) + PER_SAMPLE_BYTES * len(shapes)
